@@ -1,0 +1,92 @@
+"""User errors and internal errors, kept apart.
+
+A `UserError` is something the user can fix (a bad model, data file or flag). It carries a
+location and renders as ``FILE:LINE:COL: error: MESSAGE`` followed by the source line and a
+caret. The command line prints it and exits with status 1. Anything else that escapes is an
+internal bug (exit status 2) and is reported as such.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source text: 1-based line and column of its start, 0-based offsets."""
+
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+    start: int = 0
+    end: int = 0
+
+
+NO_SPAN = Span(0, 0)
+
+
+class Source:
+    """A named source text, so errors can quote the offending line."""
+
+    def __init__(self, name: str, text: str):
+        self.name = name
+        self.text = text
+        self.lines = text.splitlines()
+
+    def line(self, n: int) -> str | None:
+        if 1 <= n <= len(self.lines):
+            return self.lines[n - 1]
+        return None
+
+
+class UserError(Exception):
+    """An error the user caused and can fix; rendered with file, line, column and caret."""
+
+    def __init__(self, message: str, span: Span | None = None, source: Source | None = None,
+                 file: str | None = None, notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.source = source
+        self.file = file
+        self.notes = notes
+
+    def with_source(self, source: Source) -> "UserError":
+        if self.source is None and self.file is None:
+            self.source = source
+        return self
+
+    def render(self) -> str:
+        name = self.source.name if self.source is not None else (self.file or "ebmlang")
+        span = self.span
+        if span is not None and span.line > 0:
+            head = f"{name}:{span.line}:{span.col}: error: {self.message}"
+        else:
+            head = f"{name}: error: {self.message}"
+        out = [head]
+        if self.source is not None and span is not None and span.line > 0:
+            text = self.source.line(span.line)
+            if text is not None:
+                width = 1
+                if span.end_line == span.line and span.end_col > span.col:
+                    width = span.end_col - span.col
+                prefix = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+                out.append(f"    {text}")
+                out.append(f"    {prefix}{'^' * width}")
+        out.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class InternalError(Exception):
+    """A bug in ebmlang, never the user's fault."""
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """' (did you mean 'x'?)' when a candidate is close to `name`, else ''."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
