@@ -1,0 +1,309 @@
+"""Phase 2: AST -> checked declarations. Names resolved, consts evaluated, domains and index
+spaces built. Factor and stat expressions are checked later, when they are grounded."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import ast as A
+from .csvio import read_set_csv
+from .errors import Source, Span, UserError, did_you_mean
+from .exprs import FUNCTIONS, StaticEnv, eval_int, eval_number
+from .space import Space, RangeDecl, build_space
+
+MAX_DOMAIN = 4096  # values a finite domain may have for Gibbs enumeration
+
+
+@dataclass(frozen=True)
+class Domain:
+    kind: str                       # bool | spin | cat | range | set | real
+    values: np.ndarray | None       # sorted values of a finite domain
+    text: str
+
+    @property
+    def finite(self) -> bool:
+        return self.values is not None
+
+    @property
+    def size(self) -> int:
+        return len(self.values) if self.values is not None else 0
+
+    @property
+    def integer(self) -> bool:
+        return self.values is not None and bool(np.all(self.values == np.round(self.values)))
+
+
+@dataclass
+class VarFamily:
+    name: str
+    kind: str          # var | latent | input
+    domain: Domain
+    space: Space
+    offset: int        # first position in the state vector
+    span: Span
+
+    @property
+    def sampled(self) -> bool:
+        return self.kind != "input"
+
+
+@dataclass
+class ParamFamily:
+    name: str
+    space: Space
+    init: A.Expr
+    offset: int        # first position in the flat parameter vector
+    span: Span
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.space.shape)) if self.space.shape else 1
+
+
+@dataclass
+class StatDecl:
+    name: str
+    index: A.Index | None
+    space: Space
+    expr: A.Expr
+    span: Span
+
+
+@dataclass
+class FactorDecl:
+    name: str
+    kind: str          # factor | energy
+    index: A.Index | None
+    expr: A.Expr
+    span: Span
+
+
+@dataclass
+class SamplerDecl:
+    name: str
+    method: str
+    args: dict
+    span: Span
+
+
+@dataclass
+class CheckedModel:
+    name: str
+    source: Source
+    consts: dict[str, float]
+    ranges: dict[str, RangeDecl]
+    sets: dict[str, np.ndarray]
+    vars: dict[str, VarFamily]
+    params: dict[str, ParamFamily]
+    stats: dict[str, StatDecl]
+    factors: list[FactorDecl]
+    samplers: dict[str, SamplerDecl]
+    n_state: int
+    n_theta: int
+    kinds: dict[str, str] = field(default_factory=dict)  # every declared name -> its kind
+
+    def env(self, what: str = "here") -> StaticEnv:
+        others = {k: v for k, v in self.kinds.items() if k not in self.consts}
+        return StaticEnv(self.consts, None, others, what)
+
+
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def parse_override(text: str) -> tuple[str, float]:
+    """`NAME=VALUE` from --set; VALUE must be a plain number (never evaluated)."""
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UserError(f"--set expects NAME=VALUE, got '{text}'")
+    if not _NUMBER.match(value):
+        raise UserError(f"--set {name}: '{value}' is not a number")
+    number = float(value)
+    return name, int(number) if number == int(number) and "." not in value and "e" not in value.lower() else number
+
+
+_KIND_OF = {A.ConstStmt: "const", A.RangeStmt: "range", A.SetStmt: "set",
+            A.DomainStmt: "domain", A.ParamStmt: "param", A.StatStmt: "stat"}
+
+
+def _declared(program: A.Program) -> dict[str, tuple[str, A.Stmt]]:
+    names: dict[str, tuple[str, A.Stmt]] = {}
+    for i, st in enumerate(program.stmts):
+        if isinstance(st, A.ModelStmt):
+            if i != 0:
+                raise UserError("'model NAME' must be the first statement", st.span)
+            continue
+        if isinstance(st, A.SamplerStmt):
+            continue
+        kind = st.kind if isinstance(st, (A.VarStmt, A.FactorStmt)) else _KIND_OF[type(st)]
+        if st.name in FUNCTIONS or st.name in ("normal", "uniform"):
+            raise UserError(f"'{st.name}' is a built-in function and cannot be declared", st.span)
+        if st.name in names:
+            prev = names[st.name][1].span
+            raise UserError(f"'{st.name}' is already declared (as a {names[st.name][0]} on line "
+                            f"{prev.line})", st.span)
+        names[st.name] = (kind, st)
+    return names
+
+
+def _eval_consts(program, kinds, overrides, source) -> dict[str, float]:
+    consts: dict[str, float] = {}
+    for name in overrides:
+        if name not in kinds or kinds[name][0] != "const":
+            if name in kinds:
+                raise UserError(f"--set {name}: '{name}' is a {kinds[name][0]}, not a const")
+            consts_known = [n for n, (k, _) in kinds.items() if k == "const"]
+            raise UserError(f"--set {name}: the model has no const named '{name}'"
+                            f"{did_you_mean(name, consts_known)}")
+    others = {n: k for n, (k, _) in kinds.items() if k != "const"}
+    for st in program.stmts:
+        if isinstance(st, A.ConstStmt):
+            if st.name in overrides:
+                consts[st.name] = overrides[st.name]
+            else:
+                env = StaticEnv(consts, None, others, "in a const")
+                v = eval_number(st.expr, env)
+                consts[st.name] = int(v) if v == int(v) and _is_int_expr(st.expr, consts) else v
+    return consts
+
+
+def _is_int_expr(e: A.Expr, consts) -> bool:
+    if isinstance(e, A.Num):
+        return e.is_int
+    if isinstance(e, A.Name):
+        return isinstance(consts.get(e.name), int)
+    if isinstance(e, A.Unary):
+        return e.op == "-" and _is_int_expr(e.operand, consts)
+    if isinstance(e, A.BinOp) and e.op in ("+", "-", "*", "%"):
+        return _is_int_expr(e.left, consts) and _is_int_expr(e.right, consts)
+    return False
+
+
+def _domain(d: A.Domain, env: StaticEnv, domains: dict[str, Domain]) -> Domain:
+    if isinstance(d, A.DomBool):
+        return Domain("bool", np.array([0.0, 1.0]), "bool")
+    if isinstance(d, A.DomSpin):
+        return Domain("spin", np.array([-1.0, 1.0]), "spin")
+    if isinstance(d, A.DomReal):
+        return Domain("real", None, "real")
+    if isinstance(d, A.DomName):
+        if d.name not in domains:
+            raise UserError(f"unknown domain '{d.name}'"
+                            f"{did_you_mean(d.name, list(domains) + ['bool', 'spin', 'real'])}",
+                            d.span)
+        return domains[d.name]
+    if isinstance(d, A.DomCat):
+        k = eval_int(d.k, env)
+        if k < 1:
+            raise UserError(f"cat(K) needs K >= 1, got {k}", d.span)
+        values = np.arange(k, dtype=float)
+        text = f"cat({k})"
+    elif isinstance(d, A.DomRange):
+        lo, hi = eval_int(d.lo, env), eval_int(d.hi, env)
+        if hi < lo:
+            raise UserError(f"empty domain {lo}..{hi}", d.span)
+        if hi - lo + 1 > MAX_DOMAIN:
+            raise UserError(f"domain {lo}..{hi} has {hi - lo + 1:,} values; finite domains may "
+                            f"have at most {MAX_DOMAIN}", d.span)
+        values = np.arange(lo, hi + 1, dtype=float)
+        text = f"{lo}..{hi}"
+    else:
+        raw = [eval_number(v, env) for v in d.values]
+        if len(set(raw)) != len(raw):
+            raise UserError("a domain lists the same value twice", d.span)
+        values = np.array(sorted(raw), dtype=float)
+        text = "{" + ", ".join(f"{v:g}" for v in values) + "}"
+        return Domain("set", values, text)
+    if len(values) > MAX_DOMAIN:
+        raise UserError(f"domain has {len(values):,} values; at most {MAX_DOMAIN}", d.span)
+    return Domain(type(d).__name__[3:].lower(), values, text)
+
+
+def _index_text(source: Source, index: A.Index | None) -> str:
+    if index is None or index.span.end <= index.span.start:
+        return ""
+    return " ".join(source.text[index.span.start:index.span.end].split())
+
+
+def _load_set(st: A.SetStmt, base: Path) -> np.ndarray:
+    path = (base / st.path) if not Path(st.path).is_absolute() else Path(st.path)
+    if not path.exists():
+        raise UserError(f"set file '{st.path}' not found (looked in {path.parent})", st.path_span)
+    return read_set_csv(str(path))
+
+
+def check(program: A.Program, source: Source, base: Path,
+          overrides: dict[str, float] | None = None) -> CheckedModel:
+    """Resolve and evaluate the declarations of a parsed model."""
+    overrides = dict(overrides or {})
+    decls = _declared(program)
+    kinds = {n: k for n, (k, _) in decls.items()}
+    consts = _eval_consts(program, decls, overrides, source)
+    others = {n: k for n, k in kinds.items() if k != "const"}
+    env = StaticEnv(consts, None, others, "here")
+    model = CheckedModel(
+        name=next((s.name for s in program.stmts if isinstance(s, A.ModelStmt)),
+                  Path(source.name).stem), source=source, consts=consts, ranges={}, sets={},
+        vars={}, params={}, stats={}, factors=[], samplers={}, n_state=0, n_theta=0, kinds=kinds)
+    domains: dict[str, Domain] = {}
+    for st in program.stmts:
+        if isinstance(st, A.RangeStmt):
+            model.ranges[st.name] = RangeDecl(st.name, eval_int(st.lo, env), eval_int(st.hi, env))
+        elif isinstance(st, A.SetStmt):
+            model.sets[st.name] = _load_set(st, base)
+        elif isinstance(st, A.DomainStmt):
+            domains[st.name] = _domain(st.domain, env, domains)
+    for st in program.stmts:
+        if isinstance(st, (A.VarStmt, A.ParamStmt, A.StatStmt)):
+            text = _index_text(source, st.index)
+            space = build_space(st.index, env, model.ranges, model.sets, f"'{st.name}'", text)
+            if space.size == 0:
+                raise UserError(f"'{st.name}' has no elements: its index is empty", st.span)
+        if isinstance(st, A.VarStmt):
+            dom = _domain(st.domain, env, domains)
+            model.vars[st.name] = VarFamily(st.name, st.kind, dom, space, model.n_state, st.span)
+            model.n_state += space.size
+        elif isinstance(st, A.ParamStmt):
+            p = ParamFamily(st.name, space, st.init, model.n_theta, st.span)
+            model.params[st.name] = p
+            model.n_theta += p.size
+        elif isinstance(st, A.StatStmt):
+            model.stats[st.name] = StatDecl(st.name, st.index, space, st.expr, st.span)
+        elif isinstance(st, A.FactorStmt):
+            model.factors.append(FactorDecl(st.name, st.kind, st.index, st.expr, st.span))
+        elif isinstance(st, A.SamplerStmt):
+            model.samplers[st.name] = _sampler(st, model, env)
+    if not any(v.sampled for v in model.vars.values()):
+        raise UserError("the model declares no random variables (var or latent)",
+                        program.stmts[0].span if program.stmts else None)
+    return model
+
+
+SAMPLERS = {"gibbs": ()}
+
+
+def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerDecl:
+    fam = model.vars.get(st.name)
+    if fam is None:
+        known = [n for n, v in model.vars.items() if v.sampled]
+        raise UserError(f"sampler for unknown variable '{st.name}'{did_you_mean(st.name, known)}",
+                        st.span)
+    if not fam.sampled:
+        raise UserError(f"'{st.name}' is an input: it is given, never sampled", st.span)
+    if st.name in model.samplers:
+        raise UserError(f"a sampler for '{st.name}' is already given", st.span)
+    if st.method == "mh":
+        raise UserError("sampler 'mh' is not available yet (it comes with real-valued variables);"
+                        " use gibbs", st.span)
+    if st.method not in SAMPLERS:
+        raise UserError(f"unknown sampler '{st.method}'{did_you_mean(st.method, SAMPLERS)};"
+                        f" available: {', '.join(SAMPLERS)}", st.span)
+    args = {k: eval_number(v, env) for k, v in st.args}
+    for k in args:
+        if k not in SAMPLERS[st.method]:
+            raise UserError(f"sampler '{st.method}' takes no argument '{k}'", st.span)
+    return SamplerDecl(st.name, st.method, args, st.span)

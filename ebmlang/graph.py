@@ -1,0 +1,173 @@
+"""Phase 4: the factor graph, Markov blankets and blocks.
+
+Family level: a networkx graph whose nodes are variable families and factor terms, each edge
+carrying the index map of one read (`s[i, (j + 1) % L]`). Ground level: numpy arrays of the
+pairs of variables that share a factor instance. Blocks are sets of variables that share no
+factor, so one Gibbs step can update a whole block at once: families that never meet themselves
+are coloured at the family level (the RBM's {v} and {h}); a family that meets itself is split by
+a colouring of its ground graph, a structured one when an index parity works (the Ising
+checkerboard), otherwise networkx's greedy colouring.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from .check import CheckedModel
+from .errors import UserError
+from .lower import Term
+from .printing import expr_text
+
+MAX_GREEDY = 2_000_000  # ground variables of one family we colour greedily
+
+
+@dataclass
+class BlockPart:
+    family: str
+    ids: np.ndarray          # global state positions updated in this block
+
+
+@dataclass
+class Block:
+    parts: list[BlockPart]
+    label: str
+
+    @property
+    def size(self) -> int:
+        return sum(len(p.ids) for p in self.parts)
+
+
+@dataclass
+class Graph:
+    nx: nx.MultiGraph
+    edges: np.ndarray            # (E, 2) unique unordered pairs of sampled ground variables
+    family_of: np.ndarray        # (n_state,) family number of each ground variable
+    blocks: list[Block]
+    colouring: dict[str, str]    # family -> how it was coloured
+
+
+def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
+    fams = list(model.vars)
+    family_of = np.empty(model.n_state, np.int64)
+    for k, f in enumerate(model.vars.values()):
+        family_of[f.offset:f.offset + f.space.size] = k
+    g = nx.MultiGraph()
+    for f in model.vars.values():
+        g.add_node(("var", f.name), kind=f.kind, domain=f.domain.text, size=f.space.size)
+    for t in terms:
+        node = ("factor", t.owner, t.number)
+        g.add_node(node, size=t.size, sign=t.sign)
+        for r in t.reads:
+            g.add_edge(node, ("var", r.family), read=expr_text(r.node))
+    edges = _ground_edges(model, terms)
+    blocks, colouring = _blocks(model, edges, family_of, fams)
+    return Graph(g, edges, family_of, blocks, colouring)
+
+
+def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
+    sampled = np.zeros(model.n_state, bool)
+    for f in model.vars.values():
+        if f.sampled:
+            sampled[f.offset:f.offset + f.space.size] = True
+    chunks = []
+    for t in terms:
+        ids = [r.ids for r in t.reads if sampled[r.ids[0]]] if t.size else []
+        for a, b in itertools.combinations(ids, 2):
+            keep = a != b
+            pair = np.sort(np.column_stack([a[keep], b[keep]]), axis=1)
+            chunks.append(pair)
+    if not chunks:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.concatenate(chunks), axis=0)
+
+
+def blanket_sizes(graph: Graph, model: CheckedModel) -> dict[str, tuple[int, int]]:
+    """Smallest and largest ground Markov blanket (sampled neighbours) in each family."""
+    deg = np.bincount(graph.edges.ravel(), minlength=model.n_state)
+    out = {}
+    for f in model.vars.values():
+        d = deg[f.offset:f.offset + f.space.size]
+        out[f.name] = (int(d.min()), int(d.max())) if len(d) else (0, 0)
+    return out
+
+
+def _structured(space, local_edges) -> tuple[np.ndarray, str] | None:
+    """A parity colouring of the family's index tuples, if one separates all neighbours."""
+    tup = space.tuples
+    names = space.names
+    candidates = []
+    if tup.shape[1]:
+        candidates.append((tup.sum(axis=1) % 2, f"({' + '.join(names)}) % 2" if len(names) > 1
+                           else f"{names[0]} % 2"))
+        for k in range(tup.shape[1]):
+            candidates.append((tup[:, k] % 2, f"{names[k]} % 2"))
+        if tup.shape[1] > 1:
+            candidates.append((tup.sum(axis=1) % 3, f"({' + '.join(names)}) % 3"))
+    for colour, text in candidates:
+        if np.all(colour[local_edges[:, 0]] != colour[local_edges[:, 1]]):
+            return colour, text
+    return None
+
+
+def _greedy(n: int, local_edges: np.ndarray, name: str) -> np.ndarray:
+    if n > MAX_GREEDY:
+        raise UserError(f"'{name}' has {n:,} variables that meet each other irregularly; "
+                        f"colouring more than {MAX_GREEDY:,} is not supported")
+    h = nx.Graph()
+    h.add_nodes_from(range(n))
+    h.add_edges_from(local_edges.tolist())
+    col = nx.greedy_color(h, strategy="largest_first")
+    return np.array([col[i] for i in range(n)], np.int64)
+
+
+def _blocks(model, edges, family_of, fams):
+    fam_idx = {f: k for k, f in enumerate(fams)}
+    ef = family_of[edges] if len(edges) else np.zeros((0, 2), np.int64)
+    same = ef[:, 0] == ef[:, 1] if len(edges) else np.zeros(0, bool)
+    sampled = [f for f in fams if model.vars[f].sampled]
+    selfish = {fams[k] for k in np.unique(ef[same, 0])}
+    fg = nx.Graph()
+    fg.add_nodes_from(f for f in sampled if f not in selfish)
+    for a, b in np.unique(ef[~same], axis=0) if len(ef) else []:
+        if fams[a] in fg and fams[b] in fg:
+            fg.add_edge(fams[a], fams[b])
+    blocks, colouring = [], {}
+    if len(fg):
+        col = nx.greedy_color(fg, strategy="largest_first")
+        groups: dict[int, list[str]] = {}
+        for f in sampled:
+            if f in col:
+                groups.setdefault(col[f], []).append(f)
+        for c in sorted(groups):
+            parts = [_part(model, f, None) for f in groups[c]]
+            blocks.append(Block(parts, "{" + ", ".join(groups[c]) + "}"))
+            for f in groups[c]:
+                colouring[f] = "whole family (no factor links two of its variables)"
+    for f in sampled:
+        if f not in selfish:
+            continue
+        fam = model.vars[f]
+        local = edges[same & (ef[:, 0] == fam_idx[f])] - fam.offset
+        found = _structured(fam.space, local)
+        if found is not None:
+            colour, text = found
+        else:
+            colour = _greedy(fam.space.size, local, f)
+            text = "greedy colouring of its ground graph"
+        ncol = int(colour.max()) + 1
+        colouring[f] = f"{ncol} colours, {text}"
+        for c in range(ncol):
+            rows = np.flatnonzero(colour == c)
+            blocks.append(Block([_part(model, f, rows)], f"{f} colour {c}"))
+    return blocks, colouring
+
+
+def _part(model, f, rows):
+    fam = model.vars[f]
+    if rows is None:
+        rows = np.arange(fam.space.size)
+    return BlockPart(f, (fam.offset + rows).astype(np.int64))

@@ -1,0 +1,432 @@
+"""Phase 3: factors and stats -> terms with ground read tables.
+
+A factor whose expression is a sum over indices is split into one term per summand (with the
+sum's bindings added to the term's index), so `J * sum(i) x[i] * x[i+1]` has the same Markov
+blankets as a factor indexed by i. Stats used inside factors are inlined first. Each term then
+has an index space of instances and, for each distinct read of a variable or a param, the ground
+position it reads per instance; every read is range-checked here, at compile time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import ast as A
+from .check import CheckedModel, VarFamily
+from .errors import UserError, did_you_mean
+from .exprs import FUNCTIONS, as_int_array, eval_static
+from .space import Space, build_space
+
+
+@dataclass
+class VarRead:
+    family: str
+    node: A.Indexed | A.Name
+    ids: np.ndarray            # (n,) global state position per instance
+
+
+@dataclass
+class ParamRead:
+    family: str
+    node: A.Indexed | A.Name
+    pos: np.ndarray            # (n,) theta position per instance (the static part)
+    dynamic: tuple = ()        # ((arg expr, stride, lo), ...) for indices read from variables
+
+
+@dataclass
+class Term:
+    owner: str                 # the factor or stat this term belongs to
+    number: int                # term number within its owner
+    sign: float                # +1 for factor and stat, -1 for energy
+    names: tuple[str, ...]     # bound indices: the owner's, then the split sums'
+    n_outer: int               # how many of `names` are the owner's own
+    space: Space               # one row per instance
+    body: A.Expr
+    reads: list[VarRead] = field(default_factory=list)
+    preads: list[ParamRead] = field(default_factory=list)
+    outer_rows: np.ndarray | None = None   # row of each instance in the owner's own space
+
+    @property
+    def size(self) -> int:
+        return self.space.size
+
+    def label(self, row: int) -> str:
+        vals = self.space.tuples[row]
+        outer = ", ".join(str(int(v)) for v in vals[: self.n_outer])
+        text = self.owner + (f"[{outer}]" if self.n_outer else "")
+        inner = [f"{n} = {int(v)}" for n, v in zip(self.names[self.n_outer:], vals[self.n_outer:])]
+        return text + (f" (term with {', '.join(inner)})" if inner else "")
+
+
+# ---------------------------------------------------------------- substitution and splitting
+
+def substitute(e: A.Expr, mapping: dict[str, A.Expr]) -> A.Expr:
+    """Replace free names by expressions (for inlining indexed stats)."""
+    if not mapping:
+        return e
+    if isinstance(e, A.Name):
+        return mapping.get(e.name, e)
+    if isinstance(e, A.Num):
+        return e
+    if isinstance(e, A.Indexed):
+        return A.Indexed(e.name, tuple(substitute(a, mapping) for a in e.args), span=e.span)
+    if isinstance(e, A.Call):
+        return A.Call(e.func, tuple(substitute(a, mapping) for a in e.args), span=e.span)
+    if isinstance(e, A.BinOp):
+        return A.BinOp(e.op, substitute(e.left, mapping), substitute(e.right, mapping), span=e.span)
+    if isinstance(e, A.Unary):
+        return A.Unary(e.op, substitute(e.operand, mapping), span=e.span)
+    if isinstance(e, A.Sum):
+        bound = set(e.index.names())
+        inner = {k: v for k, v in mapping.items() if k not in bound}
+        bindings = tuple(A.RangeBinding(b.name, substitute(b.lo, inner), substitute(b.hi, inner),
+                                        span=b.span) if isinstance(b, A.RangeBinding) else b
+                         for b in e.index.bindings)
+        where = substitute(e.index.where, inner) if e.index.where is not None else None
+        return A.Sum(A.Index(bindings, where, span=e.index.span), substitute(e.body, inner),
+                     span=e.span)
+    raise TypeError(e)
+
+
+def inline_stats(e: A.Expr, model: CheckedModel, depth: int = 0) -> A.Expr:
+    """Replace references to stats by their (index-substituted) expressions."""
+    if depth > 50:
+        raise UserError("stats refer to each other in a cycle", e.span)
+
+    def visit(x):
+        if isinstance(x, A.Name) and x.name in model.stats:
+            st = model.stats[x.name]
+            if st.index is not None:
+                raise UserError(f"stat '{x.name}' is indexed; use {x.name}[...]", x.span)
+            return inline_stats(st.expr, model, depth + 1)
+        if isinstance(x, A.Indexed) and x.name in model.stats:
+            st = model.stats[x.name]
+            names = st.index.names() if st.index is not None else ()
+            if len(names) != len(x.args):
+                raise UserError(f"stat '{x.name}' takes {len(names)} indices, got {len(x.args)}",
+                                x.span)
+            args = tuple(visit(a) for a in x.args)
+            return inline_stats(substitute(st.expr, dict(zip(names, args))), model, depth + 1)
+        return _map_children(x, visit)
+
+    return visit(e)
+
+
+def _map_children(x, fn):
+    if isinstance(x, (A.Num, A.Name)):
+        return x
+    if isinstance(x, A.Indexed):
+        return A.Indexed(x.name, tuple(fn(a) for a in x.args), span=x.span)
+    if isinstance(x, A.Call):
+        return A.Call(x.func, tuple(fn(a) for a in x.args), span=x.span)
+    if isinstance(x, A.BinOp):
+        return A.BinOp(x.op, fn(x.left), fn(x.right), span=x.span)
+    if isinstance(x, A.Unary):
+        return A.Unary(x.op, fn(x.operand), span=x.span)
+    if isinstance(x, A.Sum):
+        return A.Sum(x.index, fn(x.body), span=x.span)
+    raise TypeError(x)
+
+
+@dataclass(frozen=True)
+class Piece:
+    bindings: tuple[A.Binding, ...]
+    wheres: tuple[A.Expr, ...]
+    body: A.Expr
+
+
+def has_sum(e: A.Expr) -> bool:
+    if isinstance(e, A.Sum):
+        return True
+    if isinstance(e, A.BinOp):
+        return has_sum(e.left) or has_sum(e.right)
+    if isinstance(e, A.Unary):
+        return has_sum(e.operand)
+    if isinstance(e, (A.Call, A.Indexed)):
+        return any(has_sum(a) for a in e.args)
+    return False
+
+
+def _neg(p: Piece) -> Piece:
+    return Piece(p.bindings, p.wheres, A.Unary("-", p.body, span=p.body.span))
+
+
+def split(e: A.Expr) -> list[Piece]:
+    """Distribute sums in linear position outward: the summands become separate terms."""
+    if not has_sum(e):
+        return [Piece((), (), e)]
+    if isinstance(e, A.Sum):
+        where = (e.index.where,) if e.index.where is not None else ()
+        return [Piece(e.index.bindings + p.bindings, where + p.wheres, p.body) for p in split(e.body)]
+    if isinstance(e, A.Unary) and e.op == "-":
+        return [_neg(p) for p in split(e.operand)]
+    if isinstance(e, A.BinOp) and e.op in ("+", "-"):
+        right = split(e.right)
+        return split(e.left) + (right if e.op == "+" else [_neg(p) for p in right])
+    if isinstance(e, A.BinOp) and e.op == "*":
+        out = []
+        for a, b in itertools.product(split(e.left), split(e.right)):
+            clash = {n for x in a.bindings for n in _bnames(x)} & {n for x in b.bindings for n in _bnames(x)}
+            if clash:
+                raise UserError(f"a product of two sums binds '{sorted(clash)[0]}' twice; "
+                                "rename one of the indices", e.span)
+            out.append(Piece(a.bindings + b.bindings, a.wheres + b.wheres,
+                             A.BinOp("*", a.body, b.body, span=e.span)))
+        return out
+    if isinstance(e, A.BinOp) and e.op == "/" and not has_sum(e.right):
+        return [Piece(p.bindings, p.wheres, A.BinOp("/", p.body, e.right, span=e.span))
+                for p in split(e.left)]
+    node = _first_sum(e)
+    raise UserError("this sum is inside a nonlinear expression; ebmlang splits only sums in linear "
+                    "position (added, subtracted, multiplied or divided by a sum-free factor)",
+                    node.span)
+
+
+def _bnames(b: A.Binding):
+    return b.names if isinstance(b, A.TupleBinding) else (b.name,)
+
+
+def _first_sum(e):
+    if isinstance(e, A.Sum):
+        return e
+    for c in _children(e):
+        s = _first_sum(c)
+        if s is not None:
+            return s
+    return None
+
+
+def _children(e):
+    if isinstance(e, A.BinOp):
+        return (e.left, e.right)
+    if isinstance(e, A.Unary):
+        return (e.operand,)
+    if isinstance(e, (A.Call, A.Indexed)):
+        return e.args
+    if isinstance(e, A.Sum):
+        return (e.body,)
+    return ()
+
+
+def merge_pieces(pieces: list[Piece]) -> list[Piece]:
+    """Sum-free pieces are added back into one term; each summand of a sum stays its own."""
+    plain = [p for p in pieces if not p.bindings]
+    rest = [p for p in pieces if p.bindings]
+    if len(plain) > 1:
+        body = plain[0].body
+        for p in plain[1:]:
+            body = A.BinOp("+", body, p.body, span=p.body.span)
+        plain = [Piece((), (), body)]
+    return plain + rest
+
+
+# ---------------------------------------------------------------- grounding the reads
+
+MAX_DYNAMIC = 100_000  # value combinations checked for a param index read from variables
+
+
+class _Reads:
+    """Collects the distinct reads of one term and grounds them per instance."""
+
+    def __init__(self, model: CheckedModel, term: Term, cols: dict[str, np.ndarray]):
+        self.model, self.term, self.cols = model, term, cols
+        self.env = model.env("in an index").bind(**cols)
+        self.vars: dict[A.Expr, int] = {}
+        self.params: dict[A.Expr, int] = {}
+
+    def visit(self, e: A.Expr) -> None:
+        m = self.model
+        if isinstance(e, A.Name):
+            n = e.name
+            if n in self.cols or n in m.consts:
+                return
+            if n in m.vars:
+                self._var(e, m.vars[n], ())
+            elif n in m.params:
+                self._param(e, ())
+            else:
+                self._bad_name(e)
+        elif isinstance(e, A.Indexed):
+            if e.name in m.vars:
+                self._var(e, m.vars[e.name], e.args)
+            elif e.name in m.params:
+                for a in e.args:
+                    self.visit(a)
+                self._param(e, e.args)
+            else:
+                self._bad_name(e)
+        elif isinstance(e, A.Call):
+            if e.func not in FUNCTIONS:
+                hint = " (normal and uniform are for param initial values)" \
+                    if e.func in ("normal", "uniform") else did_you_mean(e.func, FUNCTIONS)
+                raise UserError(f"unknown function '{e.func}'{hint}", e.span)
+            arity = FUNCTIONS[e.func][1]
+            if len(e.args) != arity:
+                raise UserError(f"{e.func} takes {arity} argument{'s' * (arity > 1)}, got "
+                                f"{len(e.args)}", e.span)
+            for a in e.args:
+                self.visit(a)
+        else:
+            for c in _children(e):
+                self.visit(c)
+
+    def _bad_name(self, e):
+        kind = self.model.kinds.get(e.name)
+        if kind is not None:
+            raise UserError(f"a {kind} ('{e.name}') cannot be used in an expression", e.span)
+        known = list(self.cols) + list(self.model.consts) + list(self.model.vars) + \
+            list(self.model.params)
+        raise UserError(f"unknown name '{e.name}'{did_you_mean(e.name, known)}", e.span)
+
+    def _index_cols(self, e, family_space: Space, args, what) -> list[np.ndarray]:
+        if len(args) != family_space.ndim:
+            want = family_space.ndim
+            if want == 0:
+                raise UserError(f"'{e.name}' is a scalar and takes no index", e.span)
+            raise UserError(f"'{getattr(e, 'name', '')}' has {want} ind{'ices' if want > 1 else 'ex'}"
+                            f" ({family_space.describe()}), but {len(args)} "
+                            f"{'are' if len(args) != 1 else 'is'} given", e.span)
+        n = self.term.size
+        return [np.broadcast_to(as_int_array(eval_static(a, self.env), a, "an index"), (n,))
+                for a in args]
+
+    def _out_of_range(self, e, fam_name, space, cols, rows, what):
+        bad = int(np.argmax(rows < 0))
+        idx = ", ".join(str(int(c[bad])) for c in cols)
+        raise UserError(f"{self.term_kind()} {self.term.label(bad)} reads {fam_name}[{idx}], "
+                        f"outside the {what} {fam_name}[{space.describe()}]", e.span)
+
+    def term_kind(self) -> str:
+        return "stat" if self.term.owner in self.model.stats else "factor"
+
+    def _var(self, e, fam: VarFamily, args) -> None:
+        if e in self.vars:
+            return
+        for a in args:
+            used = {n for n in _names_in(a) if n in self.model.vars}
+            if used:
+                raise UserError(f"a variable cannot index another variable ('{sorted(used)[0]}' "
+                                f"inside {fam.name}[...]); only params may be indexed by variables",
+                                a.span)
+        if not args and fam.space.ndim:
+            raise UserError(f"'{fam.name}' is an array ({fam.space.describe()}); index it: "
+                            f"{fam.name}[...]", e.span)
+        cols = self._index_cols(e, fam.space, args, "variable")
+        rows = fam.space.lookup(cols) if args else np.zeros(self.term.size, np.int64)
+        if np.any(rows < 0):
+            self._out_of_range(e, fam.name, fam.space, cols, rows, "variable")
+        self.vars[e] = len(self.term.reads)
+        self.term.reads.append(VarRead(fam.name, e, (fam.offset + rows).astype(np.int64)))
+
+    def _param(self, e, args) -> None:
+        if e in self.params:
+            return
+        p = self.model.params[e.name]
+        if not args and p.space.ndim:
+            raise UserError(f"param '{p.name}' is an array ({p.space.describe()}); index it: "
+                            f"{p.name}[...]", e.span)
+        if len(args) != p.space.ndim:
+            self._index_cols(e, p.space, args, "param")
+        dyn_axes = [k for k, a in enumerate(args)
+                    if any(n in self.model.vars for n in _names_in(a))]
+        static = [a if k not in dyn_axes else A.Num(float(p.space.lo[k]), True)
+                  for k, a in enumerate(args)]
+        cols = self._index_cols(e, p.space, static, "param") if args else []
+        rows = p.space.lookup(cols) if args else np.zeros(self.term.size, np.int64)
+        if np.any(rows < 0):
+            self._out_of_range(e, p.name, p.space, cols, rows, "param")
+        pos = p.offset + p.space.store[rows]
+        dynamic = ()
+        if dyn_axes:
+            if not p.space.dense:
+                raise UserError(f"param '{p.name}' is indexed by a variable, so its index must be "
+                                "plain ranges (no sets or where)", e.span)
+            strides = np.cumprod((1,) + p.space.shape[::-1])[::-1][1:]
+            dynamic = tuple((args[k], int(strides[k]), int(p.space.lo[k])) for k in dyn_axes)
+            for k in dyn_axes:
+                self._check_dynamic(e, args[k], p, k)
+        self.params[e] = len(self.term.preads)
+        self.term.preads.append(ParamRead(p.name, e, pos.astype(np.int64), dynamic))
+
+    def _check_dynamic(self, e, arg, p, k) -> None:
+        reads = sorted({x for x in _reads_in(arg) if x.name in self.model.vars}, key=str)
+        if {n for n in _names_in(arg)} & set(self.cols):
+            raise UserError("an index read from a variable may not also use bound indices",
+                            arg.span)
+        doms = [self.model.vars[r.name].domain for r in reads]
+        if any(not d.finite for d in doms):
+            raise UserError("a param may be indexed only by variables with finite domains",
+                            arg.span)
+        if int(np.prod([d.size for d in doms])) > MAX_DYNAMIC:
+            raise UserError("too many value combinations to check this param index", arg.span)
+        grids = np.meshgrid(*[d.values for d in doms], indexing="ij")
+        mapping = {r: A.Name(f"__v{i}") for i, r in enumerate(reads)}
+        env = self.model.env("in an index").bind(**{f"__v{i}": g.ravel() for i, g in enumerate(grids)})
+        vals = np.broadcast_to(np.asarray(eval_static(_replace(arg, mapping), env)), grids[0].ravel().shape)
+        vals = as_int_array(vals, arg, "an index read from a variable")
+        lo, hi = int(p.space.lo[k]), int(p.space.hi[k])
+        if vals.min() < lo or vals.max() > hi:
+            v = int(vals[(vals < lo) | (vals > hi)][0])
+            raise UserError(f"{self.term_kind()} {self.term.owner} can read {p.name} at index {v}"
+                            f" (position {k + 1}), outside {p.name}[{p.space.describe()}]",
+                            arg.span)
+
+
+def _names_in(e) -> set[str]:
+    out = set()
+    if isinstance(e, (A.Name, A.Indexed)):
+        out.add(e.name)
+    for c in _children(e):
+        out |= _names_in(c)
+    return out
+
+
+def _reads_in(e) -> list:
+    out = [e] if isinstance(e, (A.Indexed, A.Name)) else []
+    for c in _children(e):
+        out += _reads_in(c)
+    return out
+
+
+def _replace(e, mapping):
+    if e in mapping:
+        return mapping[e]
+    return _map_children(e, lambda c: _replace(c, mapping))
+
+
+def _and(conds: list[A.Expr]) -> A.Expr | None:
+    out = None
+    for c in conds:
+        out = c if out is None else A.BinOp("and", out, c, span=c.span)
+    return out
+
+
+def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, expr: A.Expr,
+          outer: Space) -> list[Term]:
+    """The terms of one factor, energy or stat, with every read grounded and checked."""
+    sign = -1.0 if kind == "energy" else 1.0
+    pieces = merge_pieces(split(inline_stats(expr, model)))
+    outer_bind = index.bindings if index is not None else ()
+    outer_names = index.names() if index is not None else ()
+    terms = []
+    for number, piece in enumerate(pieces):
+        for b in piece.bindings:
+            for nm in _bnames(b):
+                if nm in outer_names:
+                    raise UserError(f"index '{nm}' is already bound by {owner}", b.span)
+        conds = ([index.where] if index is not None and index.where is not None else []) + \
+            list(piece.wheres)
+        full = A.Index(outer_bind + piece.bindings, _and(conds))
+        space = build_space(full, model.env("in an index"), model.ranges, model.sets,
+                            f"{kind} '{owner}'") if full.bindings else outer
+        term = Term(owner, number, sign, full.names(), len(outer_names), space, piece.body)
+        cols = {n: space.tuples[:, k] for k, n in enumerate(term.names)}
+        term.outer_rows = outer.lookup([space.tuples[:, k] for k in range(len(outer_names))]) \
+            if outer_names else np.zeros(space.size, np.int64)
+        if space.size:
+            _Reads(model, term, cols).visit(piece.body)
+        terms.append(term)
+    return terms

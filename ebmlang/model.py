@@ -1,0 +1,223 @@
+"""The compiled model and the driver that chains the phases: parse, check, lower, graph,
+codegen, runtime. `ebmlang.load` and `ebmlang.compile` return a `Model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import ast as A
+from .check import CheckedModel, check, parse_override
+from .codegen import generate, load_module, term_function_name
+from .errors import Source, UserError
+from .exprs import StaticEnv, eval_static
+from .graph import Graph, build_graph
+from .lower import Term, lower
+from .parse import parse
+from .runtime import TermKernel, block_parts, total_log_potential
+
+
+class Params:
+    """The model's params by name: numpy views into one flat vector, readable and assignable."""
+
+    def __init__(self, model: CheckedModel, theta: np.ndarray):
+        self._model = model
+        self.theta = theta
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        p = self._model.params.get(name)
+        if p is None:
+            raise KeyError(name)
+        return self.theta[p.offset:p.offset + p.size].reshape(p.space.shape)
+
+    def __setitem__(self, name: str, value) -> None:
+        view = self[name]
+        arr = np.asarray(value, dtype=float)
+        if arr.shape != view.shape:
+            raise ValueError(f"param '{name}' has shape {view.shape}, got {arr.shape}")
+        view[...] = arr
+
+    def __iter__(self):
+        return iter(self._model.params)
+
+    def __len__(self):
+        return len(self._model.params)
+
+    def __contains__(self, name):
+        return name in self._model.params
+
+    def keys(self):
+        return self._model.params.keys()
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {k: self[k].copy() for k in self}
+
+
+def _init_params(model: CheckedModel, seed: int = 0) -> np.ndarray:
+    theta = np.zeros(model.n_theta)
+    rng = np.random.default_rng(seed)
+    for p in model.params.values():
+        cols = {n: p.space.tuples[:, k] for k, n in enumerate(p.space.names)}
+        env = model.env("in a param's initial value").bind(**cols)
+        init = p.init
+        n = p.space.size
+        if isinstance(init, A.Call) and init.func in ("normal", "uniform"):
+            if len(init.args) != 2:
+                raise UserError(f"{init.func}(a, b) takes 2 arguments", init.span)
+            a, b = (np.broadcast_to(np.asarray(eval_static(x, env), float), (n,)) for x in init.args)
+            if init.func == "normal":
+                if np.any(b < 0):
+                    raise UserError("normal(mu, sd) needs sd >= 0", init.span)
+                vals = rng.normal(a, b)
+            else:
+                if np.any(b < a):
+                    raise UserError("uniform(a, b) needs a <= b", init.span)
+                vals = rng.uniform(a, b)
+        else:
+            vals = np.broadcast_to(np.asarray(eval_static(init, env), float), (n,))
+        if not np.all(np.isfinite(vals)):
+            raise UserError(f"the initial value of '{p.name}' is not finite", init.span)
+        theta[p.offset + p.space.store] = vals
+    return theta
+
+
+class Model:
+    """A compiled ebmlang model: its declarations, terms, graph, generated code and params."""
+
+    def __init__(self, checked: CheckedModel, path: Path | None):
+        self.checked = checked
+        self.path = path
+        self.name = checked.name
+        self.terms: list[Term] = []
+        for f in checked.factors:
+            outer = _owner_space(checked, f.index, f.name)
+            self.terms += lower(checked, f.name, f.kind, f.index, f.expr, outer)
+        self.stat_terms: list[Term] = []
+        for s in checked.stats.values():
+            self.stat_terms += lower(checked, s.name, "stat", s.index, s.expr, s.space)
+        self.graph: Graph = build_graph(checked, self.terms)
+        self.source = generate(self.name, self.terms, self.stat_terms, checked.consts)
+        ns = load_module(self.source)
+        self.kernels = [TermKernel(t, ns[term_function_name(t, False)]) for t in self.terms]
+        self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
+        self.params = Params(checked, _init_params(checked))
+        self._parts = None
+
+    # ------------------------------------------------------------ structure
+    @property
+    def vars(self):
+        return self.checked.vars
+
+    @property
+    def blocks(self):
+        return self.graph.blocks
+
+    def parts(self):
+        if self._parts is None:
+            self._parts = block_parts(self.graph.blocks, self.checked, self.kernels)
+        return self._parts
+
+    def ground_names(self, kinds=("var", "latent")) -> list[str]:
+        """Ground variable names in state order, e.g. `s[0,1]`."""
+        from .csvio import format_ground_name
+        out = []
+        for f in self.vars.values():
+            if f.kind in kinds:
+                out += [format_ground_name(f.name, tuple(int(v) for v in row))
+                        for row in f.space.tuples]
+        return out
+
+    def state_ids(self, kinds=("var", "latent")) -> np.ndarray:
+        ids = [np.arange(f.offset, f.offset + f.space.size) for f in self.vars.values()
+               if f.kind in kinds]
+        return np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+    # ------------------------------------------------------------ evaluation
+    def log_potential(self, x: np.ndarray) -> np.ndarray:
+        """log p(x) + log Z for full states x of shape (n, n_state)."""
+        return total_log_potential(self.kernels, np.atleast_2d(np.asarray(x, float)),
+                                   self.params.theta)
+
+    def stat_values(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every declared stat on states x (n, n_state): name -> (n, *stat shape)."""
+        x = np.atleast_2d(x)
+        out = {name: np.zeros((x.shape[0], s.space.size)) for name, s in self.checked.stats.items()}
+        for k in self.stat_kernels:
+            t = k.term
+            if not t.size:
+                continue
+            vals = k.values(x, self.params.theta)
+            acc = out[t.owner]
+            for c in range(x.shape[0]):
+                acc[c] += np.bincount(t.outer_rows, weights=vals[c], minlength=acc.shape[1])
+        res = {}
+        for name, s in self.checked.stats.items():
+            arr = out[name]
+            res[name] = arr[:, 0] if s.index is None else (
+                arr.reshape((x.shape[0],) + s.space.shape) if s.space.dense else arr)
+        return res
+
+    # ------------------------------------------------------------ tasks
+    def sample(self, draws: int = 1000, chains: int = 4, burn_in: int | None = None,
+               thin: int = 1, seed: int | None = None, inputs=None, params=None,
+               progress: bool | None = False):
+        """Gibbs draws; see `ebmlang.sample.sample`."""
+        from .sample import sample
+        return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin, seed=seed,
+                      inputs=inputs, params=params, progress=progress)
+
+    def conditionals(self):
+        """Each sampled family's full conditional, derived symbolically in index form."""
+        from .symbolic import conditionals
+        return conditionals(self)
+
+    def code(self) -> str:
+        return self.source
+
+    def __repr__(self) -> str:
+        return f"<ebmlang.Model {self.name}: {self.checked.n_state} ground variables>"
+
+
+def _owner_space(checked, index, name):
+    from .space import build_space
+    return build_space(index, checked.env("in an index"), checked.ranges, checked.sets,
+                       f"factor '{name}'")
+
+
+def _overrides(kwargs: dict) -> dict[str, float]:
+    out = {}
+    for k, v in kwargs.items():
+        if isinstance(v, str):
+            k, v = parse_override(f"{k}={v}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise UserError(f"const {k}: expected a number, got {type(v).__name__}")
+        out[k] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def compile_model(text: str, name: str = "<string>", base: Path | None = None,
+                  path: Path | None = None, **consts) -> Model:
+    """Compile model text; keyword arguments override consts."""
+    source = Source(name, text)
+    try:
+        program = parse(text, name)
+        checked = check(program, source, base or Path.cwd(), _overrides(consts))
+        return Model(checked, path)
+    except UserError as err:
+        raise err.with_source(source) from None
+
+
+def load(path, **consts) -> Model:
+    """Load and compile a model file; keyword arguments override consts."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read model file: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError("model file is not UTF-8 text", file=str(path)) from None
+    return compile_model(text, str(path), p.resolve().parent, p, **consts)

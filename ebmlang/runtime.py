@@ -1,0 +1,154 @@
+"""Phase 7: the numpy runtime. State arrays are (chains, ground variables); every kernel is
+vectorized over chains and over the variables of a block.
+
+A Gibbs block step computes, for each variable of the block and each value of its domain, the
+local log-potential: the sum of the terms whose instances read it, evaluated with the variable
+set to that value. Because no two variables of a block share an instance, one evaluation per
+value serves the whole block. It then draws from the softmax with the log-sum-exp shift, so
+weights of 1e3 neither overflow nor give NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .codegen import ensure_shape
+from .graph import Block
+from .lower import Term
+
+
+@dataclass
+class TermKernel:
+    """A term with its generated function, ready to evaluate on any subset of instances."""
+
+    term: Term
+    fn: Callable
+
+    def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
+        """Signed log-potential of instances `rows` (all if None), (chains, len(rows)).
+
+        `override` = (masks, value): read k takes `value` where masks[k] is true.
+        """
+        t = self.term
+        sel = slice(None) if rows is None else rows
+        V = [x[:, r.ids[sel]] for r in t.reads]
+        if override is not None:
+            masks, value = override
+            for k, m in masks:
+                V[k] = np.where(m, value, V[k])
+        P = [p.pos[sel] if p.dynamic else theta[p.pos[sel]] for p in t.preads]
+        I = [t.space.tuples[sel, k] for k in range(len(t.names))]
+        n = t.size if rows is None else len(rows)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = self.fn(V, P, I, theta)
+        return t.sign * ensure_shape(out, x.shape[0], n)
+
+
+@dataclass
+class Touch:
+    """The instances of one term that read variables of one block part."""
+
+    kernel: TermKernel
+    rows: np.ndarray              # instances of the term
+    target: np.ndarray            # position, within the part, of the variable each reads
+    masks: list                   # (read number, bool mask over rows) for reads of the target
+
+
+@dataclass
+class PartKernel:
+    family: str
+    ids: np.ndarray
+    values: np.ndarray            # the domain
+    touches: list[Touch]
+
+
+class GibbsInfo(NamedTuple):
+    sweeps: int
+
+
+def build_part(ids: np.ndarray, family: str, values: np.ndarray, kernels: list[TermKernel],
+               n_state: int) -> PartKernel:
+    where = np.full(n_state, -1, np.int64)
+    where[ids] = np.arange(len(ids))
+    touches = []
+    for k in kernels:
+        t = k.term
+        if not t.size or not t.reads:
+            continue
+        pos = np.stack([where[r.ids] for r in t.reads])       # (reads, n)
+        hit = pos >= 0
+        rows = np.flatnonzero(hit.any(axis=0))
+        if not len(rows):
+            continue
+        target = pos[:, rows].max(axis=0)
+        masks = [(j, hit[j, rows]) for j in range(len(t.reads)) if hit[j, rows].any()]
+        touches.append(Touch(k, rows, target, masks))
+    return PartKernel(family, ids, values, touches)
+
+
+def local_logits(part: PartKernel, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """(chains, variables, values): the local log-potential of each value of each variable."""
+    chains, m, K = x.shape[0], len(part.ids), len(part.values)
+    logits = np.zeros((chains, m, K))
+    base = (np.arange(chains)[:, None] * m)
+    for tc in part.touches:
+        idx = (base + tc.target[None, :]).ravel()
+        for k in range(K):
+            vals = tc.kernel.values(x, theta, tc.rows, (tc.masks, part.values[k]))
+            logits[:, :, k] += np.bincount(idx, weights=vals.ravel(),
+                                           minlength=chains * m).reshape(chains, m)
+    return logits
+
+
+def draw_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Index of a draw from softmax(logits) along the last axis, safe for huge or -inf logits."""
+    top = logits.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = np.exp(logits - top)
+    w = np.where(np.isnan(w), 0.0, w)
+    cum = np.cumsum(w, axis=-1)
+    total = cum[..., -1:]
+    u = rng.random(logits.shape[:-1] + (1,)) * total
+    choice = (cum <= u).sum(axis=-1)
+    # all-zero weights (every value impossible): keep a uniform draw instead of failing mid-chain
+    flat = total[..., 0] <= 0
+    if np.any(flat):
+        choice = np.where(flat, rng.integers(0, logits.shape[-1], size=choice.shape), choice)
+    return np.minimum(choice, logits.shape[-1] - 1)
+
+
+def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """One sweep: every block in turn, every part of a block from the same state."""
+    for block in parts:
+        new = []
+        for part in block:
+            choice = draw_categorical(local_logits(part, x, theta), rng)
+            new.append((part.ids, part.values[choice]))
+        for ids, vals in new:
+            x[:, ids] = vals
+    return x
+
+
+def total_log_potential(kernels: list[TermKernel], x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Sum of every ground factor minus every ground energy, per chain (log p up to log Z)."""
+    out = np.zeros(x.shape[0])
+    for k in kernels:
+        if k.term.size:
+            out += k.values(x, theta).sum(axis=1)
+    return out
+
+
+def block_parts(blocks: list[Block], model, kernels: list[TermKernel]) -> list[list[PartKernel]]:
+    out = []
+    for b in blocks:
+        parts = []
+        for p in b.parts:
+            fam = model.vars[p.family]
+            parts.append(build_part(p.ids, p.family, fam.domain.values, kernels, model.n_state))
+        out.append(parts)
+    return out

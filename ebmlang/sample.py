@@ -1,0 +1,165 @@
+"""The sampling task: chains of blocked Gibbs sweeps, burn-in, thinning, inputs, and the draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+from .runtime import gibbs_step
+
+
+@dataclass
+class Samples:
+    """Kept draws: `states` is (chains, draws, ground variables) over var and latent families."""
+
+    model: object
+    states: np.ndarray
+    names: list[str]
+    ids: np.ndarray
+    full: np.ndarray        # (chains, draws, n_state) including inputs, for stats and energies
+
+    @property
+    def chains(self) -> int:
+        return self.states.shape[0]
+
+    @property
+    def draws(self) -> int:
+        return self.states.shape[1]
+
+    def __getitem__(self, family: str) -> np.ndarray:
+        """(chains, draws, *shape) for a family over plain ranges, else (chains, draws, n)."""
+        f = self.model.vars[family]
+        block = self.full[:, :, f.offset:f.offset + f.space.size]
+        if f.space.ndim == 0:
+            return block[:, :, 0]
+        if f.space.dense:
+            return block.reshape(block.shape[:2] + f.space.shape)
+        return block
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Every declared stat per kept draw: name -> (chains, draws, *shape)."""
+        c, d, n = self.full.shape
+        vals = self.model.stat_values(self.full.reshape(c * d, n))
+        return {k: v.reshape((c, d) + v.shape[1:]) for k, v in vals.items()}
+
+    def log_potential(self) -> np.ndarray:
+        """log p(x) + log Z of every kept draw, (chains, draws)."""
+        c, d, n = self.full.shape
+        return self.model.log_potential(self.full.reshape(c * d, n)).reshape(c, d)
+
+    def to_csv(self, path: str) -> None:
+        from .csvio import write_samples_csv
+        c, d, n = self.states.shape
+        chain = np.repeat(np.arange(c), d)
+        draw = np.tile(np.arange(d), c)
+        data = np.column_stack([chain, draw, self.states.reshape(c * d, n)])
+        ints = np.ones(n + 2, bool)
+        for f in self.model.vars.values():
+            if f.sampled and not f.domain.integer:
+                ints[2 + _positions(self, f)] = False
+        write_samples_csv(path, ["chain", "draw"] + self.names, data, ints)
+
+
+def _positions(samples, f):
+    idx = np.searchsorted(samples.ids, np.arange(f.offset, f.offset + f.space.size))
+    return idx
+
+
+def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarray:
+    """Uniform random values for sampled variables; inputs from `inputs` (rows x input ids)."""
+    x = np.zeros((chains, model.checked.n_state))
+    for f in model.vars.values():
+        sl = slice(f.offset, f.offset + f.space.size)
+        if f.sampled:
+            if not f.domain.finite:
+                raise UserError(f"'{f.name}' is real-valued; sampling real variables is not "
+                                "available yet (it comes with Gaussian and MH updates)", f.span)
+            x[:, sl] = f.domain.values[rng.integers(0, f.domain.size, (chains, f.space.size))]
+    input_ids = model.state_ids(("input",))
+    if len(input_ids):
+        if inputs is None:
+            names = [f.name for f in model.vars.values() if f.kind == "input"]
+            raise UserError(f"the model has inputs ({', '.join(names)}): give them with "
+                            "--input FILE.csv (Python: inputs=...)")
+        vals = np.atleast_2d(np.asarray(inputs, float))
+        if vals.shape[1] != len(input_ids):
+            raise UserError(f"inputs have {vals.shape[1]} columns, the model has "
+                            f"{len(input_ids)} input variables")
+        if vals.shape[0] not in (1, chains):
+            raise UserError(f"the input file has {vals.shape[0]} rows: give one row (shared by "
+                            f"every chain) or one per chain ({chains})")
+        x[:, input_ids] = vals
+    return x
+
+
+def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
+           params=None, progress=False) -> Samples:
+    """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`."""
+    for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("thin", thin, 1)):
+        if int(v) != v or v < lo:
+            raise UserError(f"{name} must be an integer >= {lo}, got {v}")
+    burn_in = draws // 2 if burn_in is None else burn_in
+    if int(burn_in) != burn_in or burn_in < 0:
+        raise UserError(f"burn-in must be an integer >= 0, got {burn_in}")
+    if params is not None:
+        for k, v in params.items():
+            model.params[k] = v
+    if isinstance(inputs, dict):
+        inputs = _inputs_from_dict(model, inputs)
+    rng = np.random.default_rng(seed)
+    x = init_state(model, chains, rng, inputs)
+    ids = model.state_ids()
+    theta = model.params.theta
+    parts = model.parts()
+    total = burn_in + draws * thin
+    keep = np.empty((chains, draws, model.checked.n_state))
+    bar = _progress(total, progress, model)
+    kept = 0
+    for sweep in range(total):
+        gibbs_step(parts, x, theta, rng)
+        if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
+            keep[:, kept] = x
+            kept += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return Samples(model, keep[:, :, ids], model.ground_names(), ids, keep)
+
+
+def _inputs_from_dict(model, inputs: dict) -> np.ndarray:
+    cols = []
+    for f in model.vars.values():
+        if f.kind != "input":
+            continue
+        if f.name not in inputs:
+            raise UserError(f"inputs: missing '{f.name}'")
+        arr = np.asarray(inputs[f.name], float)
+        want = f.space.shape if f.space.dense else (f.space.size,)
+        if arr.shape == want:
+            arr = arr.reshape(1, -1)
+        elif arr.shape[1:] == want:
+            arr = arr.reshape(arr.shape[0], -1)
+        else:
+            raise UserError(f"inputs: '{f.name}' has shape {arr.shape}, expected {want}")
+        if f.domain.finite and not np.all(np.isin(arr, f.domain.values)):
+            raise UserError(f"inputs: '{f.name}' has values outside {f.domain.text}")
+        cols.append(arr)
+    rows = {c.shape[0] for c in cols}
+    if len(rows) > 1:
+        raise UserError("inputs: every input needs the same number of rows")
+    n = rows.pop()
+    return np.concatenate([np.broadcast_to(c, (n, c.shape[1])) for c in cols], axis=1)
+
+
+def _progress(total, progress, model):
+    if progress is False:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f"{model.name}: sampling", unit="sweep",
+                disable=None if progress is None else not progress, leave=False)

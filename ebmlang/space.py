@@ -1,0 +1,178 @@
+"""Index spaces: the ground index tuples of a family, built from its `[INDEX]` bindings.
+
+A space holds every valid index tuple as a row of an int array, in the order the bindings
+enumerate them (the first binding varies slowest). Each binding is one axis of the user-facing
+array shape: a range axis spans its values, a set axis has one entry per row of the set. A space
+also answers lookups: which row, if any, an index tuple names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ast as A
+from .errors import UserError, did_you_mean
+from .exprs import StaticEnv, as_int_array, eval_static
+
+MAX_GROUND = 50_000_000  # ground elements of one family; more is refused at once
+
+
+@dataclass(frozen=True)
+class RangeDecl:
+    name: str
+    lo: int
+    hi: int
+
+
+@dataclass
+class Space:
+    names: tuple[str, ...]
+    tuples: np.ndarray          # (n, d) int64
+    shape: tuple[int, ...]      # user-facing array shape, one axis per binding
+    store: np.ndarray           # (n,) flat position of each row in that array
+    dense: bool                 # rows are exactly the box lo..hi in C order
+    text: str = ""              # the bindings as written, for messages
+
+    def __post_init__(self):
+        d = self.tuples.shape[1]
+        if d and len(self.tuples):
+            self.lo = self.tuples.min(axis=0)
+            self.hi = self.tuples.max(axis=0)
+        else:
+            self.lo = np.zeros(d, np.int64)
+            self.hi = np.full(d, -1, np.int64)
+        self._keys = None
+
+    @property
+    def size(self) -> int:
+        return len(self.tuples)
+
+    @property
+    def ndim(self) -> int:
+        return self.tuples.shape[1]
+
+    def _box(self):
+        return tuple(int(h - l + 1) for l, h in zip(self.lo, self.hi))
+
+    def _linear(self, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Linear keys of index columns within the box, and a mask of those inside it."""
+        n = np.broadcast(*cols).shape if cols else ()
+        inside = np.ones(n, bool)
+        key = np.zeros(n, np.int64)
+        for c, l, h, w in zip(cols, self.lo, self.hi, self._box()):
+            c = np.broadcast_to(np.asarray(c, np.int64), n)
+            inside &= (c >= l) & (c <= h)
+            key = key * w + np.clip(c - l, 0, w - 1)
+        return key, inside
+
+    def lookup(self, cols: list[np.ndarray]) -> np.ndarray:
+        """Row of each index tuple given as columns, -1 where the tuple is not in the space."""
+        if self.ndim == 0:
+            return np.zeros(np.broadcast(*cols).shape if cols else (), np.int64)
+        key, inside = self._linear(cols)
+        if self.dense:
+            return np.where(inside, key, -1)
+        if self._keys is None:
+            k, _ = self._linear(list(self.tuples.T))
+            order = np.argsort(k, kind="stable")
+            self._keys = (k[order], order)
+        keys, order = self._keys
+        pos = np.clip(np.searchsorted(keys, key), 0, len(keys) - 1)
+        found = inside & (keys[pos] == key)
+        return np.where(found, order[pos], -1)
+
+    def label(self, row: int) -> str:
+        return ", ".join(str(int(v)) for v in self.tuples[row])
+
+    def describe(self) -> str:
+        return self.text or ", ".join(f"{n} in {l}..{h}" for n, l, h in zip(self.names, self.lo, self.hi))
+
+
+SCALAR = Space((), np.zeros((1, 0), np.int64), (), np.zeros(1, np.int64), True)
+
+
+def _check_size(total: int, node: A.Node, what: str) -> None:
+    if total > MAX_GROUND:
+        raise UserError(f"{what} would have {total:,} ground elements; ebmlang grounds at most "
+                        f"{MAX_GROUND:,} per family (lower the sizes with --set)", node.span)
+
+
+def _expand_range(cols, axes, lo, hi, node, what):
+    n = len(axes)
+    lo = np.broadcast_to(np.asarray(lo, np.int64), (n,))
+    hi = np.broadcast_to(np.asarray(hi, np.int64), (n,))
+    counts = np.maximum(hi - lo + 1, 0)
+    total = int(counts.sum())
+    _check_size(total, node, what)
+    rep = np.repeat(np.arange(n), counts)
+    starts = np.cumsum(counts) - counts
+    new = lo[rep] + (np.arange(total) - starts[rep])
+    base = int(lo.min()) if n else 0
+    length = int(hi.max() - base + 1) if n and total else 0
+    return [c[rep] for c in cols] + [new], np.column_stack([axes[rep], new - base]), length
+
+
+def _expand_set(cols, axes, rows: np.ndarray, node, what):
+    n, m = len(axes), len(rows)
+    _check_size(n * m, node, what)
+    rep = np.repeat(np.arange(n), m)
+    tile = np.tile(np.arange(m), n)
+    new_cols = [c[rep] for c in cols] + [rows[tile, k] for k in range(rows.shape[1])]
+    return new_cols, np.column_stack([axes[rep], tile]), m
+
+
+def build_space(index: A.Index | None, env: StaticEnv, ranges: dict[str, RangeDecl],
+                sets: dict[str, np.ndarray], what: str, text: str = "") -> Space:
+    """Enumerate the index tuples of `index` (None: a scalar)."""
+    if index is None:
+        return SCALAR
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+    axes = np.zeros((1, 0), np.int64)
+    shape: list[int] = []
+    for b in index.bindings:
+        for nm in (b.names if isinstance(b, A.TupleBinding) else (b.name,)):
+            if nm in names:
+                raise UserError(f"index '{nm}' is bound twice", b.span)
+            if nm in env.consts:
+                raise UserError(f"index '{nm}' has the name of a const", b.span)
+        local = env.bind(**dict(zip(names, cols)))
+        if isinstance(b, A.RangeBinding):
+            lo = as_int_array(eval_static(b.lo, local), b.lo, "a range bound")
+            hi = as_int_array(eval_static(b.hi, local), b.hi, "a range bound")
+            cols, axes, length = _expand_range(cols, axes, lo, hi, b, what)
+            names.append(b.name)
+        elif isinstance(b, A.NamedBinding) and b.target in ranges:
+            r = ranges[b.target]
+            cols, axes, length = _expand_range(cols, axes, r.lo, r.hi, b, what)
+            names.append(b.name)
+        else:
+            target = b.target
+            if target not in sets:
+                known = list(ranges) + list(sets)
+                raise UserError(f"unknown range or set '{target}'{did_you_mean(target, known)}",
+                                b.span)
+            rows = sets[target]
+            k = len(b.names) if isinstance(b, A.TupleBinding) else 1
+            if rows.shape[1] != k:
+                raise UserError(f"set '{target}' has {rows.shape[1]} column"
+                                f"{'s' * (rows.shape[1] != 1)}, but {k} name"
+                                f"{'s are' if k != 1 else ' is'} bound to it", b.span)
+            cols, axes, length = _expand_set(cols, axes, rows, b, what)
+            names.extend(b.names if isinstance(b, A.TupleBinding) else (b.name,))
+        shape.append(length)
+    tuples = np.column_stack(cols) if cols else np.zeros((1, 0), np.int64)
+    all_ranges = all(not isinstance(b, A.TupleBinding) and
+                     not (isinstance(b, A.NamedBinding) and b.target in sets)
+                     for b in index.bindings)
+    if index.where is not None:
+        cond = eval_static(index.where, env.bind(**dict(zip(names, cols))))
+        keep = np.broadcast_to(np.asarray(cond) != 0, (len(tuples),))
+        tuples, axes = tuples[keep], axes[keep]
+    store = np.ravel_multi_index(tuple(axes.T), tuple(shape)) if len(axes) else np.zeros(0, np.int64)
+    dense = bool(all_ranges and len(tuples) == int(np.prod(shape)) and
+                 len(tuples) > 0 and np.array_equal(store, np.arange(len(tuples))))
+    return Space(tuple(names), tuples.astype(np.int64), tuple(shape), store.astype(np.int64),
+                 dense, text)
