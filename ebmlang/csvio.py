@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import stat
 import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from typing import IO, Any, TextIO
@@ -45,11 +44,8 @@ def _atomic(path: PathLike, binary: bool) -> Iterator[IO[Any]]:
             body_done = True
             tmp.flush()
             os.fsync(tmp.fileno())
-        if os.path.exists(target):  # keep its permissions, else give the umask's defaults
-            os.chmod(tmp.name, stat.S_IMODE(os.stat(target).st_mode))
-        else:
-            os.umask(mask := os.umask(0o022))
-            os.chmod(tmp.name, 0o666 & ~mask)
+        os.umask(mask := os.umask(0o022))
+        os.chmod(tmp.name, 0o666 & ~mask)  # as a new file would get, not the temp file's 0600
         os.replace(tmp.name, target)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -177,8 +173,7 @@ def _parse_cells(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """(values with NaN for empty or bad cells, empty mask, not-a-number mask)."""
     s = np.strings.strip(cells)
     empty = s == ""
-    codes = s.view(np.uint32)
-    if not ((codes == ord("_")) | (codes > 127)).any():  # else numpy is laxer than _NUM_RE
+    if ((u := s.view(np.uint32)) != ord("_")).all() and (u < 128).all():  # numpy is laxer else
         with contextlib.suppress(ValueError):
             vals = np.where(empty, "0", s).astype(np.float64)
             if np.isfinite(vals).all():
@@ -234,14 +229,11 @@ def read_data_csv(path: PathLike, columns: Mapping[str, np.ndarray | None], *,
                   what: str = "data", latent: Collection[str] | None = None,
                   ) -> tuple[list[str], np.ndarray]:
     """Read a data CSV: (canonical header names, float64 rows x columns, NaN where empty)."""
-    p = os.fspath(path)
-    rows = _csv_rows(p, what, "a header row of variable names")
+    rows = _csv_rows(p := os.fspath(path), what, "a header row of variable names")
     first = next(rows)
     header = _parse_header(first[1], first[0], columns, latent or (), required, p)
     table = (p, header, [columns[n] for n in header], allow_missing)
-    blocks: list[np.ndarray] = []
-    pending: list[list[str]] = []
-    lines: list[int] = []
+    blocks, pending, lines = [], [], []  # type: list[np.ndarray], list[list[str]], list[int]
     for n, (line, row) in enumerate(rows, start=1):
         if len(row) != len(header):
             _convert(table, pending, lines, n - len(pending))  # report earlier errors first
@@ -261,19 +253,25 @@ def read_data_csv(path: PathLike, columns: Mapping[str, np.ndarray | None], *,
 
 def _format_block(block: np.ndarray, ints: np.ndarray) -> bytes:
     """CSV text of a block of rows: integers for `ints` columns, shortest repr elsewhere."""
-    r, c = block.shape
-    cells = np.empty((r, c), dtype="S32")
-    cells[:, ~ints] = block[:, ~ints].astype("S32")
-    x = block[:, ints]
+    (r, c), x = block.shape, block[:, ints]
     ok = np.isfinite(x) & (np.abs(x) < 2.0**62)
-    istr = np.rint(np.where(ok, x, 0.0)).astype(np.int64).astype("S32")
-    istr[~ok] = x[~ok].astype("S32")
+    a = np.rint(np.where(ok, x, 0.0)).astype(np.int64)
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    if hi - lo < 65536:  # look the strings up: much faster than numpy's int-to-string cast
+        istr = np.array([str(v).encode() for v in range(lo, hi + 1)])[a - lo]
+    else:
+        istr = a.astype("S20")
+    if not ok.all():
+        istr = np.where(ok, istr, x.astype("S32"))
+    w = max(istr.itemsize, 1 if ints.all() else 32)  # shortest repr of a float64: <= 24 bytes
+    cells = np.empty((r, c), dtype=f"S{w}")
+    cells[:, ~ints] = block[:, ~ints].astype("S32")
     cells[:, ints] = istr
     cells[np.isnan(block)] = b""
-    raw = np.zeros((r, c, 33), dtype=np.uint8)
-    raw[:, :, :32] = cells.view(np.uint8).reshape(r, c, 32)
-    raw[:, :, 32] = ord(",")
-    raw[:, -1, 32] = ord("\n")
+    raw = np.zeros((r, c, w + 1), dtype=np.uint8)
+    raw[:, :, :w] = cells.view(np.uint8).reshape(r, c, w)
+    raw[:, :, w] = ord(",")
+    raw[:, -1, w] = ord("\n")
     flat = raw.reshape(-1)
     return flat[flat != 0].tobytes()
 
@@ -300,7 +298,7 @@ def read_set_csv(path: PathLike, arity_hint: int | None = None) -> np.ndarray:
     rows = _csv_rows(p, "set", "rows of integers")
     head_line, head = next(rows)
     arity, source = arity_hint, f"the set has arity {arity_hint}"
-    has_header = all(_NUM_RE.fullmatch(c.strip()) is None for c in head)
+    has_header = all(c.strip() and _NUM_RE.fullmatch(c.strip()) is None for c in head)
     if has_header and arity is None:
         arity, source = len(head), f"the header has {len(head)}"
     elif has_header and len(head) != arity:
@@ -349,8 +347,7 @@ def _bad_value(value: object) -> str | None:
 
 def read_params_json(path: PathLike) -> dict[str, object]:
     """The "params" mapping of a parameter file: name -> number or nested list of numbers."""
-    p = os.fspath(path)
-    text = _read_text(p, "params")
+    text = _read_text(p := os.fspath(path), "params")
     try:
         doc = json.loads(text, parse_constant=float)  # NaN, Infinity, 1e999: rejected below
     except json.JSONDecodeError as e:
@@ -389,8 +386,7 @@ def write_params_json(path: PathLike, params: Mapping[str, np.ndarray | float],
                       meta: Mapping[str, object]) -> None:
     """Atomically write `{"params": {name: nested lists}, **meta}` with indent=1."""
     p = os.fspath(path)
-    if "params" in meta:
-        raise InternalError('write_params_json: meta must not have a "params" key')
+    assert "params" not in meta, "meta must not have a 'params' key"
     out: dict[str, object] = {}
     for name, value in params.items():
         arr = np.asarray(value, dtype=np.float64)

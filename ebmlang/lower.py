@@ -48,6 +48,7 @@ class Term:
     reads: list[VarRead] = field(default_factory=list)
     preads: list[ParamRead] = field(default_factory=list)
     outer_rows: np.ndarray | None = None   # row of each instance in the owner's own space
+    index: A.Index | None = None           # the bindings that enumerate the instances
 
     @property
     def size(self) -> int:
@@ -353,7 +354,7 @@ class _Reads:
 
     def _check_dynamic(self, e, arg, p, k) -> None:
         reads = sorted({x for x in _reads_in(arg) if x.name in self.model.vars}, key=str)
-        if {n for n in _names_in(arg)} & set(self.cols):
+        if _names_outside_reads(arg, self.model.vars) & set(self.cols):
             raise UserError("an index read from a variable may not also use bound indices",
                             arg.span)
         doms = [self.model.vars[r.name].domain for r in reads]
@@ -381,6 +382,15 @@ def _names_in(e) -> set[str]:
         out.add(e.name)
     for c in _children(e):
         out |= _names_in(c)
+    return out
+
+
+def _names_outside_reads(e, variables) -> set[str]:
+    if isinstance(e, (A.Name, A.Indexed)) and e.name in variables:
+        return set()
+    out = {e.name} if isinstance(e, A.Name) else set()
+    for c in _children(e):
+        out |= _names_outside_reads(c, variables)
     return out
 
 
@@ -413,16 +423,23 @@ def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, exp
     outer_names = index.names() if index is not None else ()
     terms = []
     for number, piece in enumerate(pieces):
+        seen = set(outer_names)
         for b in piece.bindings:
             for nm in _bnames(b):
                 if nm in outer_names:
                     raise UserError(f"index '{nm}' is already bound by {owner}", b.span)
+                if nm in seen:
+                    raise UserError(f"index '{nm}' is already bound by an enclosing sum (a sum's "
+                                    "body extends as far right as it can: parenthesize the sum "
+                                    "to end it sooner)", b.span)
+                seen.add(nm)
         conds = ([index.where] if index is not None and index.where is not None else []) + \
             list(piece.wheres)
         full = A.Index(outer_bind + piece.bindings, _and(conds))
         space = build_space(full, model.env("in an index"), model.ranges, model.sets,
                             f"{kind} '{owner}'") if full.bindings else outer
-        term = Term(owner, number, sign, full.names(), len(outer_names), space, piece.body)
+        term = Term(owner, number, sign, full.names(), len(outer_names), space, piece.body,
+                    index=full if full.bindings else None)
         cols = {n: space.tuples[:, k] for k, n in enumerate(term.names)}
         term.outer_rows = outer.lookup([space.tuples[:, k] for k in range(len(outer_names))]) \
             if outer_names else np.zeros(space.size, np.int64)

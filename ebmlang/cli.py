@@ -1,0 +1,236 @@
+"""The `ebmlang` command line: one subcommand per task, user errors as FILE:LINE:COL messages.
+
+Exit status: 0 success, 1 a user error (bad model, data file or flag), 2 an internal bug,
+130 interrupted. A user never sees a Python traceback unless ebmlang itself is at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable
+
+import numpy as np
+
+from .errors import UserError, did_you_mean
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors as exit status 1, like every other user error."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"ebmlang: error: {message}\n")
+        usage = self.format_usage()
+        if usage.count("\n") == 1:
+            sys.stderr.write(usage)
+        sys.stderr.write(f"(run '{self.prog} --help' for usage)\n")
+        self.exit(1)
+
+
+def _count(lo: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= lo."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+# ---------------------------------------------------------------- handlers
+
+def _load(args):
+    import ebmlang
+    from .check import parse_override
+    consts = dict(parse_override(text) for text in args.set)
+    return ebmlang.load(args.model, **consts)
+
+
+def cmd_check(args) -> int:
+    from .report import check_report
+    print(check_report(_load(args)))
+    return 0
+
+
+def cmd_code(args) -> int:
+    print(_load(args).code(), end="")
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from .dot import to_dot, write_graph
+    model = _load(args)
+    if args.output is None:
+        print(to_dot(model), end="")
+    else:
+        write_graph(model, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_conditionals(args) -> int:
+    model = _load(args)
+    try:
+        from .symbolic import conditionals
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.symbolic":
+            raise
+        raise UserError("'ebmlang conditionals' is not available in this build "
+                        "(ebmlang.symbolic is missing)") from None
+    conds = conditionals(model)
+    print("\n\n".join((c.latex if args.latex else c.text).rstrip("\n") for c in conds.values()))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .report import sample_summary
+    model = _load(args)
+    if args.params is not None:
+        load_params(model, args.params)
+    inputs = read_inputs(model, args.input, args.chains) if args.input is not None else None
+    samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
+                           thin=args.thin, seed=args.seed, inputs=inputs,
+                           progress=False if args.no_progress else None)
+    if args.output is not None:
+        samples.to_csv(args.output)
+        print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
+              f"{len(samples.names):,} variables)")
+    else:
+        print(sample_summary(samples, burn_in=args.burn_in, thin=args.thin))
+    return 0
+
+
+def load_params(model, path: str) -> None:
+    """Assign every param in a params JSON file; unknown names are an error."""
+    from .csvio import _key_span, coerce_param, read_params_json
+    values = read_params_json(path)
+    for name, value in values.items():
+        if name not in model.params:
+            raise UserError(f"unknown param '{name}'{did_you_mean(name, model.params.keys())}; "
+                            f"the model's params are: {', '.join(model.params.keys()) or 'none'}",
+                            _key_span(path, name), file=path)
+        shape = model.checked.params[name].space.shape
+        model.params[name] = coerce_param(name, value, shape, path)
+
+
+def read_inputs(model, path: str, chains: int) -> np.ndarray:
+    """The input columns of a CSV, in state order: (rows, input variables)."""
+    from .csvio import read_data_csv
+    names = model.ground_names(("input",))
+    if not names:
+        raise UserError("the model has no input variables; --input is not needed", file=path)
+    domains = _input_domains(model)
+    header, rows = read_data_csv(path, domains, required=names, allow_missing=False,
+                                 what="input")
+    pos = {n: k for k, n in enumerate(header)}
+    rows = rows[:, [pos[n] for n in names]]
+    if rows.shape[0] not in (1, chains):
+        raise UserError(f"the input file has {rows.shape[0]} rows: give one row (shared by every "
+                        f"chain) or one per chain (--chains {chains})", file=path)
+    return rows
+
+
+def _input_domains(model) -> dict[str, np.ndarray | None]:
+    from .csvio import format_ground_name
+    out = {}
+    for f in model.vars.values():
+        if f.kind == "input":
+            for row in f.space.tuples:
+                out[format_ground_name(f.name, tuple(int(v) for v in row))] = f.domain.values
+    return out
+
+
+# ---------------------------------------------------------------- parser
+
+COMMANDS: dict[str, Callable] = {
+    "check": cmd_check,
+    "conditionals": cmd_conditionals,
+    "graph": cmd_graph,
+    "code": cmd_code,
+    "sample": cmd_sample,
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="the model file (.ebm)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a const (repeatable)")
+
+
+def build_parser() -> ArgumentParser:
+    from . import __version__
+    parser = ArgumentParser(prog="ebmlang", description="Energy-based models: check, inspect "
+                            "and sample.")
+    parser.add_argument("--version", action="version", version=f"ebmlang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    p = sub.add_parser("check", help="parse, check and summarize a model")
+    _common(p)
+    p = sub.add_parser("conditionals", help="each family's full conditional, derived symbolically")
+    _common(p)
+    p.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    p = sub.add_parser("graph", help="the factor graph as Graphviz DOT (or .svg/.png)")
+    _common(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="FILE.dot, FILE.svg or FILE.png")
+    p = sub.add_parser("code", help="the generated sampler source")
+    _common(p)
+    _sample_parser(sub)
+    return parser
+
+
+def _sample_parser(sub) -> None:
+    p = sub.add_parser("sample", help="draw samples with blocked Gibbs sweeps")
+    _common(p)
+    p.add_argument("-n", "--draws", type=_count(1), default=1000, metavar="DRAWS",
+                   help="kept draws per chain (default 1000)")
+    p.add_argument("--chains", type=_count(1), default=4, metavar="C", help="chains (default 4)")
+    p.add_argument("--burn-in", type=_count(0), default=None, metavar="B",
+                   help="sweeps discarded first (default DRAWS // 2)")
+    p.add_argument("--thin", type=_count(1), default=1, metavar="T",
+                   help="keep every T-th sweep (default 1)")
+    p.add_argument("--params", metavar="P.json", help="parameter values (from ebmlang fit)")
+    p.add_argument("--input", metavar="X.csv", help="values of the model's input variables")
+    p.add_argument("--seed", type=_count(0), default=None, metavar="S", help="random seed")
+    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the draws as CSV")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+
+
+# ---------------------------------------------------------------- entry point
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else 1
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        sys.stderr.write(err.render() + "\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("ebmlang: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - an internal bug, reported as such
+        sys.stderr.write(f"ebmlang: internal error: {type(exc).__name__}: {exc}\n")
+        traceback.print_exc()
+        sys.stderr.write("This is a bug in ebmlang, not in your model: please report it, with "
+                         "the model file and this command line.\n")
+        return 2
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (`ebmlang code | head`), stop Python complaining at exit."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

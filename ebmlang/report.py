@@ -1,0 +1,169 @@
+"""Human-readable summaries: `ebmlang check` (a compiler-style summary of the checked model, its
+terms, blankets, samplers and blocks) and the draw summary of `ebmlang sample`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import blanket_sizes
+from .printing import expr_text
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:
+    """Rows of cells padded into aligned columns; columns in `right` are right-aligned."""
+    if not rows:
+        return []
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths))]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return out
+
+
+def _num(v) -> str:
+    return f"{v:,}" if isinstance(v, (int, np.integer)) else f"{v:g}"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(f"{d:,}" for d in shape) if shape else "scalar"
+
+
+# ---------------------------------------------------------------- ebmlang check
+
+def check_report(model) -> str:
+    """The summary `ebmlang check` prints: declarations, terms, blankets, samplers, blocks."""
+    cm = model.checked
+    sampled = sum(f.space.size for f in cm.vars.values() if f.sampled)
+    where = f" ({model.path})" if model.path is not None else ""
+    lines = [f"model {model.name}{where}: {sampled:,} sampled variables, "
+             f"{cm.n_theta:,} param values, {sum(t.size for t in model.terms):,} factor instances"]
+    if cm.consts:
+        lines.append("consts     " + ", ".join(f"{k} = {_num(v)}" for k, v in cm.consts.items()))
+    lines += _section(("variables", "kind", "domain", "index", "ground"), _var_rows(cm), (4,))
+    lines += _section(("params", "shape", "values", "initial"), _param_rows(cm), (2,))
+    lines += _section(("stats", "index", "definition"),
+                      [(s.name, s.space.describe() if s.index else "", expr_text(s.expr))
+                       for s in cm.stats.values()])
+    lines += _section(("factors", "kind", "over", "reads", "instances"), _term_rows(model), (4,))
+    lines += _sampling(model)
+    return "\n".join(lines)
+
+
+def _section(header: tuple[str, ...], rows, right=()) -> list[str]:
+    """A titled, aligned table: the header row names the columns, the rows are indented."""
+    if not rows:
+        return [f"{header[0]:<10} none"]
+    return _table([header] + [("  " + r[0],) + r[1:] for r in rows], indent="", right=right)
+
+
+def _var_rows(cm):
+    return [(f.name, f.kind, f.domain.text, f"[{f.space.describe()}]" if f.space.ndim else "",
+             f"{f.space.size:,}") for f in cm.vars.values()]
+
+
+def _param_rows(cm):
+    return [(p.name, _shape(p.space.shape), f"{p.size:,}", expr_text(p.init))
+            for p in cm.params.values()]
+
+
+def _term_rows(model):
+    kinds = {f.name: f.kind for f in model.checked.factors}
+    counts = {}
+    for t in model.terms:
+        counts[t.owner] = counts.get(t.owner, 0) + 1
+    rows = []
+    for t in model.terms:
+        label = t.owner + (f" #{t.number}" if counts[t.owner] > 1 else "")
+        reads = ", ".join(expr_text(r.node) for r in t.reads) or "(no variables)"
+        rows.append((label, kinds.get(t.owner, "factor"), f"[{', '.join(t.names)}]"
+                     if t.names else "", reads, f"{t.size:,}"))
+    return rows
+
+
+def blanket_reads(model, family: str) -> list[tuple[str, str, str]]:
+    """(family, term label, read text) of each read `family` meets in a factor term."""
+    out = []
+    for t in model.terms:
+        own = [r for r in t.reads if r.family == family]
+        if not own:
+            continue
+        skip = own[0]
+        label = t.owner + (f" #{t.number}" if t.number else "")
+        for r in t.reads:
+            item = (r.family, label, expr_text(r.node))
+            if r is not skip and item not in out:
+                out.append(item)
+    return out
+
+
+def _meets(reads: list[tuple[str, str, str]]) -> str:
+    """`{h}: h[j] in pair`: the families met, then each read with its term."""
+    if not reads:
+        return "nothing (independent of everything)"
+    fams = list(dict.fromkeys(fam for fam, _, _ in reads))
+    by_term: dict[str, list[str]] = {}
+    for _, label, text in reads:
+        by_term.setdefault(label, []).append(text)
+    terms = "; ".join(f"{', '.join(texts)} in {label}" for label, texts in by_term.items())
+    return "{" + ", ".join(fams) + "}: " + terms
+
+
+def _sampler_text(model, f) -> str:
+    decl = model.checked.samplers.get(f.name)
+    method = decl.method if decl is not None else "gibbs"
+    name = {"gibbs": "Gibbs"}.get(method, method)
+    if f.domain.finite:
+        return f"{name} (exact conditional over {f.domain.text})"
+    return f"{name} (real-valued: not available yet)"
+
+
+def _sampling(model) -> list[str]:
+    sizes = blanket_sizes(model.graph, model.checked)
+    lines = ["sampling"]
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        lo, hi = sizes[f.name]
+        ground = f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
+        meets = _meets(blanket_reads(model, f.name))
+        lines += _table([(f.name, "sampler", _sampler_text(model, f)),
+                         ("", "blanket", meets),
+                         ("", "ground", f"{ground} neighbours per variable"),
+                         ("", "blocks", model.graph.colouring.get(f.name, "?"))])
+    blocks = model.graph.blocks
+    lines.append(f"blocks     {len(blocks)} per sweep: "
+                 + ", ".join(f"{b.label} ({b.size:,})" for b in blocks))
+    return lines
+
+
+# ---------------------------------------------------------------- ebmlang sample
+
+def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
+    """Means of each sampled family, mean and sd of each stat, mean log-potential."""
+    model = samples.model
+    burn = samples.draws // 2 if burn_in is None else burn_in
+    lines = [f"{model.name}: {samples.chains} chains x {samples.draws:,} draws "
+             f"(burn-in {burn:,}, thin {thin}), {len(samples.names):,} variables",
+             "blocks: " + ", ".join(b.label for b in model.graph.blocks)]
+    rows = []
+    for f in model.vars.values():
+        if f.sampled:
+            shape = f"({_shape(f.space.shape)})" if f.space.ndim else ""
+            rows.append(("mean", f.name, f"{float(np.mean(samples[f.name])):.4g}", "", shape))
+    for name, vals in samples.stats().items():
+        rows.append(_stat_row(name, vals))
+    lp = samples.log_potential()
+    rows.append(("mean", "log potential", f"{float(lp.mean()):.6g}",
+                 f"sd {float(lp.std()):.4g}", "(log p + log Z)"))
+    return "\n".join(lines + _table(rows, right=(2,)))
+
+
+def _stat_row(name: str, vals: np.ndarray) -> tuple[str, ...]:
+    flat = vals.reshape(vals.shape[0] * vals.shape[1], -1)
+    mean = float(flat.mean())
+    sd = float(flat.std(axis=0).mean())
+    note = ""
+    if vals.ndim > 2:
+        note = f"(shape {_shape(vals.shape[2:])}: mean and sd averaged over elements)"
+    return ("stat", name, f"{mean:.4g}", f"sd {sd:.4g}", note)

@@ -1,0 +1,443 @@
+"""Phase 5: each variable family's full conditional, derived with sympy in index form.
+
+For family X with indices (i, j), every term that reads X contributes. For a read such as
+`s[i, (j + 1) % L]` inside `right[i, j]`, solving `(i, (j + 1) % L) = (a, b)` for the term's
+indices gives the instance `right[a, (b - 1) % L]`; its expression, with that read replaced by
+the variable's own value, is the contribution. A term index the read leaves free (`i` in
+`pair[i, j]` reading `h[j]`) becomes a sum over its range. A read that does not invert (a set
+binding, a nonlinear index) contributes `sum(INDEX where READ == OWN) BODY`, which is exactly
+what the ground kernel computes. Derived once per family, never per ground variable.
+
+sympy sees only expressions built here from the checked AST: user text is never sympified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from . import ast as A
+from .lower import Term
+
+
+class Ind(sp.Function):
+    """The 0/1 value of a condition (ebmlang's comparisons), an Iverson bracket."""
+
+    @classmethod
+    def eval(cls, cond):
+        if cond is sp.true:
+            return sp.S.One
+        if cond is sp.false:
+            return sp.S.Zero
+        return None
+
+
+class sigmoid(sp.Function):  # noqa: N801 - the name users read
+    pass
+
+
+class softplus(sp.Function):  # noqa: N801
+    pass
+
+
+class IndexSum(sp.Function):
+    """sum(BINDINGS where COND) BODY over ground instances that a read does not invert."""
+
+    nargs = 3  # (body, Symbol naming the bindings, condition)
+
+
+# ---------------------------------------------------------------- AST -> sympy
+
+_CMP = {"==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+_FUN = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "tanh": sp.tanh,
+        "sigmoid": sigmoid, "softplus": softplus, "min": sp.Min, "max": sp.Max,
+        "log1p": lambda x: sp.log(1 + x)}
+
+
+def _truth(x):
+    return x.args[0] if isinstance(x, Ind) else sp.Ne(x, 0)
+
+
+class ToSympy:
+    """AST -> sympy, with a table for names: consts stay symbols so formulas read as written."""
+
+    def __init__(self, model, names: dict[str, sp.Expr], replace: dict | None = None):
+        self.model = model
+        self.names = names
+        self.replace = replace or {}
+
+    def __call__(self, e):
+        if e in self.replace:
+            return self.replace[e]
+        if isinstance(e, A.Num):
+            return sp.Integer(int(e.value)) if e.is_int else sp.Float(e.value, 15)
+        if isinstance(e, A.Name):
+            return self.names.get(e.name) or sp.Symbol(e.name)
+        if isinstance(e, A.Indexed):
+            return sp.IndexedBase(e.name)[tuple(self(a) for a in e.args)]
+        if isinstance(e, A.Call):
+            return _FUN[e.func](*(self(a) for a in e.args))
+        if isinstance(e, A.Unary):
+            x = self(e.operand)
+            return -x if e.op == "-" else Ind(sp.Not(_truth(x)))
+        if isinstance(e, A.Sum):
+            raise ValueError("sums are split before symbolic derivation")
+        a, b = self(e.left), self(e.right)
+        if e.op in _CMP:
+            return Ind(_CMP[e.op](a, b))
+        if e.op == "and":
+            return Ind(sp.And(_truth(a), _truth(b)))
+        if e.op == "or":
+            return Ind(sp.Or(_truth(a), _truth(b)))
+        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                "/": lambda: a / b, "^": lambda: a ** b, "%": lambda: sp.Mod(a, b)}[e.op]()
+
+
+# ---------------------------------------------------------------- printing
+
+class _Str(StrPrinter):
+    def _print_Mod(self, e):
+        a, m = e.args
+        inner = self._print(a)
+        if isinstance(a, (sp.Add, sp.Mul)):
+            inner = f"({inner})"
+        return f"{inner} % {self._print(m)}"
+
+    def _print_Ind(self, e):
+        return f"({self._print_cond(e.args[0])})"
+
+    def _print_cond(self, c):
+        ops = {sp.Eq: "==", sp.Ne: "!=", sp.Lt: "<", sp.Le: "<=", sp.Gt: ">", sp.Ge: ">="}
+        for cls, op in ops.items():
+            if isinstance(c, cls):
+                return f"{self._print(c.lhs)} {op} {self._print(c.rhs)}"
+        if isinstance(c, sp.And):
+            return " and ".join(self._print_cond(a) for a in c.args)
+        if isinstance(c, sp.Or):
+            return " or ".join(self._print_cond(a) for a in c.args)
+        if isinstance(c, sp.Not):
+            return f"not {self._print_cond(c.args[0])}"
+        return self._print(c)
+
+    def _print_Sum(self, e):
+        body = self._print(e.function)
+        limits = ", ".join(f"{self._print(s)} in {self._print(lo)}..{self._print(hi)}"
+                           for s, lo, hi in e.limits)
+        return f"sum({limits}) {body}" if not isinstance(e.function, sp.Add) else \
+            f"sum({limits}) ({body})"
+
+    def _print_IndexSum(self, e):
+        body, binds, cond = e.args
+        return f"sum({binds.name} where {self._print_cond(cond)}) {self._paren(body)}"
+
+    def _paren(self, x):
+        text = self._print(x)
+        return f"({text})" if isinstance(x, sp.Add) else text
+
+
+class _Latex(LatexPrinter):
+    def _print_Mod(self, e, exp=None):
+        a, m = e.args
+        return rf"\left({self._print(a)}\right) \bmod {self._print(m)}"
+
+    def _print_Ind(self, e, exp=None):
+        return rf"\left[{self._print(e.args[0])}\right]"
+
+    def _print_sigmoid(self, e, exp=None):
+        return rf"\sigma\left({self._print(e.args[0])}\right)"
+
+    def _print_IndexSum(self, e, exp=None):
+        body, binds, cond = e.args
+        text = binds.name.replace("..", r"\ldots ")
+        return rf"\sum_{{{text},\ {self._print(cond)}}} \left({self._print(body)}\right)"
+
+
+def to_text(e) -> str:
+    return _Str().doprint(e)
+
+
+def to_latex(e) -> str:
+    return _Latex().doprint(e)
+
+
+# ---------------------------------------------------------------- solving reads for term indices
+
+def _binding_of(term: Term, name: str):
+    for b in term.index.bindings if term.index is not None else ():
+        if isinstance(b, A.TupleBinding) and name in b.names:
+            return b
+        if not isinstance(b, A.TupleBinding) and b.name == name:
+            return b
+    return None
+
+
+def _affine(arg: A.Expr, names) -> tuple[str, A.Expr | None, int] | None:
+    """`n`, `n + c`, `n - c` with c free of term indices: (n, c, sign of c) else None."""
+    if isinstance(arg, A.Name) and arg.name in names:
+        return arg.name, None, 0
+    if isinstance(arg, A.BinOp) and arg.op in ("+", "-") and isinstance(arg.left, A.Name) \
+            and arg.left.name in names and not _uses(arg.right, names):
+        return arg.left.name, arg.right, 1 if arg.op == "+" else -1
+    if isinstance(arg, A.BinOp) and arg.op == "+" and isinstance(arg.right, A.Name) \
+            and arg.right.name in names and not _uses(arg.left, names):
+        return arg.right.name, arg.left, 1
+    return None
+
+
+def _uses(e: A.Expr, names) -> bool:
+    if isinstance(e, A.Name):
+        return e.name in names
+    if isinstance(e, A.Indexed):
+        return True  # a read: not a compile-time offset
+    if isinstance(e, A.BinOp):
+        return _uses(e.left, names) or _uses(e.right, names)
+    if isinstance(e, A.Unary):
+        return _uses(e.operand, names)
+    if isinstance(e, A.Call):
+        return any(_uses(a, names) for a in e.args)
+    return False
+
+
+@dataclass
+class _Solution:
+    subs: dict          # term symbol -> expression in the family's index symbols
+    checks: list        # conditions that must hold (sympy relationals)
+
+
+def _solve(term: Term, read: A.Indexed, own: list[sp.Symbol], conv) -> _Solution | None:
+    names = set(term.names)
+    subs, checks = {}, []
+    args = read.args if isinstance(read, A.Indexed) else ()
+    for arg, a in zip(args, own):
+        mod = None
+        if isinstance(arg, A.BinOp) and arg.op == "%" and not _uses(arg.right, names):
+            arg, mod = arg.left, arg.right
+        aff = _affine(arg, names)
+        if aff is None:
+            if _uses(arg, names):
+                return None
+            checks.append(sp.Eq(conv(arg if mod is None else A.BinOp("%", arg, mod)), a))
+            continue
+        name, off, sign = aff
+        b = _binding_of(term, name)
+        if not isinstance(b, (A.RangeBinding, A.NamedBinding)) or \
+                (isinstance(b, A.NamedBinding) and b.target in conv.model.sets):
+            return None
+        value = a - sign * conv(off) if off is not None else a
+        if mod is not None:
+            value = sp.Mod(value, conv(mod))
+        if name in subs:
+            checks.append(sp.Eq(subs[name], value))
+        else:
+            subs[name] = value
+    return _Solution(subs, checks)
+
+
+def _range_of(conv, term: Term, name: str):
+    b = _binding_of(term, name)
+    if isinstance(b, A.RangeBinding):
+        return conv(b.lo), conv(b.hi)
+    r = conv.model.ranges.get(b.target)
+    return sp.Integer(r.lo), sp.Integer(r.hi)
+
+
+def _always(cond, model, fam, own) -> bool:
+    """True when `cond` holds at every ground index of the family (consts at their values)."""
+    if cond is sp.true:
+        return True
+    consts = {sp.Symbol(k): v for k, v in model.consts.items()}
+    try:
+        fn = sp.lambdify(own, cond.xreplace(consts), modules="numpy")
+        vals = fn(*fam.space.tuples.T) if own else fn()
+    except Exception:  # noqa: BLE001 - a condition we cannot evaluate is kept, not dropped
+        return False
+    return bool(np.all(vals))
+
+
+@dataclass
+class _Contrib:
+    body: sp.Expr                 # contains the value symbol
+    limits: tuple = ()            # sums over term indices the read leaves free
+    cond: sp.Expr | None = None   # when the instance exists
+    fallback: tuple | None = None # (Symbol naming the bindings, condition) of an IndexSum
+
+    def at(self, fn) -> sp.Expr:
+        b = fn(self.body)
+        if b == 0:
+            return sp.S.Zero
+        if self.cond is not None:
+            b = Ind(self.cond) * b
+        if self.fallback is not None:
+            return IndexSum(b, *self.fallback)
+        return sp.Sum(b, *self.limits) if self.limits else b
+
+
+def _contribution(model, fam, term: Term, read, own, value) -> _Contrib:
+    tsyms = {n: sp.Symbol(f"{n}__t", integer=True) for n in term.names}
+    conv = ToSympy(model, dict(tsyms), {read.node: value})
+    sol = _solve(term, read.node, own, conv) if term.index is not None or not term.names else None
+    if sol is None:
+        return _fallback(model, term, read, own, value)
+    conds = list(sol.checks)
+    display = {}
+    for n in term.names:
+        if n in sol.subs:
+            lo, hi = _range_of(conv, term, n)
+            conds += [sp.Le(lo, sol.subs[n]), sp.Le(sol.subs[n], hi)]
+    limits = []
+    taken = {s.name for s in own}
+    for n in term.names:
+        if n not in sol.subs:
+            b = _binding_of(term, n)
+            if isinstance(b, A.TupleBinding) or (isinstance(b, A.NamedBinding) and b.target in model.sets):
+                return _fallback(model, term, read, own, value)
+            name = n if n not in taken else n + "2"
+            display[tsyms[n]] = sp.Symbol(name, integer=True)
+            lo, hi = _range_of(conv, term, n)
+            limits.append((display[tsyms[n]], lo, hi))
+    subs = {tsyms[n]: v for n, v in sol.subs.items()}
+    subs.update(display)
+    limits = tuple((s, lo.xreplace(subs), hi.xreplace(subs)) for s, lo, hi in limits)
+    body = conv(term.body).xreplace(subs)
+    if term.index is not None and term.index.where is not None:
+        where = _truth(conv(term.index.where)).xreplace(subs)
+        if limits:
+            body = Ind(where) * body
+        else:
+            conds.append(where)
+    kept = [c.xreplace(subs) for c in conds]
+    kept = [c for c in kept if not _always(c, model, fam, own)]
+    return _Contrib(body, limits, sp.And(*kept) if kept else None)
+
+
+def _fallback(model, term: Term, read, own, value) -> _Contrib:
+    from .printing import index_text
+    names = {n: sp.Symbol(n if n not in {s.name for s in own} else n + "'", integer=True)
+             for n in term.names}
+    conv = ToSympy(model, names, {read.node: value})
+    args = read.node.args if isinstance(read.node, A.Indexed) else ()
+    cond = sp.And(*[sp.Eq(conv(a), s) for a, s in zip(args, own)])
+    index = term.index
+    text = index_text(A.Index(index.bindings)) if index is not None else ""
+    for n, s in names.items():
+        text = text.replace(n, s.name) if s.name != n else text
+    if index is not None and index.where is not None:
+        cond = sp.And(cond, _truth(conv(index.where)))
+    return _Contrib(conv(term.body), (), None, (sp.Symbol(text), cond))
+
+
+# ---------------------------------------------------------------- the conditional of a family
+
+@dataclass
+class Conditional:
+    family: str
+    domain: str
+    kind: str                 # logistic | softmax | density
+    expr: sp.Expr             # logistic: p(high value); softmax and density: log-potential
+    local: sp.Expr            # the local log-potential as a function of `value`
+    value: sp.Symbol
+    blanket: list[str]
+    text: str
+    latex: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _tidy(e: sp.Expr, params) -> sp.Expr:
+    e = sp.factor_terms(sp.expand(e))
+    if isinstance(e, sp.Mul):
+        return sp.Mul(*[sp.collect(a, params) if isinstance(a, sp.Add) else a for a in e.args])
+    return sp.collect(e, params) if isinstance(e, sp.Add) else e
+
+
+def _number(v: float) -> sp.Expr:
+    return sp.Integer(int(v)) if float(v).is_integer() else sp.nsimplify(float(v))
+
+
+def _blanket(e, fam_name, model, own_head) -> list[str]:
+    """The blanket's reads as written, each summed index with its range."""
+    ranges = {}
+    for s in e.atoms(sp.Sum):
+        for sym, lo, hi in s.limits:
+            ranges[sym] = f"{to_text(sym)} in {to_text(lo)}..{to_text(hi)}"
+    out = []
+    for atom in sorted(e.atoms(sp.Indexed), key=to_text):
+        name = atom.base.label.name
+        if name in model.vars and atom != own_head:
+            free = [ranges[s] for s in sorted(atom.free_symbols, key=str) if s in ranges]
+            text = to_text(atom) + (f" for {', '.join(free)}" if free else "")
+            if text not in out:
+                out.append(text)
+    for atom in sorted(e.atoms(sp.Symbol), key=str):
+        fam = model.vars.get(atom.name)
+        if fam is not None and fam.space.ndim == 0 and atom.name != fam_name:
+            out.append(atom.name)
+    return out
+
+
+def _value_symbol(model, fam) -> sp.Symbol:
+    """The symbol for the family's own value: `k` over a finite domain, else the family's name."""
+    if fam.domain.finite and fam.domain.size == 2:
+        return sp.Dummy("value")
+    taken = set(model.checked.kinds) | {n for t in model.terms for n in t.names}
+    name = "k" if fam.domain.finite else fam.name
+    while name in taken and fam.domain.finite:
+        name += "_"
+    return sp.Symbol(name) if fam.domain.finite else sp.Dummy(name)
+
+
+def derive(model, fam) -> Conditional:
+    own = [sp.Symbol(n, integer=True) for n in fam.space.names]
+    head = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
+    value = _value_symbol(model, fam)
+    contribs = []
+    for t in model.terms:
+        seen = set()
+        for r in t.reads:
+            if r.family == fam.name and r.node not in seen:
+                seen.add(r.node)
+                c = _contribution(model.checked, fam, t, r, own, value)
+                contribs.append((c, int(t.sign)))
+    params = [sp.Symbol(p) for p, pf in model.checked.params.items() if pf.space.ndim == 0]
+    local = sp.Add(*[s * c.at(lambda b: b) for c, s in contribs])
+    head_text = to_text(head)
+    if fam.domain.finite and fam.domain.size == 2:
+        lo, hi = (_number(v) for v in fam.domain.values)
+        logit = sp.Add(*[s * c.at(lambda b: sp.factor_terms(sp.expand(
+            b.xreplace({value: hi}) - b.xreplace({value: lo})))) for c, s in contribs])
+        logit = _tidy(logit, params)
+        expr, kind = sigmoid(logit), "logistic"
+        hi_text = "+1" if fam.domain.kind == "spin" else to_text(hi)
+        formula = f"p({head_text} = {hi_text} | blanket) = {to_text(expr)}"
+        latex = rf"p\left({to_latex(head)} = {hi_text} \mid \text{{blanket}}\right) = {to_latex(expr)}"
+    else:
+        expr = _tidy(local, params)
+        kind = "softmax" if fam.domain.finite else "density"
+        what = f"{head_text} = {value}" if fam.domain.finite else head_text
+        formula = f"log p({what} | blanket) = {to_text(expr)} + const"
+        if fam.domain.finite:
+            formula += f",  {value} in {fam.domain.text}"
+        latex = (rf"\log p\left({to_latex(head)} = {to_latex(value)} \mid \text{{blanket}}\right)"
+                 rf" = {to_latex(expr)} + \text{{const}}")
+    blanket = _blanket(local, fam.name, model.checked, head)
+    return Conditional(fam.name, fam.domain.text, kind, expr, local, value, blanket,
+                       _text(model, fam, head_text, blanket, formula), latex)
+
+
+def _text(model, fam, head_text, blanket, formula) -> str:
+    sampler = "Gibbs, exact" if fam.domain.finite else "no sampler yet (real-valued)"
+    block = model.graph.colouring.get(fam.name, "")
+    lines = [f"{head_text} : {fam.domain.text}   {sampler}   blocks: {block}".rstrip(),
+             f"  blanket  {', '.join(blanket) if blanket else '(none)'}",
+             f"  {formula}"]
+    return "\n".join(lines)
+
+
+def conditionals(model) -> dict[str, Conditional]:
+    """Each sampled family's full conditional, derived once per family in index form."""
+    return {f.name: derive(model, f) for f in model.vars.values() if f.sampled}
