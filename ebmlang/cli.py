@@ -47,7 +47,9 @@ def _load(args):
     import ebmlang
     from .check import parse_override
     consts = dict(parse_override(text) for text in args.set)
-    return ebmlang.load(args.model, **consts)
+    model = ebmlang.load(args.model, **consts)
+    args.source = model.checked.source  # for later errors that point into the model
+    return model
 
 
 def cmd_check(args) -> int:
@@ -203,13 +205,16 @@ def _sample_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    args = argparse.Namespace(source=None)
     try:
         try:
-            args = build_parser().parse_args(argv)
+            build_parser().parse_args(argv, namespace=args)
         except SystemExit as exc:  # --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else 1
         return COMMANDS[args.command](args)
     except UserError as err:
+        if args.source is not None and err.span is not None and err.span.line > 0:
+            err.with_source(args.source)  # a later phase's error pointing into the model
         sys.stderr.write(err.render() + "\n")
         return 1
     except KeyboardInterrupt:

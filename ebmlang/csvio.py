@@ -135,10 +135,7 @@ def _unknown_column(name: str, base: str, idx: tuple[int, ...], columns: Mapping
 
 def _header_name(cell: str, col: int, columns: Mapping[str, Any], latent: Collection[str]) -> str:
     """The canonical name of one header cell, else a message (prefixed by '!') saying why not."""
-    parsed = parse_ground_name(cell)
-    if parsed is None and not cell.strip():
-        return f"!column {col} of the header has no name"
-    if parsed is None:
+    if (parsed := parse_ground_name(cell)) is None:
         hint = '; quote a name with a comma: "s[0,1]"' if "[" in cell and "]" not in cell else ""
         return f"!column name '{_show(cell)}' is not a variable name (e.g. x, v[3], s[0,1]){hint}"
     name = format_ground_name(*parsed)
@@ -169,16 +166,16 @@ def _parse_header(cells: list[str], line: int, columns: Mapping[str, Any],
     return list(seen)
 
 
-def _parse_cells(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse_cells(rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values with NaN for empty or bad cells, empty mask, not-a-number mask)."""
-    s = np.strings.strip(cells)
-    empty = s == ""
-    if ((u := s.view(np.uint32)) != ord("_")).all() and (u < 128).all():  # numpy is laxer else
+    blob = "".join(map("".join, rows))  # without these, numpy's parsing is as strict as _NUM_RE
+    if blob.isascii() and not any(ch in blob for ch in "_nN"):
         with contextlib.suppress(ValueError):
-            vals = np.where(empty, "0", s).astype(np.float64)
-            if np.isfinite(vals).all():
-                vals[empty] = np.nan
-                return vals, empty, np.zeros(s.shape, dtype=bool)
+            vals = np.array([[x or "nan" for x in r] for r in rows], dtype=np.float64)
+            if not np.isinf(vals).any():
+                return vals, np.isnan(vals), np.zeros(vals.shape, dtype=bool)
+    s = np.strings.strip(np.array(rows, dtype=str))
+    empty = s == ""
     vals, bad = np.full(s.shape, np.nan), ~empty
     for (r, c), text in np.ndenumerate(s):
         if bad[r, c] and _NUM_RE.fullmatch(str(text)) and math.isfinite(v := float(text)):
@@ -188,15 +185,19 @@ def _parse_cells(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def _snap_domains(vals: np.ndarray, domains: list[np.ndarray | None]) -> np.ndarray:
     """Snap values to their finite domain (tolerance 1e-9); return the out-of-domain mask."""
+    groups: dict[bytes, tuple[np.ndarray, list[int]]] = {}  # columns with equal domains
+    for j, d in enumerate(domains):
+        if d is not None:
+            groups.setdefault(d.tobytes(), (d, []))[1].append(j)
     outside = np.zeros(vals.shape, dtype=bool)
-    for j, dom in ((j, d) for j, d in enumerate(domains) if d is not None):
-        col = vals[:, j]
-        hi = np.clip(np.searchsorted(dom, col), 0, len(dom) - 1)
+    for dom, cols in groups.values():
+        x = vals[:, cols]
+        hi = np.clip(np.searchsorted(dom, x), 0, len(dom) - 1)
         lo = np.maximum(hi - 1, 0)
-        near = np.where(np.abs(dom[lo] - col) <= np.abs(dom[hi] - col), dom[lo], dom[hi])
-        ok = np.abs(near - col) <= 1e-9 * np.maximum(1.0, np.abs(col))
-        vals[:, j] = np.where(ok, near, col)
-        outside[:, j] = ~ok & ~np.isnan(col)
+        near = np.where(np.abs(dom[lo] - x) <= np.abs(dom[hi] - x), dom[lo], dom[hi])
+        ok = np.abs(near - x) <= 1e-9 * np.maximum(1.0, np.abs(x))
+        vals[:, cols] = np.where(ok, near, x)
+        outside[:, cols] = ~ok & ~np.isnan(x)
     return outside
 
 
@@ -206,7 +207,7 @@ def _convert(table: tuple[str, list[str], list[np.ndarray | None], bool], rows: 
     path, header, domains, allow_missing = table
     if not rows:
         return np.empty((0, len(header)))
-    vals, empty, bad_number = _parse_cells(np.array(rows, dtype=str))
+    vals, empty, bad_number = _parse_cells(rows)
     bad = bad_number | _snap_domains(vals, domains) | (empty & (not allow_missing))
     if not bad.any():
         return vals
@@ -294,8 +295,7 @@ def write_samples_csv(path: PathLike, header: list[str], data: np.ndarray,
 
 def read_set_csv(path: PathLike, arity_hint: int | None = None) -> np.ndarray:
     """Read a set file of integer tuples (optional header of non-numbers): int64 (rows, arity)."""
-    p = os.fspath(path)
-    rows = _csv_rows(p, "set", "rows of integers")
+    rows = _csv_rows(p := os.fspath(path), "set", "rows of integers")
     head_line, head = next(rows)
     arity, source = arity_hint, f"the set has arity {arity_hint}"
     has_header = all(c.strip() and _NUM_RE.fullmatch(c.strip()) is None for c in head)

@@ -167,8 +167,11 @@ class Model:
                progress: bool | None = False):
         """Gibbs draws; see `ebmlang.sample.sample`."""
         from .sample import sample
-        return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin, seed=seed,
-                      inputs=inputs, params=params, progress=progress)
+        try:
+            return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
+                          seed=seed, inputs=inputs, params=params, progress=progress)
+        except UserError as err:
+            raise err.with_source(self.checked.source) from None
 
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""

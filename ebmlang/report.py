@@ -25,6 +25,10 @@ def _num(v) -> str:
     return f"{v:,}" if isinstance(v, (int, np.integer)) else f"{v:g}"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' * (count != 1)}"
+
+
 def _shape(shape: tuple[int, ...]) -> str:
     return " x ".join(f"{d:,}" for d in shape) if shape else "scalar"
 
@@ -36,8 +40,9 @@ def check_report(model) -> str:
     cm = model.checked
     sampled = sum(f.space.size for f in cm.vars.values() if f.sampled)
     where = f" ({model.path})" if model.path is not None else ""
-    lines = [f"model {model.name}{where}: {sampled:,} sampled variables, "
-             f"{cm.n_theta:,} param values, {sum(t.size for t in model.terms):,} factor instances"]
+    lines = [f"model {model.name}{where}: {_n(sampled, 'sampled variable')}, "
+             f"{_n(cm.n_theta, 'param value')}, "
+             f"{_n(sum(t.size for t in model.terms), 'factor instance')}"]
     if cm.consts:
         lines.append("consts     " + ", ".join(f"{k} = {_num(v)}" for k, v in cm.consts.items()))
     lines += _section(("variables", "kind", "domain", "index", "ground"), _var_rows(cm), (4,))
@@ -81,34 +86,6 @@ def _term_rows(model):
     return rows
 
 
-def blanket_reads(model, family: str) -> list[tuple[str, str, str]]:
-    """(family, term label, read text) of each read `family` meets in a factor term."""
-    out = []
-    for t in model.terms:
-        own = [r for r in t.reads if r.family == family]
-        if not own:
-            continue
-        skip = own[0]
-        label = t.owner + (f" #{t.number}" if t.number else "")
-        for r in t.reads:
-            item = (r.family, label, expr_text(r.node))
-            if r is not skip and item not in out:
-                out.append(item)
-    return out
-
-
-def _meets(reads: list[tuple[str, str, str]]) -> str:
-    """`{h}: h[j] in pair`: the families met, then each read with its term."""
-    if not reads:
-        return "nothing (independent of everything)"
-    fams = list(dict.fromkeys(fam for fam, _, _ in reads))
-    by_term: dict[str, list[str]] = {}
-    for _, label, text in reads:
-        by_term.setdefault(label, []).append(text)
-    terms = "; ".join(f"{', '.join(texts)} in {label}" for label, texts in by_term.items())
-    return "{" + ", ".join(fams) + "}: " + terms
-
-
 def _sampler_text(model, f) -> str:
     decl = model.checked.samplers.get(f.name)
     method = decl.method if decl is not None else "gibbs"
@@ -120,16 +97,17 @@ def _sampler_text(model, f) -> str:
 
 def _sampling(model) -> list[str]:
     sizes = blanket_sizes(model.graph, model.checked)
+    conditionals = model.conditionals()
     lines = ["sampling"]
     for f in model.vars.values():
         if not f.sampled:
             continue
         lo, hi = sizes[f.name]
         ground = f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
-        meets = _meets(blanket_reads(model, f.name))
+        meets = ", ".join(conditionals[f.name].blanket) or "nothing (independent of the rest)"
         lines += _table([(f.name, "sampler", _sampler_text(model, f)),
                          ("", "blanket", meets),
-                         ("", "ground", f"{ground} neighbours per variable"),
+                         ("", "ground", f"{ground} neighbour{'s' * (hi != 1)} per variable"),
                          ("", "blocks", model.graph.colouring.get(f.name, "?"))])
     blocks = model.graph.blocks
     lines.append(f"blocks     {len(blocks)} per sweep: "

@@ -381,20 +381,20 @@ def _blanket(e, fam_name, model, own_head) -> list[str]:
 
 
 def _value_symbol(model, fam) -> sp.Symbol:
-    """The symbol for the family's own value: `k` over a finite domain, else the family's name."""
+    """The symbol for a finite family's own value: `k`, or a hidden one for two values."""
     if fam.domain.finite and fam.domain.size == 2:
         return sp.Dummy("value")
     taken = set(model.checked.kinds) | {n for t in model.terms for n in t.names}
-    name = "k" if fam.domain.finite else fam.name
-    while name in taken and fam.domain.finite:
+    name = "k"
+    while name in taken:
         name += "_"
-    return sp.Symbol(name) if fam.domain.finite else sp.Dummy(name)
+    return sp.Symbol(name)
 
 
 def derive(model, fam) -> Conditional:
     own = [sp.Symbol(n, integer=True) for n in fam.space.names]
     head = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
-    value = _value_symbol(model, fam)
+    value = _value_symbol(model, fam) if fam.domain.finite else head
     contribs = []
     for t in model.terms:
         seen = set()
