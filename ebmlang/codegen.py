@@ -14,13 +14,15 @@ import hashlib
 import linecache
 
 import numpy as np
+from sympy.printing.numpy import NumPyPrinter
 
 from . import ast as A
 from . import __version__
 from .lower import Term
 from .printing import expr_text
 
-PRELUDE = '''import numpy as np
+PRELUDE = '''import numpy
+import numpy as np
 
 
 def _b(x):
@@ -98,8 +100,53 @@ class _Printer:
         return f"theta[{' + '.join(parts)}]"
 
 
-def term_function_name(term: Term, is_stat: bool) -> str:
-    return f"{'stat' if is_stat else 'term'}_{term.owner}_{term.number}"
+def term_function_name(term: Term, is_stat: bool, kind: str = "") -> str:
+    return f"{kind or ('stat' if is_stat else 'term')}_{term.owner}_{term.number}"
+
+
+class _DerivPrinter(NumPyPrinter):
+    """sympy -> numpy text, with a term's symbols printed as the kernel's arrays."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__({"fully_qualified_modules": True, "strict": True})
+        self.names = names
+
+    def _print_Symbol(self, e):
+        return self.names.get(e.name, e.name)
+
+    def _print_Ind(self, e):
+        return f"_b({self._print(e.args[0])})"
+
+    def _print_sigmoid(self, e):
+        return f"_sigmoid({self._print(e.args[0])})"
+
+    def _print_softplus(self, e):
+        return f"numpy.logaddexp(0.0, {self._print(e.args[0])})"
+
+
+def _derivative_function(t: Term, consts) -> list[str]:
+    """`grad_*` returns d(value)/d(param read k) for every k; `where_*` the theta positions of
+    param reads whose index is read from variables (None for the others)."""
+    from .symbolic import param_derivatives
+    pr = _Printer(t, consts)
+    names = {f"V{k}": f"V[{k}]" for k in range(len(t.reads))}
+    names.update({f"I{k}": f"I[{k}]" for k in range(len(t.names))})
+    names.update({f"P{k}": pr._param(p.node) for k, p in enumerate(t.preads)})
+    printer = _DerivPrinter(names)
+    derivs = [printer.doprint(d) for d in param_derivatives(t, consts)]
+    sign = "" if t.sign > 0 else "-"
+    out = [f"def {term_function_name(t, False, 'grad')}(V, P, I, theta):",
+           f'    """d/d(params) of {expr_text(t.body)}"""',
+           f"    return [{', '.join(f'{sign}({d})' for d in derivs)}]", ""]
+    where = []
+    for k, p in enumerate(t.preads):
+        if p.dynamic:
+            where.append(pr._param(p.node)[len("theta["):-1])
+        else:
+            where.append("None")
+    out += [f"def {term_function_name(t, False, 'where')}(V, P, I):",
+            f"    return [{', '.join(where)}]", ""]
+    return out
 
 
 def generate(model_name: str, terms: list[Term], stat_terms: list[Term],
@@ -121,6 +168,8 @@ def generate(model_name: str, terms: list[Term], stat_terms: list[Term],
                 if line:
                     out.append(f"    {line}")
             out += ['    """', f"    return {body}", ""]
+            if not is_stat:
+                out += [""] + _derivative_function(t, consts)
     return "\n".join(out)
 
 

@@ -102,7 +102,9 @@ class Model:
         self.graph: Graph = build_graph(checked, self.terms)
         self.source = generate(self.name, self.terms, self.stat_terms, checked.consts)
         ns = load_module(self.source)
-        self.kernels = [TermKernel(t, ns[term_function_name(t, False)]) for t in self.terms]
+        self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
+                                   ns[term_function_name(t, False, "grad")],
+                                   ns[term_function_name(t, False, "where")]) for t in self.terms]
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
         self.params = Params(checked, _init_params(checked))
         self._parts = None

@@ -26,9 +26,11 @@ class TermKernel:
 
     term: Term
     fn: Callable
+    grad: Callable | None = None     # d(value)/d(param read k), one array per param read
+    where: Callable | None = None    # theta positions of param reads indexed by variables
 
-    def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
-        """Signed log-potential of instances `rows` (all if None), (chains, len(rows)).
+    def args(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None):
+        """The generated functions' arguments (V, P, I) for instances `rows` (all if None).
 
         `override` = (masks, value): read k takes `value` where masks[k] is true.
         """
@@ -41,10 +43,38 @@ class TermKernel:
                 V[k] = np.where(m, value, V[k])
         P = [p.pos[sel] if p.dynamic else theta[p.pos[sel]] for p in t.preads]
         I = [t.space.tuples[sel, k] for k in range(len(t.names))]
-        n = t.size if rows is None else len(rows)
+        return V, P, I
+
+    def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
+        """Signed log-potential of instances `rows` (all if None), (chains, len(rows))."""
+        V, P, I = self.args(x, theta, rows, override)
+        n = self.term.size if rows is None else len(rows)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = self.fn(V, P, I, theta)
-        return t.sign * ensure_shape(out, x.shape[0], n)
+        return self.term.sign * ensure_shape(out, x.shape[0], n)
+
+    def add_gradient(self, out: np.ndarray, x: np.ndarray, theta: np.ndarray, weights,
+                     rows=None, override=None) -> None:
+        """out += sum over chains c and instances n of weights[c, n] * d(value)/d(theta).
+
+        `weights` broadcasts to (chains, instances): a per-chain column or per-instance array.
+        """
+        V, P, I = self.args(x, theta, rows, override)
+        t = self.term
+        n = t.size if rows is None else len(rows)
+        chains = x.shape[0]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            derivs = self.grad(V, P, I, theta)
+            places = self.where(V, P, I)
+        w = np.broadcast_to(weights, (chains, n))
+        sel = slice(None) if rows is None else rows
+        for d, place, p in zip(derivs, places, t.preads):
+            d = ensure_shape(d, chains, n) * w
+            if place is None:
+                out += np.bincount(p.pos[sel], weights=d.sum(axis=0), minlength=len(out))
+            else:
+                pos = np.broadcast_to(place, (chains, n))
+                out += np.bincount(pos.ravel(), weights=d.ravel(), minlength=len(out))
 
 
 @dataclass

@@ -27,6 +27,9 @@ from .lower import Term
 class Ind(sp.Function):
     """The 0/1 value of a condition (ebmlang's comparisons), an Iverson bracket."""
 
+    def fdiff(self, argindex=1):
+        return sp.S.Zero  # piecewise constant: zero derivative almost everywhere
+
     @classmethod
     def eval(cls, cond):
         if cond is sp.true:
@@ -37,11 +40,13 @@ class Ind(sp.Function):
 
 
 class sigmoid(sp.Function):  # noqa: N801 - the name users read
-    pass
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
 
 
 class softplus(sp.Function):  # noqa: N801
-    pass
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
 
 
 class IndexSum(sp.Function):
@@ -441,3 +446,32 @@ def _text(model, fam, head_text, blanket, formula) -> str:
 def conditionals(model) -> dict[str, Conditional]:
     """Each sampled family's full conditional, derived once per family in index form."""
     return {f.name: derive(model, f) for f in model.vars.values() if f.sampled}
+
+
+# ---------------------------------------------------------------- derivatives for learning
+
+def term_symbols(term: Term):
+    """Real symbols V0.., P0.., I0.. for a term's variable reads, param reads and indices."""
+    v = [sp.Symbol(f"V{k}", real=True) for k in range(len(term.reads))]
+    p = [sp.Symbol(f"P{k}", real=True) for k in range(len(term.preads))]
+    i = [sp.Symbol(f"I{k}", integer=True) for k in range(len(term.names))]
+    return v, p, i
+
+
+def term_expr(term: Term, consts: dict[str, float]):
+    """A term's body as sympy, reads and indices as the symbols of `term_symbols`."""
+    v, p, i = term_symbols(term)
+    replace = {r.node: s for r, s in zip(term.reads, v)}
+    replace.update({q.node: s for q, s in zip(term.preads, p)})
+    names = {n: s for n, s in zip(term.names, i)}
+    names.update({k: (sp.Integer(c) if float(c).is_integer() and isinstance(c, int) else sp.Float(c, 17))
+                  for k, c in consts.items() if k not in names})
+    return ToSympy(None, names, replace)(term.body)
+
+
+def param_derivatives(term: Term, consts: dict[str, float]) -> list[sp.Expr]:
+    """d(body)/d(param read k) for each param read of the term (the sufficient statistics
+    when the term is linear in its params)."""
+    expr = term_expr(term, consts)
+    _, p, _ = term_symbols(term)
+    return [sp.diff(expr, s) for s in p]
