@@ -108,13 +108,13 @@ def cmd_sample(args) -> int:
 
 def load_params(model, path: str) -> None:
     """Assign every param in a params JSON file; unknown names are an error."""
-    from .csvio import _key_span, coerce_param, read_params_json
+    from .csvio import key_span, coerce_param, read_params_json
     values = read_params_json(path)
     for name, value in values.items():
         if name not in model.params:
             raise UserError(f"unknown param '{name}'{did_you_mean(name, model.params.keys())}; "
                             f"the model's params are: {', '.join(model.params.keys()) or 'none'}",
-                            _key_span(path, name), file=path)
+                            key_span(path, name), file=path)
         shape = model.checked.params[name].space.shape
         model.params[name] = coerce_param(name, value, shape, path)
 

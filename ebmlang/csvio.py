@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Collection, Iterator, Mapping
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -27,11 +27,11 @@ _BLOCK_CELLS = 1_000_000  # cells converted or formatted per numpy block
 
 
 @contextlib.contextmanager
-def _atomic(path: PathLike, binary: bool) -> Iterator[IO[Any]]:
+def _atomic(path: PathLike, binary: bool) -> Iterator[Any]:
     """Yield a temp file next to `path`; move it onto `path` only if the block succeeds."""
     target = os.fspath(path)
     try:
-        tmp = tempfile.NamedTemporaryFile(
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by the with below)
             mode="wb" if binary else "w", encoding=None if binary else "utf-8",
             newline=None if binary else "", delete=False, prefix=f".{os.path.basename(target)}.",
             suffix=".tmp", dir=os.path.dirname(os.path.abspath(target)))
@@ -84,7 +84,7 @@ def _show(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fmt_domain(dom: np.ndarray) -> str:
+def _fmt_domain(dom: Any) -> str:
     """`{0, 1, 2.5}`: integers without '.0', long domains elided."""
     fmt = [str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v) for v in map(float, dom)]
     shown = fmt if len(fmt) <= 10 else [*fmt[:6], "...", fmt[-1]]
@@ -145,6 +145,17 @@ def _header_name(cell: str, col: int, columns: Mapping[str, Any], latent: Collec
     return name if name in columns else "!" + _unknown_column(name, *parsed, columns)
 
 
+def join_bracketed(cells: list[str]) -> list[str]:
+    """Rejoin header cells that an unquoted `s[0,1]` split at its commas."""
+    out: list[str] = []
+    for cell in cells:
+        if out and out[-1].count("[") > out[-1].count("]"):
+            out[-1] += "," + cell
+        else:
+            out.append(cell)
+    return out
+
+
 def _parse_header(cells: list[str], line: int, columns: Mapping[str, Any],
                   latent: Collection[str], required: Collection[str] | None, path: str,
                   ) -> list[str]:
@@ -174,7 +185,7 @@ def _parse_cells(rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndar
             vals = np.array([[x or "nan" for x in r] for r in rows], dtype=np.float64)
             if not np.isinf(vals).any():
                 return vals, np.isnan(vals), np.zeros(vals.shape, dtype=bool)
-    s = np.strings.strip(np.array(rows, dtype=str))
+    s = np.char.strip(np.array(rows, dtype=str))
     empty = s == ""
     vals, bad = np.full(s.shape, np.nan), ~empty
     for (r, c), text in np.ndenumerate(s):
@@ -188,7 +199,7 @@ def _snap_domains(vals: np.ndarray, domains: list[np.ndarray | None]) -> np.ndar
     groups: dict[bytes, tuple[np.ndarray, list[int]]] = {}  # columns with equal domains
     for j, d in enumerate(domains):
         if d is not None:
-            groups.setdefault(d.tobytes(), (d, []))[1].append(j)
+            groups.setdefault(np.asarray(d, np.float64).tobytes(), (d, []))[1].append(j)
     outside = np.zeros(vals.shape, dtype=bool)
     for dom, cols in groups.values():
         x = vals[:, cols]
@@ -216,7 +227,7 @@ def _convert(table: tuple[str, list[str], list[np.ndarray | None], bool], rows: 
     if not text:
         msg = f"missing value in {col} {row}"
     elif not bad_number[r, c]:
-        msg = f"value {_show(text)} in {col} is not in the domain {_fmt_domain(domains[c])} {row}"
+        msg = f"value {text} in {col} is not in the domain {_fmt_domain(domains[c])} {row}"
     elif text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
         msg = f"'{text}' in {col} is not a number {row}; leave a missing value empty"
     else:
@@ -232,7 +243,7 @@ def read_data_csv(path: PathLike, columns: Mapping[str, np.ndarray | None], *,
     """Read a data CSV: (canonical header names, float64 rows x columns, NaN where empty)."""
     rows = _csv_rows(p := os.fspath(path), what, "a header row of variable names")
     first = next(rows)
-    header = _parse_header(first[1], first[0], columns, latent or (), required, p)
+    header = _parse_header(join_bracketed(first[1]), first[0], columns, latent or (), required, p)
     table = (p, header, [columns[n] for n in header], allow_missing)
     blocks, pending, lines = [], [], []  # type: list[np.ndarray], list[list[str]], list[int]
     for n, (line, row) in enumerate(rows, start=1):
@@ -258,7 +269,7 @@ def _format_block(block: np.ndarray, ints: np.ndarray) -> bytes:
     ok = np.isfinite(x) & (np.abs(x) < 2.0**62)
     a = np.rint(np.where(ok, x, 0.0)).astype(np.int64)
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-    if hi - lo < 65536:  # look the strings up: much faster than numpy's int-to-string cast
+    if hi - lo <= a.size // 2:  # look the strings up: much faster than numpy's int-to-str cast
         istr = np.array([str(v).encode() for v in range(lo, hi + 1)])[a - lo]
     else:
         istr = a.astype("S20")
@@ -274,7 +285,7 @@ def _format_block(block: np.ndarray, ints: np.ndarray) -> bytes:
     raw[:, :, w] = ord(",")
     raw[:, -1, w] = ord("\n")
     flat = raw.reshape(-1)
-    return flat[flat != 0].tobytes()
+    return bytes(flat[flat != 0].tobytes())
 
 
 def write_samples_csv(path: PathLike, header: list[str], data: np.ndarray,
@@ -319,7 +330,7 @@ def read_set_csv(path: PathLike, arity_hint: int | None = None) -> np.ndarray:
     return np.array(out, dtype=np.int64).reshape(-1, arity or 0)
 
 
-def _key_span(path: str, key: str) -> Span | None:
+def key_span(path: str, key: str) -> Span | None:
     """Where `"key":` first appears in a params file from its `"params":` key on, if anywhere."""
     try:
         text = _read_text(path, "params")
@@ -356,10 +367,10 @@ def read_params_json(path: PathLike) -> dict[str, object]:
         raise UserError(f"invalid JSON: {e}", Span(1, 1), file=p) from None
     if not isinstance(doc, dict) or not isinstance(params := doc.get("params"), dict):
         raise UserError('expected a JSON object with a "params" key mapping names to values',
-                        _key_span(p, "params") or Span(1, 1), file=p)
+                        key_span(p, "params") or Span(1, 1), file=p)
     for name, value in params.items():
         if (problem := _bad_value(value)) is not None:
-            raise UserError(f"param '{name}' {problem}", _key_span(p, name), file=p)
+            raise UserError(f"param '{name}' {problem}", key_span(p, name), file=p)
     return params
 
 
@@ -367,7 +378,7 @@ def coerce_param(name: str, value: object, shape: tuple[int, ...],
                  path: PathLike | None = None) -> np.ndarray:
     """`value` (from read_params_json) as a float64 array, checked to have `shape`."""
     file = os.fspath(path) if path is not None else None
-    where, span = (f" in {file}", _key_span(file, name)) if file is not None else ("", None)
+    where, span = (f" in {file}", key_span(file, name)) if file is not None else ("", None)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
+
+from ebmlang.exact import probabilities
 
 
 def enumerate_states(model, inputs=None) -> tuple[np.ndarray, np.ndarray]:
     """Every joint state of the sampled variables (inputs fixed) and its exact probability."""
-    fams = [f for f in model.vars.values() if f.sampled]
-    ids = np.concatenate([np.arange(f.offset, f.offset + f.space.size) for f in fams])
-    domains = []
-    for f in fams:
-        domains += [f.domain.values] * f.space.size
-    count = int(np.prod([len(d) for d in domains]))
-    assert count <= 2 ** 18, f"{count} states is too many to enumerate"
-    x = np.zeros((count, model.checked.n_state))
-    x[:, ids] = np.array(list(itertools.product(*domains)), dtype=float)
-    input_ids = model.state_ids(("input",))
-    if len(input_ids):
-        x[:, input_ids] = np.asarray(inputs, float)
-    logp = model.log_potential(x)
-    p = np.exp(logp - logp.max())
-    return x, p / p.sum()
+    return probabilities(model, inputs)
 
 
 def exact_moments(model, inputs=None):

@@ -56,10 +56,9 @@ def test_atomic_write_replaces_file(tmp_path):
 
 def test_atomic_write_keeps_old_file_on_exception(tmp_path):
     target = write(tmp_path / "out.txt", "old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_write(target) as f:
-            f.write("partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(target) as f:
+        f.write("partial")
+        raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert leftovers(tmp_path) == []
 
@@ -140,7 +139,8 @@ def columns_v(n: int = 4) -> dict:
 
 
 def test_read_data_csv_basic(tmp_path):
-    path = write(tmp_path / "d.csv", '\ufeffv[0],"s[0, 1]",x\r\n1,2,0.5\r\n0,,-3e2\r\n,0,\r\n\r\n\n')
+    text = '\ufeffv[0],"s[0, 1]",x\r\n1,2,0.5\r\n0,,-3e2\r\n,0,\r\n\r\n\n'
+    path = write(tmp_path / "d.csv", text)
     header, data = read_data_csv(path, columns_v())
     assert header == ["v[0]", "s[0,1]", "x"]
     assert data.dtype == np.float64 and data.shape == (3, 3)
@@ -152,6 +152,20 @@ def test_read_data_csv_accepts_path_str_spaces_and_blank_lines(tmp_path):
     header, data = read_data_csv(str(path), columns_v())
     assert header == ["x", "v[1]"]
     np.testing.assert_array_equal(data, [[1.5, 1], [2, 0]])
+
+
+def test_read_data_csv_whitespace_cell_is_missing(tmp_path):
+    path = write(tmp_path / "d.csv", "x,v[1]\n 1 , \n2,1\n")
+    _, data = read_data_csv(path, columns_v())
+    np.testing.assert_array_equal(data, [[1, np.nan], [2, 1]])
+    msg = error(read_data_csv, path, columns_v(), allow_missing=False)
+    assert msg == f"{path}:2:2: error: missing value in column 'v[1]' (row 1)"
+
+
+def test_read_data_csv_malformed_csv(tmp_path):
+    path = write(tmp_path / "d.csv", "x\n1\n" + "9" * 200_000 + "\n")
+    msg = error(read_data_csv, path, columns_v())
+    assert msg.startswith(f"{path}:3:1: error: malformed CSV: field larger than field limit")
 
 
 def test_read_data_csv_snaps_to_domain(tmp_path):
@@ -209,7 +223,15 @@ def test_read_data_csv_malformed_header(tmp_path, cell):
 
 
 def test_read_data_csv_unquoted_comma_name(tmp_path):
-    path = write(tmp_path / "d.csv", "x,s[0,1]\n1,2\n")
+    """A header written by hand as x,s[0,1] (unquoted) means the columns x and s[0,1]."""
+    path = write(tmp_path / "d.csv", "x,s[0,1],v[1]\n1.5,2,1\n")
+    header, data = read_data_csv(path, columns_v())
+    assert header == ["x", "s[0,1]", "v[1]"]
+    assert data.tolist() == [[1.5, 2.0, 1.0]]
+
+
+def test_read_data_csv_unclosed_bracket(tmp_path):
+    path = write(tmp_path / "d.csv", "x,s[0\n1,2\n")
     msg = error(read_data_csv, path, columns_v())
     assert msg == (f"{path}:1:2: error: column name 's[0' is not a variable name "
                    '(e.g. x, v[3], s[0,1]); quote a name with a comma: "s[0,1]"')
@@ -317,10 +339,12 @@ def test_read_data_csv_long_cell_is_shortened(tmp_path):
 def test_read_data_csv_value_outside_domain(tmp_path):
     path = write(tmp_path / "d.csv", "x,v[3]\n1,0\n2, 2\n")
     msg = error(read_data_csv, path, columns_v())
-    assert msg == f"{path}:3:2: error: value 2 in column 'v[3]' is not in the domain {{0, 1}} (row 2)"
+    assert msg == (f"{path}:3:2: error: value 2 in column 'v[3]' is not in the domain {{0, 1}} "
+                   "(row 2)")
     path = write(tmp_path / "d.csv", "y\n0.25\n")
     msg = error(read_data_csv, path, {"y": np.array([-1.0, 0.5, 2.0])})
-    assert msg == f"{path}:2:1: error: value 0.25 in column 'y' is not in the domain {{-1, 0.5, 2}} (row 1)"
+    assert msg == (f"{path}:2:1: error: value 0.25 in column 'y' is not in the domain "
+                   "{-1, 0.5, 2} (row 1)")
     path = write(tmp_path / "d.csv", "y\n100\n")
     msg = error(read_data_csv, path, {"y": np.arange(20.0)})
     assert msg.endswith("is not in the domain {0, 1, 2, 3, 4, 5, ..., 19} (row 1)")
@@ -374,8 +398,10 @@ def test_read_data_csv_quoted_newline_line_numbers(tmp_path):
 
 def test_write_samples_csv_ints_and_floats(tmp_path):
     path = tmp_path / "s.csv"
-    data = np.array([[0.0, 1.0, 0.1, -2.0], [1.0, -3.0, 1e-20, 1.0 / 3], [1.0, 12.0, np.nan, 5e300]])
-    write_samples_csv(path, ["v[0]", "s[0,1]", "x", "y"], data, np.array([True, True, False, False]))
+    data = np.array([[0.0, 1.0, 0.1, -2.0], [1.0, -3.0, 1e-20, 1.0 / 3],
+                     [1.0, 12.0, np.nan, 5e300]])
+    ints = np.array([True, True, False, False])
+    write_samples_csv(path, ["v[0]", "s[0,1]", "x", "y"], data, ints)
     assert path.read_text() == ('v[0],"s[0,1]",x,y\n'
                                 "0,1,0.1,-2.0\n"
                                 f"1,-3,1e-20,{1.0 / 3!r}\n"
@@ -385,8 +411,8 @@ def test_write_samples_csv_ints_and_floats(tmp_path):
 
 def test_write_samples_csv_round_trip(tmp_path):
     rng = np.random.default_rng(1)
-    data = np.column_stack([rng.integers(-5, 5, 200), rng.normal(size=200) * 10.0 ** rng.integers(-30, 30, 200),
-                            rng.integers(0, 10**6, 200)]).astype(float)
+    floats = rng.normal(size=200) * 10.0 ** rng.integers(-30, 30, 200)
+    data = np.column_stack([rng.integers(-5, 5, 200), floats, rng.integers(0, 10**6, 200)])
     header = ["k", "x", "big"]
     path = tmp_path / "s.csv"
     write_samples_csv(path, header, data, np.array([True, False, True]))
@@ -482,7 +508,8 @@ def test_read_set_csv_missing_and_empty(tmp_path):
 @pytest.mark.parametrize("cell, why", [
     ("1.5", "'1.5' is not an integer"), ("2.0", "'2.0' is not an integer"),
     ("x", "'x' is not an integer"), ("", "an empty cell is not an integer"),
-    ("1e3", "'1e3' is not an integer"), ("99999999999999999999", "'99999999999999999999' is not an integer"),
+    ("1e3", "'1e3' is not an integer"),
+    ("99999999999999999999", "'99999999999999999999' is not an integer"),
     ("9223372036854775808", "'9223372036854775808' is out of range"),
 ])
 def test_read_set_csv_bad_cell(tmp_path, cell, why):
@@ -506,7 +533,8 @@ def test_read_set_csv_row_lengths(tmp_path):
 
 def test_read_set_csv_first_row_of_empty_cells_is_data(tmp_path):
     path = write(tmp_path / "e.csv", ",\n1,2\n")
-    assert error(read_set_csv, path) == f"{path}:1:1: error: an empty cell is not an integer (row 1)"
+    msg = error(read_set_csv, path)
+    assert msg == f"{path}:1:1: error: an empty cell is not an integer (row 1)"
 
 
 # ------------------------------------------------------------------ parameter files
@@ -538,7 +566,8 @@ def test_write_params_json_rejects_non_finite(tmp_path):
 
 def test_read_params_json_missing(tmp_path):
     msg = error(read_params_json, tmp_path / "P.json")
-    assert msg == f"{tmp_path / 'P.json'}: error: cannot read params file: No such file or directory"
+    assert msg == (f"{tmp_path / 'P.json'}: error: cannot read params file: "
+                   "No such file or directory")
 
 
 def test_read_params_json_invalid(tmp_path):
@@ -583,11 +612,13 @@ def test_coerce_param_shape_errors(tmp_path, monkeypatch):
     write(tmp_path / "P.json", '{"params": {\n "W": [[1, 2], [3, 4], [5, 6]],\n "b": 1}}')
     raw = read_params_json("P.json")
     msg = error(coerce_param, "W", raw["W"], (64, 100), "P.json")
-    assert msg == "P.json:2:2: error: param 'W' in P.json has shape (3, 2), the model declares (64, 100)"
+    assert msg == ("P.json:2:2: error: param 'W' in P.json has shape (3, 2), "
+                   "the model declares (64, 100)")
     msg = error(coerce_param, "b", raw["b"], (3,), "P.json")
     assert msg == "P.json:3:2: error: param 'b' in P.json is a scalar, the model declares (3,)"
     msg = error(coerce_param, "W", raw["W"], (), "P.json")
-    assert msg == "P.json:2:2: error: param 'W' in P.json has shape (3, 2), the model declares a scalar"
+    assert msg == ("P.json:2:2: error: param 'W' in P.json has shape (3, 2), "
+                   "the model declares a scalar")
     msg = error(coerce_param, "W", [[1, 2], [3]], (2, 2), "P.json")
     assert msg == "P.json:2:2: error: param 'W' in P.json is not a rectangular array of numbers"
     msg = error(coerce_param, "W", [1, 2], (3,))

@@ -1,0 +1,150 @@
+"""Expectations of dF/dtheta (the sufficient statistics of a model linear in its params), free
+energies with latents summed out, and pseudo-likelihoods: the quantities learning is made of.
+
+Everything works on states x of shape (rows, n_state) and reuses the generated kernels:
+`TermKernel.add_gradient` for dF/dtheta and `local_logits` for conditionals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exact import logsumexp
+from .runtime import PartKernel, build_part, local_logits
+
+
+def expected_stats(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """sum_c weights[c] * dF/dtheta(x_c)."""
+    out = np.zeros(model.checked.n_theta)
+    w = np.asarray(weights, float)[:, None]
+    for k in model.kernels:
+        if k.term.size and k.term.preads:
+            k.add_gradient(out, x, model.params.theta, w)
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    w = np.exp(logits - top)
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+class SummedOut:
+    """Variables summed out exactly: they must be conditionally independent given the rest
+    (no factor instance reads two of them), as the hidden units of an RBM are."""
+
+    def __init__(self, model, ids: np.ndarray):
+        self.model = model
+        n_state = model.checked.n_state
+        inside = np.zeros(n_state, bool)
+        inside[ids] = True
+        self.parts: list[PartKernel] = []
+        for f in model.vars.values():
+            mine = np.flatnonzero(inside[f.offset:f.offset + f.space.size]) + f.offset
+            if len(mine):
+                self.parts.append(build_part(mine, f.name, f.domain.values, model.kernels, n_state))
+        self.untouched = []
+        for k in model.kernels:
+            t = k.term
+            if not t.size:
+                continue
+            hit = np.zeros(t.size, bool)
+            for r in t.reads:
+                hit |= inside[r.ids]
+            self.untouched.append((k, np.flatnonzero(~hit)))
+
+    @staticmethod
+    def independent(model, ids: np.ndarray) -> bool:
+        """True when no factor instance reads two of the variables `ids`."""
+        inside = np.zeros(model.checked.n_state, bool)
+        inside[ids] = True
+        edges = model.graph.edges
+        return not np.any(inside[edges[:, 0]] & inside[edges[:, 1]]) if len(edges) else True
+
+    def log_marginal(self, x: np.ndarray) -> np.ndarray:
+        """log sum over the summed-out variables of exp F(x), per row (minus the free energy)."""
+        theta = self.model.params.theta
+        out = np.zeros(x.shape[0])
+        for k, rows in self.untouched:
+            if len(rows):
+                out += k.values(x, theta, rows).sum(axis=1)
+        for part in self.parts:
+            out += logsumexp(local_logits(part, x, theta), axis=-1).sum(axis=1)
+        return out
+
+    def expected_stats(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """sum_c weights[c] * E[dF/dtheta | everything not summed out] at x_c."""
+        theta = self.model.params.theta
+        out = np.zeros(self.model.checked.n_theta)
+        w = np.asarray(weights, float)[:, None]
+        for k, rows in self.untouched:
+            if len(rows) and k.term.preads:
+                k.add_gradient(out, x, theta, w, rows)
+        for part in self.parts:
+            p = softmax(local_logits(part, x, theta))
+            for tc in part.touches:
+                if not tc.kernel.term.preads:
+                    continue
+                for v, value in enumerate(part.values):
+                    tc.kernel.add_gradient(out, x, theta, w * p[:, tc.target, v], tc.rows,
+                                           (tc.masks, value))
+        return out
+
+
+def _value_index(part: PartKernel, x: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(part.values, x[:, part.ids]), 0, len(part.values) - 1)
+
+
+def pseudo_loglik(model, x: np.ndarray) -> np.ndarray:
+    """sum over sampled variables of log p(x_i | x_-i), per row (every variable observed)."""
+    theta = model.params.theta
+    out = np.zeros(x.shape[0])
+    for block in model.parts():
+        for part in block:
+            logits = local_logits(part, x, theta)
+            norm = logits - logsumexp(logits, axis=-1)[..., None]
+            idx = _value_index(part, x)
+            out += np.take_along_axis(norm, idx[..., None], axis=-1)[..., 0].sum(axis=1)
+    return out
+
+
+def pseudo_gradient(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Gradient of sum_c weights[c] * pseudo_loglik(x_c): for each variable i, the statistics
+    of the instances touching it at the data minus their expectation under p(x_i | x_-i)."""
+    theta = model.params.theta
+    out = np.zeros(model.checked.n_theta)
+    w = np.asarray(weights, float)[:, None]
+    for block in model.parts():
+        for part in block:
+            p = softmax(local_logits(part, x, theta))
+            for tc in part.touches:
+                if not tc.kernel.term.preads:
+                    continue
+                tc.kernel.add_gradient(out, x, theta, w, tc.rows)
+                for v, value in enumerate(part.values):
+                    tc.kernel.add_gradient(out, x, theta, -w * p[:, tc.target, v], tc.rows,
+                                           (tc.masks, value))
+    return out
+
+
+def stochastic_pseudo_loglik(model, summed: SummedOut, x: np.ndarray, visible: list[PartKernel],
+                             rng: np.random.Generator) -> np.ndarray:
+    """N * log p(x_i | x_-i) for one random observed variable i per row, latents summed out
+    (scikit-learn's BernoulliRBM.score_samples convention), per row."""
+    rows = x.shape[0]
+    ids = np.concatenate([p.ids for p in visible])
+    values = [p.values for p in visible for _ in p.ids]
+    pick = rng.integers(0, len(ids), rows)
+    base = summed.log_marginal(x)
+    alts = []
+    for r in range(rows):
+        for v in values[pick[r]]:
+            alts.append((r, v))
+    alt_rows = np.array([a[0] for a in alts])
+    xs = x[alt_rows].copy()
+    xs[np.arange(len(alts)), ids[pick[alt_rows]]] = [a[1] for a in alts]
+    alt = summed.log_marginal(xs)
+    norm = np.full(rows, -np.inf)
+    np.logaddexp.at(norm, alt_rows, alt)
+    return len(ids) * (base - norm)
