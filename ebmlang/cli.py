@@ -157,6 +157,14 @@ COMMANDS: dict[str, Callable] = {
 }
 
 
+def _learning_commands() -> None:
+    from .cli_fit import cmd_fit, cmd_score
+    COMMANDS.update(fit=cmd_fit, score=cmd_score)
+
+
+_learning_commands()
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="the model file (.ebm)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -165,8 +173,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> ArgumentParser:
     from . import __version__
-    parser = ArgumentParser(prog="ebmlang", description="Energy-based models: check, inspect "
-                            "and sample.")
+    parser = ArgumentParser(prog="ebmlang", description="Energy-based models: check, inspect, "
+                            "sample, fit and score.")
     parser.add_argument("--version", action="version", version=f"ebmlang {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
@@ -181,6 +189,8 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("code", help="the generated sampler source")
     _common(p)
     _sample_parser(sub)
+    from .cli_fit import add_parsers
+    add_parsers(sub, _common, _count)
     return parser
 
 

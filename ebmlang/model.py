@@ -175,6 +175,15 @@ class Model:
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
+    def fit(self, data, method: str = "pcd", **kwargs):
+        """Fit the params to data (a CSV path, a dict of arrays or a DataFrame); see
+        `ebmlang.fit.fit`. Updates `params` in place; returns the result with its history."""
+        from .fit import fit
+        try:
+            return fit(self, data, method=method, **kwargs)
+        except UserError as err:
+            raise err.with_source(self.checked.source) from None
+
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
         from .symbolic import conditionals

@@ -152,13 +152,20 @@ def draw_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
-    """One sweep: every block in turn, every part of a block from the same state."""
+               rng: np.random.Generator, clamp: np.ndarray | None = None) -> np.ndarray:
+    """One sweep: every block in turn, every part of a block from the same state.
+
+    `clamp`: values (chains, n_state), NaN where free; clamped variables keep their values.
+    """
     for block in parts:
         new = []
         for part in block:
             choice = draw_categorical(local_logits(part, x, theta), rng)
-            new.append((part.ids, part.values[choice]))
+            vals = part.values[choice]
+            if clamp is not None:
+                fixed = clamp[:, part.ids]
+                vals = np.where(np.isnan(fixed), vals, fixed)
+            new.append((part.ids, vals))
         for ids, vals in new:
             x[:, ids] = vals
     return x

@@ -1,0 +1,139 @@
+"""`ebmlang fit` and `ebmlang score`: the learning half of the command line."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .errors import UserError
+
+
+def _line(entry: dict, opts) -> str:
+    """One line per epoch: a bar, the metric, the moment gaps PCD drives to zero, the time."""
+    done = entry["epoch"]
+    total = opts.epochs
+    width = 16
+    filled = min(width, round(width * done / total)) if opts.method != "exact" else width
+    bar = "#" * filled + "." * (width - filled)
+    parts = [f"epoch {done}/{total}" if opts.method != "exact" else f"iteration {done}",
+             f"|{bar}|"]
+    if entry.get("metric"):
+        parts.append(f"{entry['metric']} {entry['value']:.4g}")
+    if entry.get("gaps"):
+        parts.append("gap " + " ".join(f"{k} {v:.2g}" for k, v in entry["gaps"].items()))
+    for name, s in entry.get("stats", {}).items():
+        parts.append(f"{name} {s['data']:.3g}/{s['model']:.3g}")
+    if "seconds" in entry:
+        parts.append(f"{entry['seconds']:.2f} s")
+    return "  ".join(parts)
+
+
+def _header(model, opts) -> str:
+    fams = ", ".join(f"{f.space.size:,} {f.name} ({f.domain.text}{', ' + f.kind if f.kind != 'var' else ''})"
+                     for f in model.vars.values())
+    n = model.checked.n_theta
+    how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
+    chains = f", {opts.chains} chains" if opts.method == "pcd" else ""
+    return f"{model.name}: {fams}; {n:,} params; {opts.method}{chains}, {how}"
+
+
+def cmd_fit(args) -> int:
+    from .cli import _load, load_params
+    from .csvio import write_params_json
+    from .fit import Diverged, FitOptions
+    from .optim import DEFAULT_LR
+    model = _load(args)
+    if args.params is not None:
+        load_params(model, args.params)
+    out = args.output or f"{model.name}.json"
+    opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
+                weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed)
+    shown = FitOptions(**opts)
+    shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
+    print(_header(model, shown), flush=True)
+    quiet = args.quiet
+    opts["progress"] = None if quiet else (lambda e, o: print(_line(e, o), flush=True))
+    try:
+        result = model.fit(args.data, **opts)
+    except Diverged as err:
+        write_params_json(out, model.params.to_dict(), err.result.to_meta(model))
+        sys.stderr.write(err.render() + f"\nwrote the last good params to {out}\n")
+        return 1
+    write_params_json(out, model.params.to_dict(), result.to_meta(model))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .cli import _load, load_params
+    from .csvio import atomic_write
+    from .score import score
+    model = _load(args)
+    load_params(model, args.params)
+    res = score(model, args.data)
+    columns = [("score", res["score"])] + ([("logp", res["logp"])] if res["logp"] is not None else [])
+    if args.output is None:
+        _print_scores(columns)
+        return 0
+    with atomic_write(args.output) as fh:
+        fh.write(",".join(n for n, _ in columns) + "\n")
+        for row in zip(*(v for _, v in columns)):
+            fh.write(",".join(repr(float(v)) for v in row) + "\n")
+    print(f"wrote {args.output} ({len(res['score']):,} rows)")
+    return 0
+
+
+def _print_scores(columns) -> None:
+    print(",".join(n for n, _ in columns))
+    for row in zip(*(v for _, v in columns)):
+        print(",".join(f"{float(v):.6g}" for v in row))
+
+
+def add_parsers(sub, common, count) -> None:
+    p = sub.add_parser("fit", help="fit the params to data (pcd, cd, pl or exact)")
+    common(p)
+    p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
+    p.add_argument("-o", "--output", metavar="P.json", help="params file to write "
+                   "(default MODELNAME.json)")
+    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact"), default="pcd")
+    p.add_argument("--epochs", type=count(1), default=20, metavar="E")
+    p.add_argument("--batch-size", type=count(1), default=10, metavar="B")
+    p.add_argument("--lr", type=_positive, default=None, metavar="LR",
+                   help="learning rate (default: adam 0.01, sgd 0.05)")
+    p.add_argument("--chains", type=count(1), default=100, metavar="C",
+                   help="persistent chains for pcd (default 100)")
+    p.add_argument("--k", type=count(1), default=1, help="Gibbs sweeps per update (default 1)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--momentum", type=float, default=0.9, help="for sgd (default 0.9)")
+    p.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="L2")
+    p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
+                   help="learning rate schedule (default: linear decay to 0)")
+    p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")
+    p.add_argument("--seed", type=count(0), default=0, metavar="S")
+    p.add_argument("--quiet", action="store_true", help="no line per epoch")
+    p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
+    common(p)
+    p.add_argument("data", metavar="DATA.csv")
+    p.add_argument("--params", metavar="P.json", required=True)
+    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
+
+
+def _positive(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a positive number")
+
+
+def _nonnegative(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "a number >= 0")
+
+
+def _number(text, ok, what):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if not np.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+    return value

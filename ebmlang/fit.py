@@ -1,0 +1,204 @@
+"""Learning: the gradient of the log-likelihood is E_data[dF/dtheta] - E_model[dF/dtheta].
+
+- pcd: persistent chains for the model phase (--chains of them; one per training row for a
+  conditional model, whose inputs stay clamped), k Gibbs sweeps per update.
+- cd: k Gibbs sweeps from the minibatch itself.
+- pl: pseudo-likelihood, no chains (fully observed models).
+- exact: the model phase (and the latent posterior) by enumeration, L-BFGS to convergence.
+
+The data phase sums latents out exactly when no factor joins two of them (the RBM's hidden
+units); otherwise, and wherever a data cell is missing, it runs Gibbs chains with the observed
+values clamped, persistent per training row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import Data, load_data
+from .errors import UserError
+from .gradient import SummedOut, expected_stats, pseudo_gradient
+from .metrics import Metric
+from .optim import make_optimizer
+from .runtime import gibbs_step
+
+METHODS = ("pcd", "cd", "pl", "exact")
+
+
+@dataclass
+class FitOptions:
+    method: str = "pcd"
+    epochs: int = 20
+    batch_size: int = 10
+    lr: float | None = None
+    chains: int = 100
+    k: int = 1
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "linear"        # learning rate: "linear" decays to 0 over the run; "constant"
+    seed: int = 0
+    progress: object = None         # None: quiet; a callable(line) receives a line per epoch
+
+    def check(self) -> None:
+        if self.method not in METHODS:
+            raise UserError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
+        for name in ("epochs", "batch_size", "chains", "k"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise UserError(f"{name.replace('_', '-')} must be an integer >= 1, got {v}")
+        if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
+            raise UserError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.schedule not in ("linear", "constant"):
+            raise UserError(f"unknown schedule '{self.schedule}'; choose linear or constant")
+        if self.weight_decay < 0:
+            raise UserError(f"weight decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class FitResult:
+    params: dict
+    history: list = field(default_factory=list)
+    method: str = "pcd"
+
+    def to_meta(self, model) -> dict:
+        return {"model": model.name, "method": self.method, "history": self.history}
+
+
+class Diverged(UserError):
+    pass
+
+
+class _Phases:
+    """The data and model phases of one fit, with their persistent states."""
+
+    def __init__(self, model, data: Data, opts: FitOptions, rng):
+        self.model, self.opts, self.rng = model, opts, rng
+        self.clamp = data.x
+        self.latent = model.state_ids(("latent",))
+        self.missing = np.isnan(data.x[:, model.state_ids(("var",))]).any(axis=1)
+        self.summed = None
+        if len(self.latent) and SummedOut.independent(model, self.latent):
+            self.summed = SummedOut(model, self.latent)
+        self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
+        self.has_inputs = len(model.state_ids(("input",))) > 0
+        if opts.method == "pl" and (len(self.latent) or self.missing.any()):
+            raise UserError("method pl needs every variable observed: the model has latent "
+                            "variables or the data has missing values; use pcd or cd")
+        if self.has_inputs:
+            self.chains = self.rows.copy()                 # one persistent chain per row
+        else:
+            start = _fill(model, np.full((opts.chains, model.checked.n_state), np.nan), rng)
+            self.chains = start
+
+    def positive(self, batch: np.ndarray) -> np.ndarray:
+        model, w = self.model, np.full(len(batch), 1.0 / len(batch))
+        x = self.rows[batch]
+        if self.opts.method == "pl":
+            return pseudo_gradient(model, x, w)
+        exact = self.summed is not None and not self.missing[batch].any()
+        if exact:
+            return self.summed.expected_stats(x, w)
+        if len(self.latent) or self.missing[batch].any():
+            gibbs_step(model.parts(), x, model.params.theta, self.rng, self.clamp[batch])
+            self.rows[batch] = x
+        return expected_stats(model, x, w)
+
+    def negative(self, batch: np.ndarray) -> np.ndarray:
+        model, opts = self.model, self.opts
+        if opts.method == "pl":
+            return np.zeros(model.checked.n_theta)
+        if opts.method == "cd":
+            x = self.rows[batch].copy()
+        elif self.has_inputs:
+            x = self.chains[batch]
+        else:
+            x = self.chains
+        for _ in range(opts.k):
+            gibbs_step(model.parts(), x, model.params.theta, self.rng)
+        if opts.method == "pcd":
+            if self.has_inputs:
+                self.chains[batch] = x
+            else:
+                self.chains = x
+        return expected_stats(model, x, np.full(len(x), 1.0 / len(x)))
+
+
+def _fill(model, x: np.ndarray, rng) -> np.ndarray:
+    """Copy of x with every NaN of a sampled variable replaced by a uniform random value."""
+    out = x.copy()
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        if not f.domain.finite:
+            raise UserError(f"'{f.name}' is real-valued; learning real-valued models comes with "
+                            "the real-variable samplers")
+        sl = slice(f.offset, f.offset + f.space.size)
+        block = out[:, sl]
+        gaps = np.isnan(block)
+        block[gaps] = f.domain.values[rng.integers(0, f.domain.size, int(gaps.sum()))]
+        out[:, sl] = block
+    return out
+
+
+def _param_at(model, pos: int) -> str:
+    for p in model.checked.params.values():
+        if p.offset <= pos < p.offset + p.size:
+            idx = np.unravel_index(pos - p.offset, p.space.shape) if p.space.shape else ()
+            return p.name + (f"[{', '.join(str(int(i)) for i in idx)}]" if idx else "")
+    return f"#{pos}"
+
+
+def _gaps(model, gap: np.ndarray) -> dict[str, float]:
+    return {p.name: float(np.mean(np.abs(gap[p.offset:p.offset + p.size])))
+            for p in model.checked.params.values()}
+
+
+def fit(model, data, **kwargs) -> FitResult:
+    """Fit the params to data; updates model.params in place and returns the history."""
+    opts = FitOptions(**kwargs)
+    opts.check()
+    data = load_data(model, data)
+    if opts.method == "exact":
+        from .fit_exact import fit_exact
+        return fit_exact(model, data, opts)
+    rng = np.random.default_rng(opts.seed)
+    phases = _Phases(model, data, opts, rng)
+    theta = model.params.theta
+    optimizer = make_optimizer(opts, len(theta))
+    metric = Metric(model, data, phases, rng)
+    history = []
+    base_lr = optimizer.lr
+    total = opts.epochs * -(-data.rows // opts.batch_size)
+    step = 0
+    for epoch in range(1, opts.epochs + 1):
+        start, gap_sum, batches = time.perf_counter(), np.zeros(len(theta)), 0
+        order = rng.permutation(data.rows)
+        for b in range(0, data.rows, opts.batch_size):
+            batch = order[b:b + opts.batch_size]
+            gap = phases.positive(batch) - phases.negative(batch)
+            good = theta.copy()
+            if opts.schedule == "linear":
+                optimizer.lr = base_lr * (1.0 - step / total)
+            step += 1
+            theta += optimizer.step(gap - opts.weight_decay * theta)
+            if not np.all(np.isfinite(theta)):
+                bad = int(np.flatnonzero(~np.isfinite(theta))[0])
+                theta[:] = good
+                err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "
+                               f"non-finite at epoch {epoch}, batch {b // opts.batch_size + 1}; "
+                               "the params are left at their last finite values (try a smaller "
+                               "--lr)")
+                err.result = FitResult(model.params.to_dict(), history, opts.method)
+                raise err
+            gap_sum += gap
+            batches += 1
+        entry = {"epoch": epoch, "lr": float(optimizer.lr), **metric.evaluate(), "gaps": _gaps(model, gap_sum / batches),
+                 "stats": metric.stats(), "seconds": round(time.perf_counter() - start, 4)}
+        history.append(entry)
+        if opts.progress is not None:
+            opts.progress(entry, opts)
+    return FitResult(model.params.to_dict(), history, opts.method)

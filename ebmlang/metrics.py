@@ -1,0 +1,74 @@
+"""What the learner reports each epoch: the exact average log-likelihood when the states can
+be enumerated, otherwise the pseudo-log-likelihood; and the data and model averages of every
+declared stat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exact import enumerate_states, logsumexp, state_count
+from .gradient import pseudo_loglik, stochastic_pseudo_loglik
+
+MAX_METRIC_STATES = 1 << 16
+MAX_METRIC_ROWS = 2000
+
+
+class Metric:
+    def __init__(self, model, data, phases, rng):
+        self.model, self.phases, self.rng = model, phases, rng
+        self.x = data.x[:MAX_METRIC_ROWS] if data.rows > MAX_METRIC_ROWS else data.x
+        complete = ~np.isnan(self.x[:, model.state_ids(("var",))]).any(axis=1)
+        self.x = self.x[complete]
+        self.kind = None
+        n_states = state_count(model)
+        if not phases.has_inputs and 0 < n_states <= MAX_METRIC_STATES:
+            self.kind = "LL"
+            self.states = enumerate_states(model)
+            self.groups = _groups(model, self.states, self.x)
+        elif not len(phases.latent):
+            self.kind = "pseudo-LL"
+        elif phases.summed is not None:
+            self.kind = "pseudo-LL"
+            self.visible = [p for block in model.parts() for p in block
+                            if model.vars[p.family].kind == "var"]
+
+    def evaluate(self) -> dict:
+        if self.kind is None or not len(self.x):
+            return {"metric": None, "value": None}
+        if self.kind == "LL":
+            value = exact_loglik(self.model, self.states, self.groups)
+        elif not len(self.phases.latent):
+            value = float(np.mean(pseudo_loglik(self.model, self.x)))
+        else:
+            x = self.x.copy()
+            x[:, self.phases.latent] = 0.0
+            value = float(np.mean(stochastic_pseudo_loglik(
+                self.model, self.phases.summed, x, self.visible, self.rng)))
+        return {"metric": self.kind, "value": value}
+
+    def stats(self) -> dict:
+        if not self.model.checked.stats:
+            return {}
+        data = self.model.stat_values(self.phases.rows)
+        chains = self.model.stat_values(self.phases.chains)
+        return {k: {"data": float(np.mean(data[k])), "model": float(np.mean(chains[k]))}
+                for k in data}
+
+
+def _groups(model, states: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """For each data row, the index of its visible configuration among the states' (-1: none)."""
+    vis = model.state_ids(("var",))
+    keys, inverse = np.unique(states[:, vis], axis=0, return_inverse=True)
+    lookup = {k.tobytes(): g for g, k in enumerate(keys)}
+    rows = np.array([lookup.get(np.ascontiguousarray(r).tobytes(), -1) for r in x[:, vis]])
+    return inverse.ravel(), rows
+
+
+def exact_loglik(model, states: np.ndarray, groups) -> float:
+    """Average exact log p(v) of the data rows, latents summed out."""
+    inverse, rows = groups
+    lp = model.log_potential(states)
+    log_z = logsumexp(lp)
+    per = np.full(inverse.max() + 1, -np.inf)
+    np.logaddexp.at(per, inverse, lp)
+    return float(np.mean(per[rows] - log_z)) if np.all(rows >= 0) else float("-inf")

@@ -1,0 +1,50 @@
+"""Scores: log p(x) up to log Z per data row, the latents summed out exactly where they are
+conditionally independent given the rest (the RBM's free energy), and the exact normalized
+log p(x) where Z can be enumerated. Comparing scores needs no Z: this is the anomaly score."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import load_data
+from .errors import UserError
+from .exact import MAX_STATES, enumerate_states, logsumexp, state_count
+from .gradient import SummedOut
+
+
+def score(model, data) -> dict[str, np.ndarray | None]:
+    """{"score": (rows,), "logp": (rows,) or None}."""
+    data = load_data(model, data)
+    x = data.x.copy()
+    var_ids = model.state_ids(("var",))
+    gaps = np.isnan(x[:, var_ids])
+    if gaps.any():
+        r, c = np.argwhere(gaps)[0]
+        raise UserError(f"{data.source}: row {r + 1} has no value for "
+                        f"{model.ground_names(('var',))[c]}; score needs complete rows")
+    latent = model.state_ids(("latent",))
+    if len(latent):
+        if not SummedOut.independent(model, latent):
+            raise UserError("score sums the latent variables out exactly, which needs them "
+                            "conditionally independent given the observed ones (no factor "
+                            "joining two latents)")
+        x[:, latent] = 0.0
+        values = SummedOut(model, latent).log_marginal(x)
+    else:
+        values = model.log_potential(x)
+    return {"score": values, "logp": _normalized(model, x, values)}
+
+
+def _normalized(model, x, values):
+    count = state_count(model)
+    if not 0 < count <= MAX_STATES:
+        return None
+    input_ids = model.state_ids(("input",))
+    if not len(input_ids):
+        return values - logsumexp(model.log_potential(enumerate_states(model)))
+    out = np.empty_like(values)
+    uniq, inverse = np.unique(x[:, input_ids], axis=0, return_inverse=True)
+    for g, u in enumerate(uniq):
+        log_z = logsumexp(model.log_potential(enumerate_states(model, u)))
+        out[inverse.ravel() == g] = values[inverse.ravel() == g] - log_z
+    return out
