@@ -83,8 +83,12 @@ class SummedOut:
                 k.add_gradient(out, x, theta, w, rows)
         for part in self.parts:
             p = softmax(local_logits(part, x, theta))
+            mean = p @ part.values
             for tc in part.touches:
                 if not tc.kernel.term.preads:
+                    continue
+                if tc.dense:  # linear in the summed-out value: use its expectation
+                    tc.kernel.dense.add_gradient(out, x, theta, w, {part.family: mean})
                     continue
                 for v, value in enumerate(part.values):
                     tc.kernel.add_gradient(out, x, theta, w * p[:, tc.target, v], tc.rows,

@@ -105,6 +105,9 @@ class Model:
         self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
                                    ns[term_function_name(t, False, "grad")],
                                    ns[term_function_name(t, False, "where")]) for t in self.terms]
+        from .dense import detect
+        for k in self.kernels:
+            k.dense = detect(k.term, checked)
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
         self.params = Params(checked, _init_params(checked))
         self._parts = None

@@ -28,6 +28,13 @@ class TermKernel:
     fn: Callable
     grad: Callable | None = None     # d(value)/d(param read k), one array per param read
     where: Callable | None = None    # theta positions of param reads indexed by variables
+    dense: object = None             # a DenseTerm when the term is a tensor contraction
+
+    def total(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Sum over all instances, per chain."""
+        if self.dense is not None:
+            return self.dense.total(x, theta)
+        return self.values(x, theta).sum(axis=1)
 
     def args(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None):
         """The generated functions' arguments (V, P, I) for instances `rows` (all if None).
@@ -59,6 +66,10 @@ class TermKernel:
 
         `weights` broadcasts to (chains, instances): a per-chain column or per-instance array.
         """
+        if self.dense is not None and rows is None and override is None and \
+                np.ndim(weights) == 2 and np.shape(weights)[1] == 1:
+            self.dense.add_gradient(out, x, theta, weights)
+            return
         V, P, I = self.args(x, theta, rows, override)
         t = self.term
         n = t.size if rows is None else len(rows)
@@ -85,6 +96,7 @@ class Touch:
     rows: np.ndarray              # instances of the term
     target: np.ndarray            # position, within the part, of the variable each reads
     masks: list                   # (read number, bool mask over rows) for reads of the target
+    dense: bool = False           # evaluate as a contraction: the term's field on the family
 
 
 @dataclass
@@ -115,8 +127,20 @@ def build_part(ids: np.ndarray, family: str, values: np.ndarray, kernels: list[T
             continue
         target = pos[:, rows].max(axis=0)
         masks = [(j, hit[j, rows]) for j in range(len(t.reads)) if hit[j, rows].any()]
-        touches.append(Touch(k, rows, target, masks))
+        whole = _whole_family(ids, family, k)
+        touches.append(Touch(k, rows, target, masks, whole))
     return PartKernel(family, ids, values, touches)
+
+
+def _whole_family(ids: np.ndarray, family: str, kernel: TermKernel) -> bool:
+    """True when the part is its whole family in state order and the term is a contraction
+    reading that family once (its field is then one einsum)."""
+    d = kernel.dense
+    if d is None or not d.reads_once(family):
+        return False
+    op = next(o for o in d.operands if o.family == family)
+    size = int(np.prod(op.shape, dtype=int))
+    return len(ids) == size and ids[0] == op.offset and bool(np.all(np.diff(ids) == 1))
 
 
 def local_logits(part: PartKernel, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -125,6 +149,10 @@ def local_logits(part: PartKernel, x: np.ndarray, theta: np.ndarray) -> np.ndarr
     logits = np.zeros((chains, m, K))
     base = (np.arange(chains)[:, None] * m)
     for tc in part.touches:
+        if tc.dense:
+            field = tc.kernel.dense.field(x, theta, part.family)
+            logits += field[:, :, None] * part.values[None, None, :]
+            continue
         idx = (base + tc.target[None, :]).ravel()
         for k in range(K):
             vals = tc.kernel.values(x, theta, tc.rows, (tc.masks, part.values[k]))
@@ -176,7 +204,7 @@ def total_log_potential(kernels: list[TermKernel], x: np.ndarray, theta: np.ndar
     out = np.zeros(x.shape[0])
     for k in kernels:
         if k.term.size:
-            out += k.values(x, theta).sum(axis=1)
+            out += k.total(x, theta)
     return out
 
 

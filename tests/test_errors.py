@@ -12,6 +12,7 @@ and then read the diff: each message is part of the user interface.
 from __future__ import annotations
 
 import builtins
+import csv
 import json
 import os
 import subprocess
@@ -28,8 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "bad"
 ISING = ROOT / "examples" / "ising.ebm"
 
-# Known crashes and wrong behaviour: kept as cases, marked strict xfail until fixed.
-XFAIL: dict[str, str] = {}
+# Known crashes and wrong behaviour: kept as cases, marked strict xfail until fixed. Their .err
+# file holds the message they should print (hand-written); it is compared only once the case
+# exits 1 without a traceback and is removed from here (then regenerate with --update-golden).
+XFAIL: dict[str, str] = {
+    "factor_constant_not_finite": "accepted (exit 0): a factor whose constant part is log(0) = "
+                                  "-inf compiles; sampling then reports log potential -inf",
+    "factor_division_by_zero": "accepted (exit 0): a constant division by zero inside a factor "
+                               "is not caught at compile time (it is in consts and indices)",
+}
 
 
 def _normalize(text: str) -> str:
@@ -54,9 +62,11 @@ def test_bad_model_golden(name, request, monkeypatch, capsys):
     assert "Traceback" not in err and "internal error" not in err, err
     assert status == 1, err
     assert captured.out == ""
-    assert err.startswith(f"tests/bad/") or err.startswith("$ROOT/tests/bad/"), err
+    assert err.startswith(("tests/bad/", "$ROOT/tests/bad/")), err
     assert ": error: " in err.splitlines()[0]
     golden = BAD / f"{name}.err"
+    if name in XFAIL:  # reached only once fixed: the strict xfail then fails, as it should
+        return
     if request.config.getoption("--update-golden"):
         golden.write_text(err)
     assert golden.exists(), f"no golden file {golden}; run pytest --update-golden"
@@ -72,7 +82,7 @@ def test_every_bad_model_has_a_golden_file():
 def test_too_large_model_is_refused_at_once():
     """10^10 ground spins: refused before anything is allocated (a subprocess, with a timeout)."""
     proc = subprocess.run([sys.executable, "-m", "ebmlang", "check", "tests/bad/too_large_to_ground.ebm"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "ground elements" in proc.stderr
@@ -99,7 +109,7 @@ def _run(argv, capsys):
 
 
 def _user_error(argv, capsys, *needles):
-    status, out, err = _run(argv, capsys)
+    status, _, err = _run(argv, capsys)
     assert "Traceback" not in err and "internal error" not in err, err
     assert status == 1, err
     assert "error:" in err, err
@@ -156,7 +166,7 @@ def test_sample_inputs_without_input_flag(tmp_path, capsys):
 def test_errors_in_a_subprocess_have_no_traceback():
     """The real entry point, once: a user error is exit 1 on stderr, nothing on stdout."""
     proc = subprocess.run([sys.executable, "-m", "ebmlang", "sample", str(ISING), "-n", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "error:" in proc.stderr
     assert proc.stdout == ""
@@ -200,7 +210,6 @@ def test_csv_header_is_not_python(payload, sandbox, capsys):
         else:
             header.append(payload)
         with open(sandbox / "in.csv", "w", newline="") as f:
-            import csv
             w = csv.writer(f)
             w.writerow(header)
             w.writerow([1] * len(header))
@@ -240,9 +249,41 @@ def test_model_text_is_not_python(payload, sandbox, capsys):
 
 
 # Library code that builds functions from source text of declarations (never from user input):
-# collections.namedtuple (eval, e.g. on numpy.random's first import), dataclasses (exec, methods
-# of ebmlang's own dataclasses), networkx's argmap decorator (exec, wrappers from signatures).
+# collections.namedtuple (eval), dataclasses (exec: methods of ebmlang's own dataclasses),
+# networkx's argmap decorator (exec: wrappers built from function signatures).
 LIBRARY_BUILDERS = ("collections", "dataclasses", "networkx.utils.decorators")
+
+
+def _allowed(frame, allow_lambdify: bool) -> bool:
+    """True when an eval/exec called from `frame` is library machinery, not ebmlang's doing:
+    a LIBRARY_BUILDERS caller, or, looking up the stack only as far as the nearest ebmlang
+    frame, a library module being imported (its module-level code, e.g. numpy.random's first
+    import) or, if allowed, sympy.lambdify."""
+    if frame.f_globals.get("__name__", "") in LIBRARY_BUILDERS:
+        return True
+    f = frame
+    while f is not None:
+        name = f.f_globals.get("__name__", "") or ""
+        if name.startswith("ebmlang") or name == __name__:
+            return False
+        if allow_lambdify and name == "sympy.utilities.lambdify":
+            return True
+        if f.f_code.co_name == "<module>" and _being_imported(f):
+            return True
+        f = f.f_back
+    return False
+
+
+def _being_imported(frame) -> bool:
+    """A module's top-level frame run by the import system (not a script or `python -m`)."""
+    f = frame.f_back
+    for _ in range(3):
+        if f is None:
+            return False
+        if f.f_globals.get("__name__", "") in ("importlib._bootstrap", "_frozen_importlib"):
+            return True
+        f = f.f_back
+    return False
 
 
 def _guard(monkeypatch, allow_lambdify: bool) -> list[str]:
@@ -250,36 +291,34 @@ def _guard(monkeypatch, allow_lambdify: bool) -> list[str]:
 
     Violations are recorded as well as raised: ebmlang swallows some exceptions (around
     sympy.lambdify in ebmlang.symbolic), so a raise alone could go unnoticed. Besides ebmlang's
-    own `<ebmlang-generated-...>` code, exec is allowed for code compiled from a .py file on disk
-    (the import system loading a module) and for LIBRARY_BUILDERS (eval too).
+    own `<ebmlang-generated-...>` code (from ebmlang.codegen), exec is allowed for code compiled
+    from a .py file on disk (the import system loading a module) and where `_allowed` says so.
     """
     import sympy
-    import sympy.core.sympify  # noqa: F401 - the module, shadowed by the function of its name
+    import sympy.core.sympify  # the module, shadowed by the function of its name
     sympify_mod = sys.modules["sympy.core.sympify"]
 
     violations: list[str] = []
-    real_exec, real_sympify = builtins.exec, sympify_mod.sympify
+    real_eval, real_exec, real_sympify = builtins.eval, builtins.exec, sympify_mod.sympify
 
-    real_eval = builtins.eval
-
-    def no_eval(*args, **kwargs):
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller in LIBRARY_BUILDERS:
+    def checked_eval(*args, **kwargs):
+        frame = sys._getframe(1)
+        if _allowed(frame, allow_lambdify):
             return real_eval(*args, **kwargs)
+        caller = frame.f_globals.get("__name__", "")
         violations.append(f"eval({args[0]!r:.80}) from {caller}")
         raise AssertionError(f"eval called from {caller}")
 
     def checked_exec(code, *args, **kwargs):
+        frame = sys._getframe(1)
         name = getattr(code, "co_filename", None)
-        caller = sys._getframe(1).f_globals.get("__name__", "")
+        caller = frame.f_globals.get("__name__", "")
         if isinstance(code, types.CodeType) and isinstance(name, str):
             if name.startswith("<ebmlang-generated-") and caller == "ebmlang.codegen":
                 return real_exec(code, *args, **kwargs)
             if name.endswith(".py") and os.path.isfile(name):
                 return real_exec(code, *args, **kwargs)  # importing a module from disk
-        if caller in LIBRARY_BUILDERS:
-            return real_exec(code, *args, **kwargs)
-        if allow_lambdify and caller == "sympy.utilities.lambdify":
+        if _allowed(frame, allow_lambdify):
             return real_exec(code, *args, **kwargs)
         shown = name if isinstance(name, str) else repr(code)[:80]
         violations.append(f"exec of {shown} from {caller}")
@@ -291,7 +330,7 @@ def _guard(monkeypatch, allow_lambdify: bool) -> list[str]:
             raise AssertionError("sympify called with a string")
         return real_sympify(a, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "eval", no_eval)
+    monkeypatch.setattr(builtins, "eval", checked_eval)
     monkeypatch.setattr(builtins, "exec", checked_exec)
     monkeypatch.setattr(sympy, "sympify", checked_sympify)
     monkeypatch.setattr(sympify_mod, "sympify", checked_sympify)
