@@ -41,18 +41,9 @@ def check_enumerable(model, what: str) -> int:
 def enumerate_states(model, inputs=None, what: str = "exact enumeration") -> np.ndarray:
     """Every state (n_states, n_state), the inputs (one row) copied into each."""
     check_enumerable(model, what)
-    fams = [f for f in model.vars.values() if f.sampled]
-    ids = np.concatenate([np.arange(f.offset, f.offset + f.space.size) for f in fams])
-    domains = [f.domain.values for f in fams for _ in range(f.space.size)]
-    grid = np.array(list(itertools.product(*domains)), dtype=float).reshape(-1, len(ids))
-    x = np.zeros((len(grid), model.checked.n_state))
-    x[:, ids] = grid
-    input_ids = model.state_ids(("input",))
-    if len(input_ids):
-        if inputs is None:
-            raise UserError(f"{what} of a conditional model needs its inputs")
-        x[:, input_ids] = np.asarray(inputs, float).reshape(-1)[: len(input_ids)]
-    return x
+    if len(model.state_ids(("input",))) and inputs is None:
+        raise UserError(f"{what} of a conditional model needs its inputs")
+    return _enumerate_families(model, [f for f in model.vars.values() if f.sampled], inputs)
 
 
 def logsumexp(a: np.ndarray, axis=None) -> np.ndarray:
@@ -63,8 +54,59 @@ def logsumexp(a: np.ndarray, axis=None) -> np.ndarray:
 
 
 def log_partition(model, inputs=None) -> float:
-    x = enumerate_states(model, inputs, "the exact partition function")
-    return float(logsumexp(model.log_potential(x)))
+    """log Z exactly: by enumerating every state, or, when one group of families is
+    conditionally independent given the rest (the RBM's visibles given its hiddens), by
+    enumerating the rest and summing that group out in closed form."""
+    if 0 < state_count(model) <= MAX_STATES:
+        x = enumerate_states(model, inputs, "the exact partition function")
+        return float(logsumexp(model.log_potential(x)))
+    split = _summable_split(model)
+    if split is None:
+        check_enumerable(model, "the exact partition function")
+    summed, rest = split
+    x = _enumerate_families(model, rest, inputs)
+    return float(logsumexp(summed.log_marginal(x)))
+
+
+def _summable_split(model):
+    """(SummedOut over some families, the other sampled families) with the others enumerable."""
+    from .gradient import SummedOut
+    fams = [f for f in model.vars.values() if f.sampled]
+    if any(not f.domain.finite for f in fams):
+        return None
+    best = None
+    for block in model.graph.blocks:
+        names = {p.family for p in block.parts}
+        if any(len(p.ids) != model.vars[p.family].space.size for p in block.parts):
+            continue
+        rest = [f for f in fams if f.name not in names]
+        count = 1
+        for f in rest:
+            count *= f.domain.size ** f.space.size
+        if count <= MAX_STATES and (best is None or count < best[0]):
+            best = (count, names, rest)
+    if best is None:
+        return None
+    ids = np.concatenate([np.arange(model.vars[n].offset, model.vars[n].offset
+                                    + model.vars[n].space.size) for n in sorted(best[1])])
+    return SummedOut(model, ids), best[2]
+
+
+def _enumerate_families(model, fams, inputs) -> np.ndarray:
+    ids = np.concatenate([np.arange(f.offset, f.offset + f.space.size) for f in fams]) \
+        if fams else np.zeros(0, np.int64)
+    domains = [f.domain.values for f in fams for _ in range(f.space.size)]
+    grid = np.array(list(itertools.product(*domains)), dtype=float).reshape(-1, len(ids))
+    x = np.zeros((max(len(grid), 1), model.checked.n_state))
+    x[:, ids] = grid
+    input_ids = model.state_ids(("input",))
+    if len(input_ids):
+        x[:, input_ids] = np.asarray(inputs, float).reshape(-1)[: len(input_ids)]
+    return x
+
+
+def exact_log_z_available(model) -> bool:
+    return 0 < state_count(model) <= MAX_STATES or _summable_split(model) is not None
 
 
 def probabilities(model, inputs=None) -> tuple[np.ndarray, np.ndarray]:

@@ -65,7 +65,18 @@ class FitResult:
     method: str = "pcd"
 
     def to_meta(self, model) -> dict:
-        return {"model": model.name, "method": self.method, "history": self.history}
+        return {"model": model.name, "method": self.method, "history": _finite(self.history)}
+
+
+def _finite(value):
+    """JSON-safe copy: non-finite numbers become None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 class Diverged(UserError):
@@ -172,6 +183,7 @@ def fit(model, data, **kwargs) -> FitResult:
     metric = Metric(model, data, phases, rng)
     history = []
     base_lr = optimizer.lr
+    epoch_start = theta.copy()
     total = opts.epochs * -(-data.rows // opts.batch_size)
     step = 0
     for epoch in range(1, opts.epochs + 1):
@@ -196,7 +208,18 @@ def fit(model, data, **kwargs) -> FitResult:
                 raise err
             gap_sum += gap
             batches += 1
-        entry = {"epoch": epoch, "lr": float(optimizer.lr), **metric.evaluate(), "gaps": _gaps(model, gap_sum / batches),
+        with np.errstate(all="ignore"):
+            measured = metric.evaluate()
+        if measured["value"] is not None and not np.isfinite(measured["value"]):
+            theta[:] = epoch_start
+            err = Diverged(f"the fit diverged: the {measured['metric']} became "
+                           f"{measured['value']} at epoch {epoch} (largest param "
+                           f"{_param_at(model, int(np.argmax(np.abs(theta))))}); the params are "
+                           "left at the start of that epoch (try a smaller --lr)")
+            err.result = FitResult(model.params.to_dict(), history, opts.method)
+            raise err
+        epoch_start = theta.copy()
+        entry = {"epoch": epoch, "lr": float(optimizer.lr), **measured, "gaps": _gaps(model, gap_sum / batches),
                  "stats": metric.stats(), "seconds": round(time.perf_counter() - start, 4)}
         history.append(entry)
         if opts.progress is not None:

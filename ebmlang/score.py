@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import load_data
 from .errors import UserError
-from .exact import MAX_STATES, enumerate_states, logsumexp, state_count
+from .exact import exact_log_z_available, log_partition
 from .gradient import SummedOut
 
 
@@ -36,15 +36,13 @@ def score(model, data) -> dict[str, np.ndarray | None]:
 
 
 def _normalized(model, x, values):
-    count = state_count(model)
-    if not 0 < count <= MAX_STATES:
+    if not exact_log_z_available(model):
         return None
     input_ids = model.state_ids(("input",))
     if not len(input_ids):
-        return values - logsumexp(model.log_potential(enumerate_states(model)))
+        return values - log_partition(model)
     out = np.empty_like(values)
     uniq, inverse = np.unique(x[:, input_ids], axis=0, return_inverse=True)
     for g, u in enumerate(uniq):
-        log_z = logsumexp(model.log_potential(enumerate_states(model, u)))
-        out[inverse.ravel() == g] = values[inverse.ravel() == g] - log_z
+        out[inverse.ravel() == g] = values[inverse.ravel() == g] - log_partition(model, u)
     return out
