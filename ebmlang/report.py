@@ -52,7 +52,20 @@ def check_report(model) -> str:
                        for s in cm.stats.values()])
     lines += _section(("factors", "kind", "over", "reads", "instances"), _term_rows(model), (4,))
     lines += _sampling(model)
+    lines += _learning(model)
     return "\n".join(lines)
+
+
+def _learning(model) -> list[str]:
+    """dF/dparam per term: the sufficient statistics the learner's data and model phases match."""
+    from .symbolic import sufficient_statistics
+    rows = [(name if k == 0 else "", "d/d" + name if k == 0 else "", label, text)
+            for name, stats in sufficient_statistics(model).items()
+            for k, (label, text) in enumerate(stats)]
+    if not rows:
+        return []
+    return ["learning   gradient = E_data[dF/dparam] - E_model[dF/dparam]"] + \
+        _table([("  " + r[0],) + r[1:] for r in rows], indent="")
 
 
 def _section(header: tuple[str, ...], rows, right=()) -> list[str]:

@@ -22,6 +22,7 @@ from sympy.printing.str import StrPrinter
 
 from . import ast as A
 from .lower import Term
+from .printing import expr_text
 
 
 class Ind(sp.Function):
@@ -475,3 +476,25 @@ def param_derivatives(term: Term, consts: dict[str, float]) -> list[sp.Expr]:
     expr = term_expr(term, consts)
     _, p, _ = term_symbols(term)
     return [sp.diff(expr, s) for s in p]
+
+
+def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
+    """For each param family, (term label, dF/dparam as text) per term reading it: the
+    statistics whose data and model averages the learner matches."""
+    out: dict[str, list[tuple[str, str]]] = {p: [] for p in model.checked.params}
+    for t in model.terms:
+        if not t.preads:
+            continue
+        v, p, i = term_symbols(t)
+        shown = {s: sp.Symbol(expr_text(r.node)) for s, r in zip(v, t.reads)}
+        shown.update({s: sp.Symbol(expr_text(q.node)) for s, q in zip(p, t.preads)})
+        shown.update({s: sp.Symbol(n) for s, n in zip(i, t.names)})
+        consts = {k: sp.Symbol(k) for k in model.checked.consts}
+        expr = ToSympy(None, {**{n: s for n, s in zip(t.names, i)}, **consts},
+                       {**{r.node: s for r, s in zip(t.reads, v)},
+                        **{q.node: s for q, s in zip(t.preads, p)}})(t.body)
+        label = t.owner + (f" term {t.number}" if t.number else "")
+        for q, sym in zip(t.preads, p):
+            d = int(t.sign) * sp.diff(expr, sym)
+            out[q.family].append((label, to_text(d.xreplace(shown))))
+    return out
