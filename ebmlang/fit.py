@@ -20,7 +20,7 @@ import numpy as np
 
 from .data import Data, load_data
 from .errors import UserError
-from .gradient import SummedOut, expected_stats, pseudo_gradient
+from .gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
 from .metrics import Metric
 from .optim import make_optimizer
 from .runtime import gibbs_step
@@ -96,9 +96,13 @@ class _Phases:
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
         self.has_inputs = len(model.state_ids(("input",))) > 0
+        self.gaussian = any(m == "gaussian" for m, _, _ in model.methods.values())
         if opts.method == "pl" and (len(self.latent) or self.missing.any()):
             raise UserError("method pl needs every variable observed: the model has latent "
                             "variables or the data has missing values; use pcd or cd")
+        if opts.method == "pl" and not pseudo_available(model):
+            raise UserError("method pl needs conditionals that normalize in closed form (finite "
+                            "or Gaussian); this model has MH-sampled families; use pcd or cd")
         if self.has_inputs:
             self.chains = self.rows.copy()                 # one persistent chain per row
         else:
@@ -144,15 +148,30 @@ def _fill(model, x: np.ndarray, rng) -> np.ndarray:
     for f in model.vars.values():
         if not f.sampled:
             continue
-        if not f.domain.finite:
-            raise UserError(f"'{f.name}' is real-valued; learning real-valued models comes with "
-                            "the real-variable samplers")
         sl = slice(f.offset, f.offset + f.space.size)
         block = out[:, sl]
         gaps = np.isnan(block)
-        block[gaps] = f.domain.values[rng.integers(0, f.domain.size, int(gaps.sum()))]
+        if f.domain.finite:
+            block[gaps] = f.domain.values[rng.integers(0, f.domain.size, int(gaps.sum()))]
+        else:
+            block[gaps] = rng.standard_normal(int(gaps.sum()))
         out[:, sl] = block
     return out
+
+
+def _keep_proper(model, phases, good, theta, epoch) -> None:
+    """Shrink a step that would make a Gaussian conditional improper; stop if none is proper."""
+    from .sample import improper
+    delta = theta - good
+    for _ in range(40):
+        if improper(model, phases.chains) is None:
+            return
+        delta *= 0.5
+        theta[:] = good + delta
+    theta[:] = good
+    if improper(model, phases.chains) is not None:
+        raise Diverged(f"the fit stopped at epoch {epoch}: "
+                       + improper(model, phases.chains))
 
 
 def _param_at(model, pos: int) -> str:
@@ -197,6 +216,8 @@ def fit(model, data, **kwargs) -> FitResult:
                 optimizer.lr = base_lr * (1.0 - step / total)
             step += 1
             theta += optimizer.step(gap - opts.weight_decay * theta)
+            if phases.gaussian:
+                _keep_proper(model, phases, good, theta, epoch)
             if not np.all(np.isfinite(theta)):
                 bad = int(np.flatnonzero(~np.isfinite(theta))[0])
                 theta[:] = good

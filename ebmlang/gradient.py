@@ -100,17 +100,52 @@ def _value_index(part: PartKernel, x: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(part.values, x[:, part.ids]), 0, len(part.values) - 1)
 
 
+def _quadratic(part: PartKernel, x, theta):
+    """(a, b) of a Gaussian part's local log-potential a t^2 + b t + const, per chain and var."""
+    ell = local_logits(part, x, theta)
+    return 0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1], 0.5 * (ell[..., 2] - ell[..., 0])
+
+
+def pseudo_available(model) -> bool:
+    """Every sampled family finite or Gaussian: the conditionals normalize in closed form."""
+    return all(m in ("gibbs", "gaussian") for m, _, _ in model.methods.values())
+
+
 def pseudo_loglik(model, x: np.ndarray) -> np.ndarray:
     """sum over sampled variables of log p(x_i | x_-i), per row (every variable observed)."""
     theta = model.params.theta
     out = np.zeros(x.shape[0])
     for block in model.parts():
         for part in block:
+            if part.method == "gaussian":
+                a, b = _quadratic(part, x, theta)
+                t = x[:, part.ids]
+                with np.errstate(all="ignore"):
+                    out += (a * t * t + b * t + b * b / (4 * a) - 0.5 * np.log(np.pi / -a)).sum(1)
+                continue
             logits = local_logits(part, x, theta)
             norm = logits - logsumexp(logits, axis=-1)[..., None]
             idx = _value_index(part, x)
             out += np.take_along_axis(norm, idx[..., None], axis=-1)[..., 0].sum(axis=1)
     return out
+
+
+_HERMITE = np.polynomial.hermite.hermgauss(8)
+
+
+def _conditional_points(part: PartKernel, x, theta):
+    """[(values (chains, vars), probabilities (chains, vars))]: the conditional's support
+    points, or for a Gaussian part its 8-point Gauss-Hermite nodes (exact for polynomial
+    statistics up to degree 15)."""
+    if part.method == "gaussian":
+        a, b = _quadratic(part, x, theta)
+        with np.errstate(all="ignore"):
+            mean, sd = -b / (2 * a), np.sqrt(-0.5 / a)
+        nodes, weights = _HERMITE
+        return [(mean + np.sqrt(2.0) * sd * t, np.full(mean.shape, w / np.sqrt(np.pi)))
+                for t, w in zip(nodes, weights)]
+    p = softmax(local_logits(part, x, theta))
+    return [(np.full(p.shape[:2], value), p[..., v]) for v, value in enumerate(part.values)]
 
 
 def pseudo_gradient(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -121,14 +156,14 @@ def pseudo_gradient(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, float)[:, None]
     for block in model.parts():
         for part in block:
-            p = softmax(local_logits(part, x, theta))
+            points = _conditional_points(part, x, theta)
             for tc in part.touches:
                 if not tc.kernel.term.preads:
                     continue
                 tc.kernel.add_gradient(out, x, theta, w, tc.rows)
-                for v, value in enumerate(part.values):
-                    tc.kernel.add_gradient(out, x, theta, -w * p[:, tc.target, v], tc.rows,
-                                           (tc.masks, value))
+                for values, prob in points:
+                    tc.kernel.add_gradient(out, x, theta, -w * prob[:, tc.target], tc.rows,
+                                           (tc.masks, values[:, tc.target]))
     return out
 
 

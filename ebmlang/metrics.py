@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .exact import enumerate_states, logsumexp, state_count
-from .gradient import pseudo_loglik, stochastic_pseudo_loglik
+from .gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16
 MAX_METRIC_ROWS = 2000
@@ -25,7 +25,7 @@ class Metric:
             self.kind = "LL"
             self.states = enumerate_states(model)
             self.groups = _groups(model, self.states, self.x)
-        elif not len(phases.latent):
+        elif not len(phases.latent) and pseudo_available(model):
             self.kind = "pseudo-LL"
         elif phases.summed is not None:
             self.kind = "pseudo-LL"

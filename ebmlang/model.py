@@ -111,6 +111,33 @@ class Model:
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
         self.params = Params(checked, _init_params(checked))
         self._parts = None
+        from .symbolic import real_form
+        self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
+                           if f.sampled and not f.domain.finite}
+        self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
+
+    def _method(self, fam) -> tuple[str, float, bool]:
+        """(method, MH scale, adapt the scale) for a sampled family."""
+        decl = self.checked.samplers.get(fam.name)
+        if decl is not None and decl.method == "mh":
+            scale = decl.args.get("scale")
+            return "mh", float(scale) if scale is not None else 1.0, scale is None
+        if fam.domain.finite:
+            return "gibbs", 1.0, False
+        if self.real_forms[fam.name].kind == "gaussian":
+            return "gaussian", 1.0, False
+        if decl is not None and decl.method == "gibbs":
+            raise UserError(f"sampler gibbs for '{fam.name}' needs a finite domain or a quadratic "
+                            "(Gaussian) conditional; use mh", decl.span)
+        return "mh", 1.0, True
+
+    def sampler_text(self, family: str) -> str:
+        method, scale, adapt = self.methods[family]
+        if method == "gibbs":
+            return "Gibbs, exact"
+        if method == "gaussian":
+            return "Gibbs, exact Gaussian"
+        return "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
 
     # ------------------------------------------------------------ structure
     @property
@@ -123,7 +150,7 @@ class Model:
 
     def parts(self):
         if self._parts is None:
-            self._parts = block_parts(self.graph.blocks, self.checked, self.kernels)
+            self._parts = block_parts(self.graph.blocks, self.checked, self.kernels, self.methods)
         return self._parts
 
     def ground_names(self, kinds=("var", "latent")) -> list[str]:

@@ -103,8 +103,13 @@ class Touch:
 class PartKernel:
     family: str
     ids: np.ndarray
-    values: np.ndarray            # the domain
+    values: np.ndarray            # the domain (for a Gaussian update: the points -1, 0, 1)
     touches: list[Touch]
+    method: str = "gibbs"         # gibbs | gaussian | mh
+    scale: float = 1.0            # MH proposal scale
+    adapt: bool = False           # MH scale adapted during burn-in
+    accepted: int = 0
+    proposed: int = 0
 
 
 class GibbsInfo(NamedTuple):
@@ -161,6 +166,21 @@ def local_logits(part: PartKernel, x: np.ndarray, theta: np.ndarray) -> np.ndarr
     return logits
 
 
+def local_at(part: PartKernel, x: np.ndarray, theta: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(chains, variables): the local log-potential with each variable set to values[c, m]."""
+    chains, m = x.shape[0], len(part.ids)
+    out = np.zeros((chains, m))
+    base = (np.arange(chains)[:, None] * m)
+    for tc in part.touches:
+        if tc.dense:
+            out += tc.kernel.dense.field(x, theta, part.family) * values
+            continue
+        idx = (base + tc.target[None, :]).ravel()
+        vals = tc.kernel.values(x, theta, tc.rows, (tc.masks, values[:, tc.target]))
+        out += np.bincount(idx, weights=vals.ravel(), minlength=chains * m).reshape(chains, m)
+    return out
+
+
 def draw_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Index of a draw from softmax(logits) along the last axis, safe for huge or -inf logits."""
     top = logits.max(axis=-1, keepdims=True)
@@ -188,8 +208,7 @@ def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
     for block in parts:
         new = []
         for part in block:
-            choice = draw_categorical(local_logits(part, x, theta), rng)
-            vals = part.values[choice]
+            vals = UPDATES[part.method](part, x, theta, rng)
             if clamp is not None:
                 fixed = clamp[:, part.ids]
                 vals = np.where(np.isnan(fixed), vals, fixed)
@@ -208,12 +227,65 @@ def total_log_potential(kernels: list[TermKernel], x: np.ndarray, theta: np.ndar
     return out
 
 
-def block_parts(blocks: list[Block], model, kernels: list[TermKernel]) -> list[list[PartKernel]]:
+def block_parts(blocks: list[Block], model, kernels: list[TermKernel],
+                methods: dict) -> list[list[PartKernel]]:
+    """Kernels for every block part; `methods`: family -> (method, scale, adapt)."""
     out = []
     for b in blocks:
         parts = []
         for p in b.parts:
             fam = model.vars[p.family]
-            parts.append(build_part(p.ids, p.family, fam.domain.values, kernels, model.n_state))
+            method, scale, adapt = methods[p.family]
+            values = fam.domain.values if method != "gaussian" else np.array([-1.0, 0.0, 1.0])
+            part = build_part(p.ids, p.family, values, kernels, model.n_state)
+            part.method, part.scale, part.adapt = method, scale, adapt
+            parts.append(part)
         out.append(parts)
     return out
+
+
+def _gibbs(part: PartKernel, x, theta, rng) -> np.ndarray:
+    return part.values[draw_categorical(local_logits(part, x, theta), rng)]
+
+
+def _gaussian(part: PartKernel, x, theta, rng) -> np.ndarray:
+    """Exact draw from a quadratic local log-potential a x^2 + b x + c, read off its values at
+    -1, 0 and 1; a variable whose a >= 0 here (improper) keeps its value."""
+    ell = local_logits(part, x, theta)
+    a = 0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1]
+    b = 0.5 * (ell[..., 2] - ell[..., 0])
+    z = rng.standard_normal(a.shape)
+    proper = a < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draw = -b / (2 * a) + z * np.sqrt(-0.5 / a)
+    part.proposed += a.size
+    part.accepted += int(proper.sum())
+    return np.where(proper, draw, x[:, part.ids])
+
+
+def _mh(part: PartKernel, x, theta, rng) -> np.ndarray:
+    """Random-walk Metropolis-Hastings: a Gaussian step for real variables, a step of up to
+    `scale` positions along the sorted domain for finite ones (for two values: propose the
+    other, Metropolized Gibbs)."""
+    current = x[:, part.ids]
+    shape = current.shape
+    if part.values is None:
+        proposal = current + part.scale * rng.standard_normal(shape)
+        inside = np.ones(shape, bool)
+    else:
+        k = len(part.values)
+        idx = np.clip(np.searchsorted(part.values, current), 0, k - 1)
+        reach = max(1, int(round(part.scale)))
+        step = rng.integers(1, reach + 1, shape) * rng.choice([-1, 1], shape)
+        new = idx + step
+        inside = (new >= 0) & (new < k)
+        proposal = part.values[np.clip(new, 0, k - 1)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        delta = local_at(part, x, theta, proposal) - local_at(part, x, theta, current)
+    accept = inside & (np.log(rng.random(shape)) < delta)
+    part.proposed += accept.size
+    part.accepted += int(accept.sum())
+    return np.where(accept, proposal, current)
+
+
+UPDATES = {"gibbs": _gibbs, "gaussian": _gaussian, "mh": _mh}

@@ -19,6 +19,7 @@ class Samples:
     names: list[str]
     ids: np.ndarray
     full: np.ndarray        # (chains, draws, n_state) including inputs, for stats and energies
+    acceptance: dict = None # MH family -> acceptance rate after burn-in
 
     @property
     def chains(self) -> int:
@@ -73,10 +74,10 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
     for f in model.vars.values():
         sl = slice(f.offset, f.offset + f.space.size)
         if f.sampled:
-            if not f.domain.finite:
-                raise UserError(f"'{f.name}' is real-valued; sampling real variables is not "
-                                "available yet (it comes with Gaussian and MH updates)", f.span)
-            x[:, sl] = f.domain.values[rng.integers(0, f.domain.size, (chains, f.space.size))]
+            if f.domain.finite:
+                x[:, sl] = f.domain.values[rng.integers(0, f.domain.size, (chains, f.space.size))]
+            else:
+                x[:, sl] = rng.standard_normal((chains, f.space.size))
     input_ids = model.state_ids(("input",))
     if len(input_ids):
         if inputs is None:
@@ -116,9 +117,15 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     total = burn_in + draws * thin
     keep = np.empty((chains, draws, model.checked.n_state))
     bar = _progress(total, progress, model)
+    reset_scales(model)
+    check_proper(model, x)
     kept = 0
     for sweep in range(total):
         gibbs_step(parts, x, theta, rng)
+        if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
+            adapt_scales(parts)
+        if sweep == burn_in - 1:
+            _reset_counts(parts)
         if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
             keep[:, kept] = x
             kept += 1
@@ -126,7 +133,73 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
             bar.update(1)
     if bar is not None:
         bar.close()
-    return Samples(model, keep[:, :, ids], model.ground_names(), ids, keep)
+    return Samples(model, keep[:, :, ids], model.ground_names(), ids, keep, acceptance(parts))
+
+
+ADAPT_EVERY = 25
+TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts et al. 1997)
+
+
+def reset_scales(model) -> None:
+    """Every MH part back to its declared scale and zero counts, so a seed repeats its draws."""
+    for block in model.parts():
+        for part in block:
+            part.scale = model.methods[part.family][1]
+    _reset_counts(model.parts())
+
+
+def _reset_counts(parts) -> None:
+    for block in parts:
+        for part in block:
+            part.accepted = part.proposed = 0
+
+
+def adapt_scales(parts) -> None:
+    """Move each adaptive MH scale toward the target acceptance rate of the last window."""
+    for block in parts:
+        for part in block:
+            if part.method == "mh" and part.adapt and part.proposed:
+                rate = part.accepted / part.proposed
+                part.scale *= float(np.exp(2.0 * (rate - TARGET_ACCEPTANCE)))
+                part.scale = min(max(part.scale, 1e-8), 1e8)
+                part.accepted = part.proposed = 0
+
+
+def acceptance(parts) -> dict[str, float]:
+    """Acceptance rate per MH family since the last reset."""
+    counts: dict[str, list[int]] = {}
+    for block in parts:
+        for part in block:
+            if part.method == "mh":
+                c = counts.setdefault(part.family, [0, 0])
+                c[0] += part.accepted
+                c[1] += part.proposed
+    return {f: a / p for f, (a, p) in counts.items() if p}
+
+
+def improper(model, x) -> str | None:
+    """A message naming a Gaussian conditional whose x^2 coefficient is not negative on the
+    states x at the current params, or None when every one is proper."""
+    from .runtime import local_logits
+    for block in model.parts():
+        for part in block:
+            if part.method != "gaussian":
+                continue
+            with np.errstate(all="ignore"):
+                ell = local_logits(part, x, model.params.theta)
+            a = 0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1]
+            if np.any(~(a < 0)):
+                c, m = np.argwhere(~(a < 0))[0]
+                name = model.ground_names()[int(np.searchsorted(model.state_ids(), part.ids[m]))]
+                return (f"the conditional of {name} is improper at these params: its x^2 "
+                        f"coefficient is {a[c, m]:.4g} >= 0, so its density grows without bound")
+    return None
+
+
+def check_proper(model, x) -> None:
+    message = improper(model, x)
+    if message is not None:
+        raise UserError(message)
 
 
 def _inputs_from_dict(model, inputs: dict) -> np.ndarray:

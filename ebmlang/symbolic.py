@@ -21,6 +21,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from . import ast as A
+from .errors import UserError
 from .lower import Term
 from .printing import expr_text
 
@@ -163,7 +164,7 @@ class _Latex(LatexPrinter):
 
 
 def to_text(e) -> str:
-    return _Str().doprint(e)
+    return _Str().doprint(e).replace("**", "^")
 
 
 def to_latex(e) -> str:
@@ -354,8 +355,14 @@ class Conditional:
         return self.text
 
 
+def _whole_numbers(e):
+    """Floats that are whole numbers become integers (1.0*c -> c)."""
+    return e.xreplace({f: sp.Integer(int(f)) for f in e.atoms(sp.Float) if float(f).is_integer()})
+
+
 def _tidy(e: sp.Expr, params) -> sp.Expr:
     e = sp.factor_terms(sp.expand(e))
+    e = _whole_numbers(e)
     if isinstance(e, sp.Mul):
         return sp.Mul(*[sp.collect(a, params) if isinstance(a, sp.Add) else a for a in e.args])
     return sp.collect(e, params) if isinstance(e, sp.Add) else e
@@ -397,18 +404,23 @@ def _value_symbol(model, fam) -> sp.Symbol:
     return sp.Symbol(name)
 
 
-def derive(model, fam) -> Conditional:
-    own = [sp.Symbol(n, integer=True) for n in fam.space.names]
-    head = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
-    value = _value_symbol(model, fam) if fam.domain.finite else head
-    contribs = []
+def _contributions(model, fam, own, value) -> list[tuple[_Contrib, int]]:
+    """Each (term, read of the family) contribution to the local log-potential, with its sign."""
+    out = []
     for t in model.terms:
         seen = set()
         for r in t.reads:
             if r.family == fam.name and r.node not in seen:
                 seen.add(r.node)
-                c = _contribution(model.checked, fam, t, r, own, value)
-                contribs.append((c, int(t.sign)))
+                out.append((_contribution(model.checked, fam, t, r, own, value), int(t.sign)))
+    return out
+
+
+def derive(model, fam) -> Conditional:
+    own = [sp.Symbol(n, integer=True) for n in fam.space.names]
+    head = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
+    value = _value_symbol(model, fam) if fam.domain.finite else head
+    contribs = _contributions(model, fam, own, value)
     params = [sp.Symbol(p) for p, pf in model.checked.params.items() if pf.space.ndim == 0]
     local = sp.Add(*[s * c.at(lambda b: b) for c, s in contribs])
     head_text = to_text(head)
@@ -421,22 +433,38 @@ def derive(model, fam) -> Conditional:
         hi_text = "+1" if fam.domain.kind == "spin" else to_text(hi)
         formula = f"p({head_text} = {hi_text} | blanket) = {to_text(expr)}"
         latex = rf"p\left({to_latex(head)} = {hi_text} \mid \text{{blanket}}\right) = {to_latex(expr)}"
-    else:
+    elif fam.domain.finite:
         expr = _tidy(local, params)
-        kind = "softmax" if fam.domain.finite else "density"
-        what = f"{head_text} = {value}" if fam.domain.finite else head_text
-        formula = f"log p({what} | blanket) = {to_text(expr)} + const"
-        if fam.domain.finite:
-            formula += f",  {value} in {fam.domain.text}"
+        kind = "softmax"
+        formula = f"log p({head_text} = {value} | blanket) = {to_text(expr)} + const,  " \
+                  f"{value} in {fam.domain.text}"
         latex = (rf"\log p\left({to_latex(head)} = {to_latex(value)} \mid \text{{blanket}}\right)"
                  rf" = {to_latex(expr)} + \text{{const}}")
+    else:
+        expr, kind, formula, latex = _real_text(model, fam, local, head, head_text, params)
     blanket = _blanket(local, fam.name, model.checked, head)
     return Conditional(fam.name, fam.domain.text, kind, expr, local, value, blanket,
                        _text(model, fam, head_text, blanket, formula), latex)
 
 
+def _real_text(model, fam, local, head, head_text, params):
+    form = model.real_forms[fam.name]
+    if form.kind == "gaussian":
+        mean = _tidy(-form.lin / (2 * form.quad), params)
+        var = _tidy(-1 / (2 * form.quad), params)
+        formula = (f"{head_text} | blanket ~ Normal(mean = {to_text(mean)}, "
+                   f"variance = {to_text(var)})")
+        latex = (rf"{to_latex(head)} \mid \text{{blanket}} \sim \mathcal{{N}}\left({to_latex(mean)},"
+                 rf" {to_latex(var)}\right)")
+        return sp.Tuple(mean, var), "gaussian", formula, latex
+    expr = _tidy(local, params)
+    formula = f"log p({head_text} | blanket) = {to_text(expr)} + const"
+    latex = rf"\log p\left({to_latex(head)} \mid \text{{blanket}}\right) = {to_latex(expr)} + \text{{const}}"
+    return expr, "density", formula, latex
+
+
 def _text(model, fam, head_text, blanket, formula) -> str:
-    sampler = "Gibbs, exact" if fam.domain.finite else "no sampler yet (real-valued)"
+    sampler = model.sampler_text(fam.name)
     block = model.graph.colouring.get(fam.name, "")
     lines = [f"{head_text} : {fam.domain.text}   {sampler}   blocks: {block}".rstrip(),
              f"  blanket  {', '.join(blanket) if blanket else '(none)'}",
@@ -498,3 +526,71 @@ def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
             d = int(t.sign) * sp.diff(expr, sym)
             out[q.family].append((label, to_text(d.xreplace(shown))))
     return out
+
+
+# ---------------------------------------------------------------- real-valued families
+
+@dataclass
+class RealForm:
+    """How a real family is sampled, from the shape of its local log-potential in x."""
+
+    kind: str                   # "gaussian" | "mh"
+    quad: sp.Expr | None = None # coefficient of x^2 (must be negative)
+    lin: sp.Expr | None = None  # coefficient of x
+
+def _reads_value(e, value) -> bool:
+    return e.has(value)
+
+
+def real_form(model, fam) -> RealForm:
+    """Quadratic with a negative x^2 coefficient: an exact Gaussian update; a local
+    log-potential that cannot be normalized: a UserError at the factor's span; else MH."""
+    own = [sp.Symbol(n, integer=True) for n in fam.space.names]
+    value = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
+    local = sp.Add(*[s * c.at(lambda b: b) for c, s in _contributions(model, fam, own, value)])
+    first = next((t for t in model.terms if any(r.family == fam.name for r in t.reads)), None)
+    x = sp.Dummy("x", real=True)
+    local = local.xreplace({value: x})
+    span = _term_span(model, first)
+    if not local.has(x):
+        raise UserError(f"'{fam.name}' is real-valued but no factor depends on it: its density "
+                        "is flat and cannot be normalized", fam.span)
+    d3 = sp.simplify(sp.diff(local, x, 3))
+    if d3 == 0:
+        quad = sp.expand(sp.diff(local, x, 2) / 2)
+        lin = sp.expand(sp.diff(local, x).xreplace({x: 0}))
+        if quad == 0:
+            raise UserError(f"the log-density of the real variable {to_text(value)} is linear in "
+                            "it (degree 1): it grows without bound and cannot be normalized; "
+                            "add a quadratic energy such as 0.5 * x^2", span)
+        if quad.is_nonnegative:
+            raise UserError(f"the log-density of the real variable {to_text(value)} has the x^2 "
+                            f"coefficient {to_text(quad)} >= 0: it grows without bound and "
+                            "cannot be normalized (an energy needs +x^2, a factor -x^2)", span)
+        return RealForm("gaussian", quad, lin)
+    _check_polynomial_growth(local, x, value, span)
+    return RealForm("mh")
+
+
+def _check_polynomial_growth(local, x, value, span) -> None:
+    if local.has(sp.Sum) or local.has(IndexSum):
+        return
+    try:
+        poly = sp.Poly(local, x)
+    except sp.PolynomialError:
+        return
+    lead = poly.LC()
+    if poly.degree() % 2 == 1 or lead.is_nonnegative:
+        why = "odd degree" if poly.degree() % 2 == 1 else f"leading coefficient {to_text(lead)} >= 0"
+        raise UserError(f"the log-density of the real variable {to_text(value)} is a polynomial of "
+                        f"degree {poly.degree()} with {why}: it grows without bound and cannot be "
+                        "normalized", span)
+
+
+def _term_span(model, term):
+    if term is None:
+        return None
+    for f in model.checked.factors:
+        if f.name == term.owner:
+            return f.span
+    return None

@@ -214,9 +214,9 @@ def test_bad_syntax(capsys, tmp_path):
 
 def test_sample_error_points_into_model(capsys, tmp_path):
     model = tmp_path / "real.ebm"
-    model.write_text("model g\nvar x : real\nfactor f : -x ^ 2\n")
+    model.write_text("model g\nvar x : real\nfactor f : x ^ 2\n")
     err = user_error(capsys, "sample", model, "-n", 5)
-    assert err.startswith(f"{model}:2:1: error:") and "real-valued" in err
+    assert err.startswith(f"{model}:3:1: error:") and "cannot be normalized" in err
 
 
 @pytest.mark.parametrize("argv, words", [
