@@ -147,38 +147,45 @@ Domain = DomBool | DomSpin | DomReal | DomCat | DomRange | DomSet | DomName
 # ---------------------------------------------------------------- statements
 
 @dataclass(frozen=True)
-class ModelStmt(Node):
+class StmtNode(Node):
+    """A statement: its span, and the span of the name it declares (for carets under it)."""
+
+    name_span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class ModelStmt(StmtNode):
     name: str
 
 
 @dataclass(frozen=True)
-class ConstStmt(Node):
+class ConstStmt(StmtNode):
     name: str
     expr: Expr
 
 
 @dataclass(frozen=True)
-class RangeStmt(Node):
+class RangeStmt(StmtNode):
     name: str
     lo: Expr
     hi: Expr
 
 
 @dataclass(frozen=True)
-class SetStmt(Node):
+class SetStmt(StmtNode):
     name: str
     path: str
     path_span: Span = field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
-class DomainStmt(Node):
+class DomainStmt(StmtNode):
     name: str
     domain: Domain
 
 
 @dataclass(frozen=True)
-class VarStmt(Node):
+class VarStmt(StmtNode):
     kind: str  # "var" | "latent" | "input"
     name: str
     index: Index | None
@@ -186,21 +193,21 @@ class VarStmt(Node):
 
 
 @dataclass(frozen=True)
-class ParamStmt(Node):
+class ParamStmt(StmtNode):
     name: str
     index: Index | None
     init: Expr
 
 
 @dataclass(frozen=True)
-class StatStmt(Node):
+class StatStmt(StmtNode):
     name: str
     index: Index | None
     expr: Expr
 
 
 @dataclass(frozen=True)
-class FactorStmt(Node):
+class FactorStmt(StmtNode):
     kind: str  # "factor" (adds to log p) | "energy" (subtracts)
     name: str
     index: Index | None
@@ -208,10 +215,12 @@ class FactorStmt(Node):
 
 
 @dataclass(frozen=True)
-class SamplerStmt(Node):
+class SamplerStmt(StmtNode):
     name: str
     method: str
     args: tuple[tuple[str, Expr], ...] = ()
+    method_span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+    arg_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False, kw_only=True)
 
 
 Stmt = (ModelStmt | ConstStmt | RangeStmt | SetStmt | DomainStmt | VarStmt | ParamStmt

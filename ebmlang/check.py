@@ -3,6 +3,8 @@ spaces built. Factor and stat expressions are checked later, when they are groun
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from . import ast as A
-from .csvio import read_set_csv
-from .errors import Source, Span, UserError, did_you_mean
-from .exprs import FUNCTIONS, StaticEnv, eval_int, eval_number
-from .space import Space, RangeDecl, build_space
+from .errors import Note, Source, Span, UserError, did_you_mean
+from .exprs import FUNCTIONS, StaticEnv, as_number, eval_int, eval_number
+from .setcsv import read_set_csv
+from .space import RangeDecl, Space, build_space
 
 MAX_DOMAIN = 4096  # values a finite domain may have for Gibbs enumeration
 
@@ -105,6 +107,7 @@ class CheckedModel:
     n_state: int
     n_theta: int
     kinds: dict[str, str] = field(default_factory=dict)  # every declared name -> its kind
+    overrides: dict[str, float] = field(default_factory=dict)  # consts set from outside
 
     def env(self, what: str = "here") -> StaticEnv:
         others = {k: v for k, v in self.kinds.items() if k not in self.consts}
@@ -122,8 +125,21 @@ def parse_override(text: str) -> tuple[str, float]:
         raise UserError(f"--set expects NAME=VALUE, got '{text}'")
     if not _NUMBER.match(value):
         raise UserError(f"--set {name}: '{value}' is not a number")
-    number = float(value)
-    return name, int(number) if number == int(number) and "." not in value and "e" not in value.lower() else number
+    number = int(value) if re.fullmatch(r"[+-]?[0-9]+", value) else float(value)
+    return name, outside_value(name, number, value)
+
+
+def outside_value(name: str, value: int | float, text: str | None = None) -> int | float:
+    """A const's value given from outside the model: finite; an int if it is an exact one."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        number = math.inf
+    if not math.isfinite(number):
+        shown = str(text or value)
+        shown = shown if len(shown) <= 24 else shown[:20] + "..."
+        raise UserError(f"--set {name}: '{shown}' is not a finite number")
+    return as_number(number, isinstance(value, (int, np.integer)))
 
 
 _KIND_OF = {A.ConstStmt: "const", A.RangeStmt: "range", A.SetStmt: "set",
@@ -134,6 +150,9 @@ def _declared(program: A.Program) -> dict[str, tuple[str, A.Stmt]]:
     names: dict[str, tuple[str, A.Stmt]] = {}
     for i, st in enumerate(program.stmts):
         if isinstance(st, A.ModelStmt):
+            if i != 0 and isinstance(program.stmts[0], A.ModelStmt):
+                raise UserError(f"'model' given twice (first on line {program.stmts[0].span.line})",
+                                st.span)
             if i != 0:
                 raise UserError("'model NAME' must be the first statement", st.span)
             continue
@@ -141,11 +160,12 @@ def _declared(program: A.Program) -> dict[str, tuple[str, A.Stmt]]:
             continue
         kind = st.kind if isinstance(st, (A.VarStmt, A.FactorStmt)) else _KIND_OF[type(st)]
         if st.name in FUNCTIONS or st.name in ("normal", "uniform"):
-            raise UserError(f"'{st.name}' is a built-in function and cannot be declared", st.span)
+            raise UserError(f"'{st.name}' is a built-in function and cannot be declared",
+                            st.name_span)
         if st.name in names:
             prev = names[st.name][1].span
             raise UserError(f"'{st.name}' is already declared (as a {names[st.name][0]} on line "
-                            f"{prev.line})", st.span)
+                            f"{prev.line})", st.name_span)
         names[st.name] = (kind, st)
     return names
 
@@ -156,18 +176,19 @@ def _eval_consts(program, kinds, overrides, source) -> dict[str, float]:
         if name not in kinds or kinds[name][0] != "const":
             if name in kinds:
                 raise UserError(f"--set {name}: '{name}' is a {kinds[name][0]}, not a const")
-            consts_known = [n for n, (k, _) in kinds.items() if k == "const"]
-            raise UserError(f"--set {name}: the model has no const named '{name}'"
-                            f"{did_you_mean(name, consts_known)}")
+            known = [n for n, (k, _) in kinds.items() if k == "const"]
+            hint = did_you_mean(name, known) or (f"; the consts are: {', '.join(known)}" if known
+                                                 else "; the model has no consts")
+            raise UserError(f"--set {name}: the model has no const named '{name}'{hint}")
     others = {n: k for n, (k, _) in kinds.items() if k != "const"}
     for st in program.stmts:
         if isinstance(st, A.ConstStmt):
             if st.name in overrides:
-                consts[st.name] = overrides[st.name]
+                consts[st.name] = outside_value(st.name, overrides[st.name])
             else:
                 env = StaticEnv(consts, None, others, "in a const")
                 v = eval_number(st.expr, env)
-                consts[st.name] = int(v) if v == int(v) and _is_int_expr(st.expr, consts) else v
+                consts[st.name] = as_number(v, v == int(v) and _is_int_expr(st.expr, consts))
     return consts
 
 
@@ -200,6 +221,9 @@ def _domain(d: A.Domain, env: StaticEnv, domains: dict[str, Domain]) -> Domain:
         k = eval_int(d.k, env)
         if k < 1:
             raise UserError(f"cat(K) needs K >= 1, got {k}", d.span)
+        if k > MAX_DOMAIN:
+            raise UserError(f"cat({k}) has {k:,} values; finite domains may have at most "
+                            f"{MAX_DOMAIN}", d.span)
         values = np.arange(k, dtype=float)
         text = f"cat({k})"
     elif isinstance(d, A.DomRange):
@@ -229,17 +253,54 @@ def _index_text(source: Source, index: A.Index | None) -> str:
     return " ".join(source.text[index.span.start:index.span.end].split())
 
 
-def _load_set(st: A.SetStmt, base: Path) -> np.ndarray:
+def shown_path(path: Path) -> str:
+    """`path` relative to the current directory when it is under it, else absolute."""
+    path = Path(os.path.abspath(path))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _load_set(st: A.SetStmt, base: Path, source: Source) -> np.ndarray:
     path = (base / st.path) if not Path(st.path).is_absolute() else Path(st.path)
     if not path.exists():
-        raise UserError(f"set file '{st.path}' not found (looked in {path.parent})", st.path_span)
-    return read_set_csv(str(path))
+        where = shown_path(path.parent)
+        where = "the current directory" if where == "." else where
+        raise UserError(f"set file '{st.path}' not found (looked in {where})", st.path_span)
+    try:
+        return read_set_csv(shown_path(path))
+    except UserError as err:
+        raise err.with_notes(Note(f"set '{st.name}' is loaded here", st.path_span,
+                                  source)) from None
+
+
+def explain_overrides(err: UserError, source: Source, overrides: dict[str, float]) -> UserError:
+    """Add a note for each const set from outside the model that the error's span mentions."""
+    span = err.span
+    if err.source not in (None, source) or err.file is not None or span is None \
+            or span.end <= span.start:
+        return err
+    text = source.text[span.start:span.end]
+    for name, value in overrides.items():
+        if re.search(rf"\b{re.escape(name)}\b", text):
+            err.with_notes(f"{name} = {value:g} was set from outside the model "
+                           f"(--set {name}={value:g})")
+    return err
 
 
 def check(program: A.Program, source: Source, base: Path,
           overrides: dict[str, float] | None = None) -> CheckedModel:
     """Resolve and evaluate the declarations of a parsed model."""
     overrides = dict(overrides or {})
+    try:
+        return _check(program, source, base, overrides)
+    except UserError as err:
+        raise explain_overrides(err, source, overrides) from None
+
+
+def _check(program: A.Program, source: Source, base: Path,
+           overrides: dict[str, float]) -> CheckedModel:
     decls = _declared(program)
     kinds = {n: k for n, (k, _) in decls.items()}
     consts = _eval_consts(program, decls, overrides, source)
@@ -248,13 +309,14 @@ def check(program: A.Program, source: Source, base: Path,
     model = CheckedModel(
         name=next((s.name for s in program.stmts if isinstance(s, A.ModelStmt)),
                   Path(source.name).stem), source=source, consts=consts, ranges={}, sets={},
-        vars={}, params={}, stats={}, factors=[], samplers={}, n_state=0, n_theta=0, kinds=kinds)
+        vars={}, params={}, stats={}, factors=[], samplers={}, n_state=0, n_theta=0, kinds=kinds,
+        overrides=overrides)
     domains: dict[str, Domain] = {}
     for st in program.stmts:
         if isinstance(st, A.RangeStmt):
             model.ranges[st.name] = RangeDecl(st.name, eval_int(st.lo, env), eval_int(st.hi, env))
         elif isinstance(st, A.SetStmt):
-            model.sets[st.name] = _load_set(st, base)
+            model.sets[st.name] = _load_set(st, base, source)
         elif isinstance(st, A.DomainStmt):
             domains[st.name] = _domain(st.domain, env, domains)
     for st in program.stmts:
@@ -283,7 +345,7 @@ def check(program: A.Program, source: Source, base: Path,
     return model
 
 
-SAMPLERS = {"gibbs": ()}
+SAMPLERS = {"gibbs": (), "mh": ("scale",)}  # method -> the arguments it takes
 
 
 def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerDecl:
@@ -291,19 +353,23 @@ def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerD
     if fam is None:
         known = [n for n, v in model.vars.items() if v.sampled]
         raise UserError(f"sampler for unknown variable '{st.name}'{did_you_mean(st.name, known)}",
-                        st.span)
+                        st.name_span)
     if not fam.sampled:
-        raise UserError(f"'{st.name}' is an input: it is given, never sampled", st.span)
+        raise UserError(f"'{st.name}' is an input: it is given, never sampled", st.name_span)
     if st.name in model.samplers:
-        raise UserError(f"a sampler for '{st.name}' is already given", st.span)
-    if st.method == "mh":
-        raise UserError("sampler 'mh' is not available yet (it comes with real-valued variables);"
-                        " use gibbs", st.span)
+        raise UserError(f"a sampler for '{st.name}' is already given", st.name_span)
     if st.method not in SAMPLERS:
         raise UserError(f"unknown sampler '{st.method}'{did_you_mean(st.method, SAMPLERS)};"
-                        f" available: {', '.join(SAMPLERS)}", st.span)
-    args = {k: eval_number(v, env) for k, v in st.args}
-    for k in args:
+                        f" available: {', '.join(SAMPLERS)}", st.method_span)
+    args: dict[str, float] = {}
+    for (k, v), span in zip(st.args, st.arg_spans or [st.span] * len(st.args)):
         if k not in SAMPLERS[st.method]:
-            raise UserError(f"sampler '{st.method}' takes no argument '{k}'", st.span)
+            takes = ", ".join(SAMPLERS[st.method])
+            raise UserError(f"sampler '{st.method}' takes no argument '{k}'"
+                            + (f" (it takes: {takes})" if takes else ""), span)
+        if k in args:
+            raise UserError(f"argument '{k}' is given twice", span)
+        args[k] = eval_number(v, env)
+        if k == "scale" and args[k] <= 0:
+            raise UserError(f"the scale of mh must be > 0, got {args[k]:g}", v.span)
     return SamplerDecl(st.name, st.method, args, st.span)

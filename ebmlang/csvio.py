@@ -1,4 +1,4 @@
-"""Data, sample, set and parameter files: atomic writes, user errors at FILE:LINE:COL (field)."""
+"""Data, sample and parameter files: atomic writes, user errors at FILE:LINE:COL (field)."""
 
 from __future__ import annotations
 
@@ -105,9 +105,11 @@ def _read_text(path: str, what: str) -> str:
                         Span(raw.count(b"\n", 0, e.start) + 1, 1), file=path) from None
 
 
-def _csv_rows(path: str, what: str, expected: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(path: str, what: str, expected: str,
+              text: str | None = None) -> Iterator[tuple[int, list[str]]]:
     """Yield (line where the record starts, fields) for each non-blank CSV record; none: error."""
-    reader, line, empty = csv.reader(io.StringIO(_read_text(path, what), newline="")), 0, True
+    text = _read_text(path, what) if text is None else text
+    reader, line, empty = csv.reader(io.StringIO(text, newline="")), 0, True
     try:
         for row in reader:
             start, line = line + 1, reader.line_num
@@ -302,32 +304,6 @@ def write_samples_csv(path: PathLike, header: list[str], data: np.ndarray,
         f.write(head.getvalue().encode("utf-8"))
         for start in range(0, data.shape[0], step):
             f.write(_format_block(data[start:start + step], ints))
-
-
-def read_set_csv(path: PathLike, arity_hint: int | None = None) -> np.ndarray:
-    """Read a set file of integer tuples (optional header of non-numbers): int64 (rows, arity)."""
-    rows = _csv_rows(p := os.fspath(path), "set", "rows of integers")
-    head_line, head = next(rows)
-    arity, source = arity_hint, f"the set has arity {arity_hint}"
-    has_header = all(c.strip() and _NUM_RE.fullmatch(c.strip()) is None for c in head)
-    if has_header and arity is None:
-        arity, source = len(head), f"the header has {len(head)}"
-    elif has_header and len(head) != arity:
-        raise UserError(f"the header has {len(head)} columns, {source}", Span(head_line, 1), file=p)
-    out: list[int] = []
-    for n, (line, row) in enumerate(rows if has_header else [(head_line, head), *rows], start=1):
-        if arity is None:
-            arity, source = len(row), f"row 1 has {len(row)}"
-        if len(row) != arity:
-            col = arity + 1 if len(row) > arity else max(len(row), 1)
-            raise UserError(f"row {n} has {len(row)} fields, {source}", Span(line, col), file=p)
-        for c, cell in enumerate(row, start=1):
-            if _INT_RE.fullmatch(s := cell.strip()) is None or not -(2**63) <= int(s) < 2**63:
-                why = "out of range" if _INT_RE.fullmatch(s) else "not an integer"
-                shown = f"'{_show(s)}'" if s else "an empty cell"
-                raise UserError(f"{shown} is {why} (row {n})", Span(line, c), file=p)
-            out.append(int(s))
-    return np.array(out, dtype=np.int64).reshape(-1, arity or 0)
 
 
 def key_span(path: str, key: str) -> Span | None:

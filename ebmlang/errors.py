@@ -41,41 +41,63 @@ class Source:
         return None
 
 
+@dataclass(frozen=True)
+class Note:
+    """A note attached to an error; with a span and source it is shown with its line and caret."""
+
+    message: str
+    span: Span | None = None
+    source: Source | None = None
+
+
+def _located(name: str, span: Span | None, source: Source | None, kind: str,
+             message: str) -> list[str]:
+    """`NAME:LINE:COL: KIND: MESSAGE`, then the source line and a caret under the span."""
+    if span is None or span.line <= 0:
+        return [f"{name}: {kind}: {message}"]
+    out = [f"{name}:{span.line}:{span.col}: {kind}: {message}"]
+    text = source.line(span.line) if source is not None else None
+    if text is not None:
+        width = 1
+        if span.end_line == span.line and span.end_col > span.col:
+            width = span.end_col - span.col
+        prefix = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+        out.append(f"    {text}")
+        out.append(f"    {prefix}{'^' * width}")
+    return out
+
+
 class UserError(Exception):
-    """An error the user caused and can fix; rendered with file, line, column and caret."""
+    """An error the user caused and can fix; rendered with file, line, column and caret.
+
+    `notes` are plain strings (`note: ...` lines) or `Note`s pointing at another place."""
 
     def __init__(self, message: str, span: Span | None = None, source: Source | None = None,
-                 file: str | None = None, notes: tuple[str, ...] = ()):
+                 file: str | None = None, notes: tuple[str | Note, ...] = ()):
         super().__init__(message)
         self.message = message
         self.span = span
         self.source = source
         self.file = file
-        self.notes = notes
+        self.notes = tuple(notes)
 
     def with_source(self, source: Source) -> "UserError":
         if self.source is None and self.file is None:
             self.source = source
         return self
 
+    def with_notes(self, *notes: str | Note) -> "UserError":
+        self.notes += notes
+        return self
+
     def render(self) -> str:
         name = self.source.name if self.source is not None else (self.file or "ebmlang")
-        span = self.span
-        if span is not None and span.line > 0:
-            head = f"{name}:{span.line}:{span.col}: error: {self.message}"
-        else:
-            head = f"{name}: error: {self.message}"
-        out = [head]
-        if self.source is not None and span is not None and span.line > 0:
-            text = self.source.line(span.line)
-            if text is not None:
-                width = 1
-                if span.end_line == span.line and span.end_col > span.col:
-                    width = span.end_col - span.col
-                prefix = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
-                out.append(f"    {text}")
-                out.append(f"    {prefix}{'^' * width}")
-        out.extend(f"note: {n}" for n in self.notes)
+        out = _located(name, self.span, self.source, "error", self.message)
+        for n in self.notes:
+            if isinstance(n, Note) and n.source is not None:
+                out += _located(n.source.name, n.span, n.source, "note", n.message)
+            else:
+                out.append(f"note: {n.message if isinstance(n, Note) else n}")
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -90,3 +112,8 @@ def did_you_mean(name: str, candidates) -> str:
     """' (did you mean 'x'?)' when a candidate is close to `name`, else ''."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 index`, `2 indices`: a number and its noun, plural when n != 1."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"

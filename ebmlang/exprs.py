@@ -57,6 +57,10 @@ class StaticEnv:
         env = StaticEnv(self.consts, {**self.indices, **arrays}, self.others, self.what)
         return env
 
+    def known(self, name: str):
+        """The value of a bound index or const, None for any other name."""
+        return self.indices.get(name, self.consts.get(name))
+
     def lookup(self, name: str, node: A.Node):
         if name in self.indices:
             return self.indices[name]
@@ -74,38 +78,93 @@ def _with_errors(fn, *args):
         return fn(*args)
 
 
+BIG = 2.0 ** 62  # integers beyond this are not indices, and int64 arithmetic near it wraps
+
+
+def as_number(value: float, is_int: bool) -> int | float:
+    """An int when `value` is meant as an integer and is exact as one, else a float."""
+    return int(value) if is_int and abs(value) < 2 ** 53 else float(value)
+
+
+def _arith(op: str, left, right):
+    """An arithmetic operator; integer results that would wrap around in int64 become floats."""
+    out = _with_errors(ARITH[op], left, right)
+    if op in "+-*" and np.asarray(out).dtype.kind in "iu":
+        exact = _with_errors(ARITH[op], np.asarray(left, float), np.asarray(right, float))
+        if np.any(np.abs(exact) > BIG):
+            return exact
+    return out
+
+
+def _instance(mask: np.ndarray, label: Callable[[int], str] | None) -> str:
+    """` in factor f[2]`: the first instance where `mask` holds, when the value is per instance."""
+    if label is None or np.ndim(mask) == 0:
+        return ""
+    return f" in {label(int(np.argmax(np.ravel(mask))))}"
+
+
+def check_divisor(expr: A.BinOp, right, label: Callable[[int], str] | None = None) -> None:
+    if expr.op in ("/", "%") and np.any(zero := np.asarray(right) == 0):
+        raise UserError(f"division by zero{_instance(zero, label)}", expr.span)
+
+
+def check_finite(expr: A.Expr, value, label: Callable[[int], str] | None = None) -> None:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and not np.all(finite := np.isfinite(arr)):
+        first = float(arr.ravel()[np.argmax(~finite.ravel())])
+        raise UserError(f"this evaluates to {first}{_instance(~finite, label)}, not a finite "
+                        "number", expr.span)
+
+
+def operands(expr: A.Expr) -> tuple[A.Expr, ...]:
+    """The operands of an operator or a function call."""
+    if isinstance(expr, A.Unary):
+        return (expr.operand,)
+    if isinstance(expr, A.BinOp):
+        return (expr.left, expr.right)
+    return expr.args
+
+
+def check_call(expr: A.Call) -> None:
+    if expr.func not in FUNCTIONS:
+        raise UserError(f"unknown function '{expr.func}'"
+                        f"{did_you_mean(expr.func, FUNCTIONS)}", expr.span)
+    arity = FUNCTIONS[expr.func][1]
+    if len(expr.args) != arity:
+        raise UserError(f"{expr.func} takes {arity} argument{'s' * (arity > 1)}, "
+                        f"got {len(expr.args)}", expr.span)
+
+
+def apply(expr: A.Unary | A.BinOp | A.Call, args: list,
+          label: Callable[[int], str] | None = None):
+    """The value of an operator or call whose operands evaluated to `args`."""
+    if isinstance(expr, A.Unary):
+        x = args[0]
+        return np.negative(x) if expr.op == "-" else np.logical_not(x).astype(np.int64)
+    if isinstance(expr, A.Call):
+        return _with_errors(FUNCTIONS[expr.func][0], *args)
+    left, right = args
+    if expr.op in ARITH:
+        check_divisor(expr, right, label)
+        if expr.op == "^" and np.issubdtype(np.asarray(right).dtype, np.integer):
+            right = np.asarray(right, dtype=float)
+        return _arith(expr.op, left, right)
+    if expr.op in COMPARE:
+        return COMPARE[expr.op](left, right).astype(np.int64)
+    fn = np.logical_and if expr.op == "and" else np.logical_or
+    return fn(left, right).astype(np.int64)
+
+
 def eval_static(expr: A.Expr, env: StaticEnv):
     """Evaluate a compile-time expression; a scalar or an array broadcast over bound indices."""
     if isinstance(expr, A.Num):
-        return int(expr.value) if expr.is_int else expr.value
+        return as_number(expr.value, expr.is_int)
     if isinstance(expr, A.Name):
         return env.lookup(expr.name, expr)
-    if isinstance(expr, A.Unary):
-        x = eval_static(expr.operand, env)
-        return np.negative(x) if expr.op == "-" else np.logical_not(x).astype(np.int64)
-    if isinstance(expr, A.BinOp):
-        left, right = eval_static(expr.left, env), eval_static(expr.right, env)
-        if expr.op in ARITH:
-            if expr.op in ("/", "%") and np.any(np.asarray(right) == 0):
-                raise UserError("division by zero", expr.span)
-            if expr.op == "^" and np.issubdtype(np.asarray(right).dtype, np.integer):
-                right = np.asarray(right, dtype=float)
-                out = _with_errors(ARITH["^"], left, right)
-                return out
-            return _with_errors(ARITH[expr.op], left, right)
-        if expr.op in COMPARE:
-            return COMPARE[expr.op](left, right).astype(np.int64)
-        fn = np.logical_and if expr.op == "and" else np.logical_or
-        return fn(left, right).astype(np.int64)
-    if isinstance(expr, A.Call):
-        if expr.func not in FUNCTIONS:
-            raise UserError(f"unknown function '{expr.func}'"
-                            f"{did_you_mean(expr.func, FUNCTIONS)}", expr.span)
-        fn, arity = FUNCTIONS[expr.func]
-        if len(expr.args) != arity:
-            raise UserError(f"{expr.func} takes {arity} argument{'s' * (arity > 1)}, "
-                            f"got {len(expr.args)}", expr.span)
-        return _with_errors(fn, *(eval_static(a, env) for a in expr.args))
+    if isinstance(expr, (A.Unary, A.BinOp, A.Call)):
+        if isinstance(expr, A.Call):
+            check_call(expr)
+        return apply(expr, [eval_static(a, env) for a in operands(expr)])
     if isinstance(expr, A.Indexed):
         env.lookup(expr.name, expr)  # raises the right message for vars/params
         raise UserError(f"'{expr.name}' cannot be indexed {env.what}", expr.span)
@@ -114,14 +173,33 @@ def eval_static(expr: A.Expr, env: StaticEnv):
     raise TypeError(f"unknown node {expr!r}")
 
 
+def fold(expr: A.Expr, env: StaticEnv, label: Callable[[int], str] | None = None):
+    """The value of `expr` if it reads only consts and bound indices, else None; on the way,
+    a UserError at the first such sub-expression that is not finite or divides by zero,
+    naming the instance (`label(k)`) when the value depends on the bound indices."""
+    if isinstance(expr, A.Num):
+        return as_number(expr.value, expr.is_int)
+    if isinstance(expr, A.Name):
+        return env.known(expr.name)
+    if not isinstance(expr, (A.Unary, A.BinOp, A.Call)):
+        return None  # a read: its index is checked where it is grounded
+    args = [fold(a, env, label) for a in operands(expr)]
+    if isinstance(expr, A.BinOp) and args[1] is not None:
+        check_divisor(expr, args[1], label)
+    if any(a is None for a in args) or (isinstance(expr, A.Call) and
+                                        FUNCTIONS.get(expr.func, (0, -1))[1] != len(args)):
+        return None
+    value = apply(expr, args, label)
+    check_finite(expr, value, label)
+    return value
+
+
 def eval_number(expr: A.Expr, env: StaticEnv) -> float:
     value = np.asarray(eval_static(expr, env))
     if value.ndim != 0:
         raise UserError(f"expected a single number {env.what}", expr.span)
-    value = float(value)
-    if not np.isfinite(value):
-        raise UserError(f"this evaluates to {value}, not a finite number", expr.span)
-    return value
+    check_finite(expr, value.astype(float))
+    return float(value)
 
 
 def eval_int(expr: A.Expr, env: StaticEnv) -> int:
@@ -131,16 +209,24 @@ def eval_int(expr: A.Expr, env: StaticEnv) -> int:
     return int(round(value))
 
 
-def as_int_array(value, expr: A.Expr, what: str) -> np.ndarray:
-    """An integer array from an evaluated index expression, or a UserError."""
+def as_int_array(value, expr: A.Expr, what: str,
+                 label: Callable[[int], str] | None = None) -> np.ndarray:
+    """An integer array from an evaluated index expression, or a UserError (naming the
+    instance, `label(k)`, when the value is per instance)."""
     arr = np.asarray(value)
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
+    arr = arr.astype(float)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        fractional = ~np.isfinite(arr) | (arr != np.round(arr))
+        bad = fractional | (np.abs(arr) > BIG)
     if np.any(bad):
-        first = np.asarray(arr).ravel()[np.argmax(np.asarray(bad).ravel())]
-        raise UserError(f"{what} must be an integer, got {first:g}", expr.span)
+        k = int(np.argmax(bad.ravel()))
+        v = float(arr.ravel()[k])
+        where = _instance(bad, label)
+        why = f"must be an integer, got {v:g}{where}" if fractional.ravel()[k] else \
+            f"is {v:g}{where}, which is too {'large' if v > 0 else 'small'}"
+        raise UserError(f"{what} {why}", expr.span)
     return np.round(arr).astype(np.int64)
 
 

@@ -1,24 +1,32 @@
 """Phase 3: factors and stats -> terms with ground read tables.
 
 A factor whose expression is a sum over indices is split into one term per summand (with the
-sum's bindings added to the term's index), so `J * sum(i) x[i] * x[i+1]` has the same Markov
-blankets as a factor indexed by i. Stats used inside factors are inlined first. Each term then
-has an index space of instances and, for each distinct read of a variable or a param, the ground
-position it reads per instance; every read is range-checked here, at compile time.
+sum's bindings added to the term's index; see `split`), so `J * sum(i) x[i] * x[i+1]` has the
+same Markov blankets as a factor indexed by i. Stats used inside factors are inlined first. Each
+term then has an index space of instances and, for each distinct read of a variable or a param,
+the ground position it reads per instance; every read is range-checked here, at compile time,
+and so is every part of the expression that reads no variable or param (it must be finite).
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ast as A
-from .check import CheckedModel, VarFamily
-from .errors import UserError, did_you_mean
-from .exprs import FUNCTIONS, as_int_array, eval_static
+from .check import CheckedModel, VarFamily, explain_overrides
+from .errors import UserError, count, did_you_mean
+from .exprs import FUNCTIONS, as_int_array, eval_static, fold
 from .space import Space, build_space
+from .split import (
+    binding_names,
+    children,
+    inline_stats,
+    map_children,
+    merge_pieces,
+    split,
+)
 
 
 @dataclass
@@ -60,168 +68,6 @@ class Term:
         text = self.owner + (f"[{outer}]" if self.n_outer else "")
         inner = [f"{n} = {int(v)}" for n, v in zip(self.names[self.n_outer:], vals[self.n_outer:])]
         return text + (f" (term with {', '.join(inner)})" if inner else "")
-
-
-# ---------------------------------------------------------------- substitution and splitting
-
-def substitute(e: A.Expr, mapping: dict[str, A.Expr]) -> A.Expr:
-    """Replace free names by expressions (for inlining indexed stats)."""
-    if not mapping:
-        return e
-    if isinstance(e, A.Name):
-        return mapping.get(e.name, e)
-    if isinstance(e, A.Num):
-        return e
-    if isinstance(e, A.Indexed):
-        return A.Indexed(e.name, tuple(substitute(a, mapping) for a in e.args), span=e.span)
-    if isinstance(e, A.Call):
-        return A.Call(e.func, tuple(substitute(a, mapping) for a in e.args), span=e.span)
-    if isinstance(e, A.BinOp):
-        return A.BinOp(e.op, substitute(e.left, mapping), substitute(e.right, mapping), span=e.span)
-    if isinstance(e, A.Unary):
-        return A.Unary(e.op, substitute(e.operand, mapping), span=e.span)
-    if isinstance(e, A.Sum):
-        bound = set(e.index.names())
-        inner = {k: v for k, v in mapping.items() if k not in bound}
-        bindings = tuple(A.RangeBinding(b.name, substitute(b.lo, inner), substitute(b.hi, inner),
-                                        span=b.span) if isinstance(b, A.RangeBinding) else b
-                         for b in e.index.bindings)
-        where = substitute(e.index.where, inner) if e.index.where is not None else None
-        return A.Sum(A.Index(bindings, where, span=e.index.span), substitute(e.body, inner),
-                     span=e.span)
-    raise TypeError(e)
-
-
-def inline_stats(e: A.Expr, model: CheckedModel, depth: int = 0) -> A.Expr:
-    """Replace references to stats by their (index-substituted) expressions."""
-    if depth > 50:
-        raise UserError("stats refer to each other in a cycle", e.span)
-
-    def visit(x):
-        if isinstance(x, A.Name) and x.name in model.stats:
-            st = model.stats[x.name]
-            if st.index is not None:
-                raise UserError(f"stat '{x.name}' is indexed; use {x.name}[...]", x.span)
-            return inline_stats(st.expr, model, depth + 1)
-        if isinstance(x, A.Indexed) and x.name in model.stats:
-            st = model.stats[x.name]
-            names = st.index.names() if st.index is not None else ()
-            if len(names) != len(x.args):
-                raise UserError(f"stat '{x.name}' takes {len(names)} indices, got {len(x.args)}",
-                                x.span)
-            args = tuple(visit(a) for a in x.args)
-            return inline_stats(substitute(st.expr, dict(zip(names, args))), model, depth + 1)
-        return _map_children(x, visit)
-
-    return visit(e)
-
-
-def _map_children(x, fn):
-    if isinstance(x, (A.Num, A.Name)):
-        return x
-    if isinstance(x, A.Indexed):
-        return A.Indexed(x.name, tuple(fn(a) for a in x.args), span=x.span)
-    if isinstance(x, A.Call):
-        return A.Call(x.func, tuple(fn(a) for a in x.args), span=x.span)
-    if isinstance(x, A.BinOp):
-        return A.BinOp(x.op, fn(x.left), fn(x.right), span=x.span)
-    if isinstance(x, A.Unary):
-        return A.Unary(x.op, fn(x.operand), span=x.span)
-    if isinstance(x, A.Sum):
-        return A.Sum(x.index, fn(x.body), span=x.span)
-    raise TypeError(x)
-
-
-@dataclass(frozen=True)
-class Piece:
-    bindings: tuple[A.Binding, ...]
-    wheres: tuple[A.Expr, ...]
-    body: A.Expr
-
-
-def has_sum(e: A.Expr) -> bool:
-    if isinstance(e, A.Sum):
-        return True
-    if isinstance(e, A.BinOp):
-        return has_sum(e.left) or has_sum(e.right)
-    if isinstance(e, A.Unary):
-        return has_sum(e.operand)
-    if isinstance(e, (A.Call, A.Indexed)):
-        return any(has_sum(a) for a in e.args)
-    return False
-
-
-def _neg(p: Piece) -> Piece:
-    return Piece(p.bindings, p.wheres, A.Unary("-", p.body, span=p.body.span))
-
-
-def split(e: A.Expr) -> list[Piece]:
-    """Distribute sums in linear position outward: the summands become separate terms."""
-    if not has_sum(e):
-        return [Piece((), (), e)]
-    if isinstance(e, A.Sum):
-        where = (e.index.where,) if e.index.where is not None else ()
-        return [Piece(e.index.bindings + p.bindings, where + p.wheres, p.body) for p in split(e.body)]
-    if isinstance(e, A.Unary) and e.op == "-":
-        return [_neg(p) for p in split(e.operand)]
-    if isinstance(e, A.BinOp) and e.op in ("+", "-"):
-        right = split(e.right)
-        return split(e.left) + (right if e.op == "+" else [_neg(p) for p in right])
-    if isinstance(e, A.BinOp) and e.op == "*":
-        out = []
-        for a, b in itertools.product(split(e.left), split(e.right)):
-            clash = {n for x in a.bindings for n in _bnames(x)} & {n for x in b.bindings for n in _bnames(x)}
-            if clash:
-                raise UserError(f"a product of two sums binds '{sorted(clash)[0]}' twice; "
-                                "rename one of the indices", e.span)
-            out.append(Piece(a.bindings + b.bindings, a.wheres + b.wheres,
-                             A.BinOp("*", a.body, b.body, span=e.span)))
-        return out
-    if isinstance(e, A.BinOp) and e.op == "/" and not has_sum(e.right):
-        return [Piece(p.bindings, p.wheres, A.BinOp("/", p.body, e.right, span=e.span))
-                for p in split(e.left)]
-    node = _first_sum(e)
-    raise UserError("this sum is inside a nonlinear expression; ebmlang splits only sums in linear "
-                    "position (added, subtracted, multiplied or divided by a sum-free factor)",
-                    node.span)
-
-
-def _bnames(b: A.Binding):
-    return b.names if isinstance(b, A.TupleBinding) else (b.name,)
-
-
-def _first_sum(e):
-    if isinstance(e, A.Sum):
-        return e
-    for c in _children(e):
-        s = _first_sum(c)
-        if s is not None:
-            return s
-    return None
-
-
-def _children(e):
-    if isinstance(e, A.BinOp):
-        return (e.left, e.right)
-    if isinstance(e, A.Unary):
-        return (e.operand,)
-    if isinstance(e, (A.Call, A.Indexed)):
-        return e.args
-    if isinstance(e, A.Sum):
-        return (e.body,)
-    return ()
-
-
-def merge_pieces(pieces: list[Piece]) -> list[Piece]:
-    """Sum-free pieces are added back into one term; each summand of a sum stays its own."""
-    plain = [p for p in pieces if not p.bindings]
-    rest = [p for p in pieces if p.bindings]
-    if len(plain) > 1:
-        body = plain[0].body
-        for p in plain[1:]:
-            body = A.BinOp("+", body, p.body, span=p.body.span)
-        plain = [Piece((), (), body)]
-    return plain + rest
 
 
 # ---------------------------------------------------------------- grounding the reads
@@ -271,7 +117,7 @@ class _Reads:
             for a in e.args:
                 self.visit(a)
         else:
-            for c in _children(e):
+            for c in children(e):
                 self.visit(c)
 
     def _bad_name(self, e):
@@ -287,21 +133,25 @@ class _Reads:
             want = family_space.ndim
             if want == 0:
                 raise UserError(f"'{e.name}' is a scalar and takes no index", e.span)
-            raise UserError(f"'{getattr(e, 'name', '')}' has {want} ind{'ices' if want > 1 else 'ex'}"
+            raise UserError(f"'{e.name}' has {count(want, 'index', 'indices')}"
                             f" ({family_space.describe()}), but {len(args)} "
                             f"{'are' if len(args) != 1 else 'is'} given", e.span)
         n = self.term.size
-        return [np.broadcast_to(as_int_array(eval_static(a, self.env), a, "an index"), (n,))
-                for a in args]
+        return [np.broadcast_to(as_int_array(eval_static(a, self.env), a, "an index",
+                                             self.instance), (n,)) for a in args]
 
     def _out_of_range(self, e, fam_name, space, cols, rows, what):
         bad = int(np.argmax(rows < 0))
         idx = ", ".join(str(int(c[bad])) for c in cols)
-        raise UserError(f"{self.term_kind()} {self.term.label(bad)} reads {fam_name}[{idx}], "
+        raise UserError(f"{self.instance(bad)} reads {fam_name}[{idx}], "
                         f"outside the {what} {fam_name}[{space.describe()}]", e.span)
 
     def term_kind(self) -> str:
         return "stat" if self.term.owner in self.model.stats else "factor"
+
+    def instance(self, row: int) -> str:
+        """`factor f[2]`: one instance of the term, for messages."""
+        return f"{self.term_kind()} {self.term.label(row)}"
 
     def _var(self, e, fam: VarFamily, args) -> None:
         if e in self.vars:
@@ -371,16 +221,17 @@ class _Reads:
         lo, hi = int(p.space.lo[k]), int(p.space.hi[k])
         if vals.min() < lo or vals.max() > hi:
             v = int(vals[(vals < lo) | (vals > hi)][0])
+            why = ", ".join(dict.fromkeys(f"{r.name} is {d.text}" for r, d in zip(reads, doms)))
             raise UserError(f"{self.term_kind()} {self.term.owner} can read {p.name} at index {v}"
-                            f" (position {k + 1}), outside {p.name}[{p.space.describe()}]",
-                            arg.span)
+                            f" (position {k + 1}), outside {p.name}[{p.space.describe()}], since "
+                            f"{why}", arg.span)
 
 
 def _names_in(e) -> set[str]:
     out = set()
     if isinstance(e, (A.Name, A.Indexed)):
         out.add(e.name)
-    for c in _children(e):
+    for c in children(e):
         out |= _names_in(c)
     return out
 
@@ -389,14 +240,14 @@ def _names_outside_reads(e, variables) -> set[str]:
     if isinstance(e, (A.Name, A.Indexed)) and e.name in variables:
         return set()
     out = {e.name} if isinstance(e, A.Name) else set()
-    for c in _children(e):
+    for c in children(e):
         out |= _names_outside_reads(c, variables)
     return out
 
 
 def _reads_in(e) -> list:
     out = [e] if isinstance(e, (A.Indexed, A.Name)) else []
-    for c in _children(e):
+    for c in children(e):
         out += _reads_in(c)
     return out
 
@@ -404,7 +255,7 @@ def _reads_in(e) -> list:
 def _replace(e, mapping):
     if e in mapping:
         return mapping[e]
-    return _map_children(e, lambda c: _replace(c, mapping))
+    return map_children(e, lambda c: _replace(c, mapping))
 
 
 def _and(conds: list[A.Expr]) -> A.Expr | None:
@@ -417,33 +268,45 @@ def _and(conds: list[A.Expr]) -> A.Expr | None:
 def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, expr: A.Expr,
           outer: Space) -> list[Term]:
     """The terms of one factor, energy or stat, with every read grounded and checked."""
-    sign = -1.0 if kind == "energy" else 1.0
-    pieces = merge_pieces(split(inline_stats(expr, model)))
+    try:
+        path = (owner,) if kind == "stat" else ()
+        pieces = merge_pieces(split(inline_stats(expr, model, path)))
+        return [_term(model, owner, kind, index, outer, number, piece)
+                for number, piece in enumerate(pieces)]
+    except UserError as err:
+        raise explain_overrides(err, model.source, model.overrides) from None
+
+
+def _check_bindings(owner: str, kind: str, outer_names, piece) -> None:
+    seen = set(outer_names)
+    for b in piece.bindings:
+        for nm in binding_names(b):
+            if nm in outer_names:
+                raise UserError(f"index '{nm}' is already bound by {kind} {owner}", b.span)
+            if nm in seen:
+                raise UserError(f"index '{nm}' is already bound by an enclosing sum (a sum's "
+                                "body extends as far right as it can: parenthesize the sum "
+                                "to end it sooner)", b.span)
+            seen.add(nm)
+
+
+def _term(model: CheckedModel, owner: str, kind: str, index: A.Index | None, outer: Space,
+          number: int, piece) -> Term:
     outer_bind = index.bindings if index is not None else ()
     outer_names = index.names() if index is not None else ()
-    terms = []
-    for number, piece in enumerate(pieces):
-        seen = set(outer_names)
-        for b in piece.bindings:
-            for nm in _bnames(b):
-                if nm in outer_names:
-                    raise UserError(f"index '{nm}' is already bound by {owner}", b.span)
-                if nm in seen:
-                    raise UserError(f"index '{nm}' is already bound by an enclosing sum (a sum's "
-                                    "body extends as far right as it can: parenthesize the sum "
-                                    "to end it sooner)", b.span)
-                seen.add(nm)
-        conds = ([index.where] if index is not None and index.where is not None else []) + \
-            list(piece.wheres)
-        full = A.Index(outer_bind + piece.bindings, _and(conds))
-        space = build_space(full, model.env("in an index"), model.ranges, model.sets,
-                            f"{kind} '{owner}'") if full.bindings else outer
-        term = Term(owner, number, sign, full.names(), len(outer_names), space, piece.body,
-                    index=full if full.bindings else None)
-        cols = {n: space.tuples[:, k] for k, n in enumerate(term.names)}
-        term.outer_rows = outer.lookup([space.tuples[:, k] for k in range(len(outer_names))]) \
-            if outer_names else np.zeros(space.size, np.int64)
-        if space.size:
-            _Reads(model, term, cols).visit(piece.body)
-        terms.append(term)
-    return terms
+    _check_bindings(owner, kind, outer_names, piece)
+    conds = ([index.where] if index is not None and index.where is not None else []) + \
+        list(piece.wheres)
+    full = A.Index(outer_bind + piece.bindings, _and(conds))
+    space = build_space(full, model.env("in an index"), model.ranges, model.sets,
+                        f"{kind} '{owner}'") if full.bindings else outer
+    term = Term(owner, number, -1.0 if kind == "energy" else 1.0, full.names(),
+                len(outer_names), space, piece.body, index=full if full.bindings else None)
+    cols = {n: space.tuples[:, k] for k, n in enumerate(term.names)}
+    term.outer_rows = outer.lookup([space.tuples[:, k] for k in range(len(outer_names))]) \
+        if outer_names else np.zeros(space.size, np.int64)
+    if space.size:
+        reads = _Reads(model, term, cols)
+        reads.visit(piece.body)
+        fold(piece.body, reads.env, reads.instance)  # constant parts: finite, no division by 0
+    return term

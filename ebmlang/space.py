@@ -103,9 +103,9 @@ def _expand_range(cols, axes, lo, hi, node, what):
     n = len(axes)
     lo = np.broadcast_to(np.asarray(lo, np.int64), (n,))
     hi = np.broadcast_to(np.asarray(hi, np.int64), (n,))
+    _check_size(int(np.maximum(hi.astype(float) - lo + 1, 0).sum()), node, what)  # no wrap
     counts = np.maximum(hi - lo + 1, 0)
     total = int(counts.sum())
-    _check_size(total, node, what)
     rep = np.repeat(np.arange(n), counts)
     starts = np.cumsum(counts) - counts
     new = lo[rep] + (np.arange(total) - starts[rep])

@@ -14,6 +14,7 @@ sympy sees only expressions built here from the checked AST: user text is never 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 import sympy as sp
@@ -22,6 +23,7 @@ from sympy.printing.str import StrPrinter
 
 from . import ast as A
 from .errors import UserError
+from .exprs import ARITH, COMPARE
 from .lower import Term
 from .printing import expr_text
 
@@ -252,15 +254,46 @@ def _range_of(conv, term: Term, name: str):
     return sp.Integer(r.lo), sp.Integer(r.hi)
 
 
+_SYMPY_NUMPY = {
+    sp.Add: ARITH["+"], sp.Mul: ARITH["*"], sp.Pow: ARITH["^"], sp.Mod: ARITH["%"],
+    sp.Eq: COMPARE["=="], sp.Ne: COMPARE["!="], sp.StrictLessThan: COMPARE["<"],
+    sp.LessThan: COMPARE["<="], sp.StrictGreaterThan: COMPARE[">"],
+    sp.GreaterThan: COMPARE[">="], sp.And: np.logical_and, sp.Or: np.logical_or,
+}
+
+
+class _Unsupported(Exception):
+    """A condition with a node the numpy evaluator does not know."""
+
+
+def _numpy_value(e, env):
+    """Evaluate a sympy condition over index arrays with numpy ufuncs (nothing is exec'd)."""
+    if e.is_Symbol:
+        if e not in env:
+            raise _Unsupported(e)
+        return env[e]
+    if e is sp.true or e is sp.false:
+        return bool(e)
+    if e.is_Number:
+        return int(e) if e.is_Integer else float(e)
+    if isinstance(e, sp.Not):
+        return np.logical_not(_numpy_value(e.args[0], env))
+    for cls, fn in _SYMPY_NUMPY.items():
+        if isinstance(e, cls):
+            return reduce(fn, [_numpy_value(a, env) for a in e.args])
+    raise _Unsupported(e)
+
+
 def _always(cond, model, fam, own) -> bool:
     """True when `cond` holds at every ground index of the family (consts at their values)."""
     if cond is sp.true:
         return True
     consts = {sp.Symbol(k): v for k, v in model.consts.items()}
+    env = dict(zip(own, fam.space.tuples.T))
     try:
-        fn = sp.lambdify(own, cond.xreplace(consts), modules="numpy")
-        vals = fn(*fam.space.tuples.T) if own else fn()
-    except Exception:  # noqa: BLE001 - a condition we cannot evaluate is kept, not dropped
+        with np.errstate(all="ignore"):
+            vals = _numpy_value(cond.xreplace(consts), env)
+    except _Unsupported:  # a condition we cannot evaluate is kept, not dropped
         return False
     return bool(np.all(vals))
 

@@ -19,11 +19,11 @@ from ebmlang.csvio import (
     parse_ground_name,
     read_data_csv,
     read_params_json,
-    read_set_csv,
     write_params_json,
     write_samples_csv,
 )
 from ebmlang.errors import InternalError, UserError
+from ebmlang.setcsv import read_set_csv
 
 BIN = np.array([0.0, 1.0])
 
@@ -515,20 +515,30 @@ def test_read_set_csv_missing_and_empty(tmp_path):
 def test_read_set_csv_bad_cell(tmp_path, cell, why):
     path = write(tmp_path / "e.csv", f"a,b\n0,1\n2,{cell}\n")
     msg = error(read_set_csv, path)
-    assert msg == f"{path}:3:2: error: {why} (row 2)"
+    assert msg == f"{path}:3:3: error: {why} (row 2)"  # the cell's character column
 
 
 def test_read_set_csv_row_lengths(tmp_path):
     path = write(tmp_path / "e.csv", "0,1\n1,2,3\n")
-    assert error(read_set_csv, path) == f"{path}:2:3: error: row 2 has 3 fields, row 1 has 2"
+    assert error(read_set_csv, path) == f"{path}:2:5: error: row 2 has 3 fields, row 1 has 2"
     path = write(tmp_path / "e.csv", "a,b,c\n1,2\n")
-    assert error(read_set_csv, path) == f"{path}:2:2: error: row 1 has 2 fields, the header has 3"
+    assert error(read_set_csv, path) == f"{path}:2:3: error: row 1 has 2 fields, the header has 3"
     path = write(tmp_path / "e.csv", "0,1\n")
     msg = error(read_set_csv, path, arity_hint=3)
-    assert msg == f"{path}:1:2: error: row 1 has 2 fields, the set has arity 3"
+    assert msg == f"{path}:1:3: error: row 1 has 2 fields, the set has arity 3"
     path = write(tmp_path / "e.csv", "a,b\n0,1\n")
     msg = error(read_set_csv, path, arity_hint=3)
     assert msg == f"{path}:1:1: error: the header has 2 columns, the set has arity 3"
+
+
+@pytest.mark.parametrize("line, col", [
+    ('0,  x\n', 5),             # blanks before the cell are skipped
+    ('"0",\t"x"\n', 6),        # a quoted cell: its opening quote
+    ('"0","x,y"\n', 5),         # a comma inside quotes does not end a field
+])
+def test_read_set_csv_bad_cell_column(tmp_path, line, col):
+    path = write(tmp_path / "e.csv", "1,2\n" + line)
+    assert error(read_set_csv, path).startswith(f"{path}:2:{col}: ")
 
 
 def test_read_set_csv_first_row_of_empty_cells_is_data(tmp_path):
