@@ -157,12 +157,17 @@ COMMANDS: dict[str, Callable] = {
 }
 
 
-def _learning_commands() -> None:
-    from .cli_fit import cmd_fit, cmd_score
-    COMMANDS.update(fit=cmd_fit, score=cmd_score)
+# Each task module adds its subcommands: add_parsers(sub, common, count) and COMMANDS.
+EXTENSIONS = ("cli_fit", "cli_map", "cli_logz")
 
 
-_learning_commands()
+def _extensions():
+    import importlib
+    return [importlib.import_module(f".{name}", __package__) for name in EXTENSIONS]
+
+
+for _module in _extensions():
+    COMMANDS.update(_module.COMMANDS)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -189,8 +194,8 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("code", help="the generated sampler source")
     _common(p)
     _sample_parser(sub)
-    from .cli_fit import add_parsers
-    add_parsers(sub, _common, _count)
+    for module in _extensions():
+        module.add_parsers(sub, _common, _count)
     return parser
 
 

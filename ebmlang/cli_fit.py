@@ -92,6 +92,7 @@ def _print_scores(columns) -> None:
 
 
 def add_parsers(sub, common, count) -> None:
+    """The `fit` and `score` subcommands."""
     p = sub.add_parser("fit", help="fit the params to data (pcd, cd, pl or exact)")
     common(p)
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
@@ -137,3 +138,6 @@ def _number(text, ok, what):
     if not np.isfinite(value) or not ok(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
     return value
+
+
+COMMANDS = {"fit": cmd_fit, "score": cmd_score}

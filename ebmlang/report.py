@@ -147,6 +147,11 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     lp = samples.log_potential()
     rows.append(("mean", "log potential", f"{float(lp.mean()):.6g}",
                  f"sd {float(lp.std()):.4g}", "(log p + log Z)"))
+    for family, rate in (samples.acceptance or {}).items():
+        method, scale, adapt = model.methods[family]
+        part = next(p for block in model.parts() for p in block if p.family == family)
+        rows.append(("MH", family, f"{rate:.3f}", "accepted",
+                     f"(scale {part.scale:.3g}{', adapted in burn-in' if adapt else ''})"))
     return "\n".join(lines + _table(rows, right=(2,)))
 
 
