@@ -66,13 +66,10 @@ class DenseTerm:
         k = next(i for i, o in enumerate(self.operands) if o.family == family)
         arrays = self._arrays(x, theta)
         others = [i for i in range(len(self.operands)) if i != k]
-        spec = ",".join(self._subs(self.operands[i]) for i in others)
-        out_subs = "z" + self.operands[k].subs
-        if not others:
-            return np.full((x.shape[0], int(np.prod(self.operands[k].shape, dtype=int))), self.coef)
-        res = np.einsum(f"{spec}->{out_subs}" if "z" in spec else f"{spec}->{out_subs[1:]}",
-                        *[arrays[i] for i in others], optimize=True)
-        res = np.broadcast_to(res, (x.shape[0],) + self.operands[k].shape) if "z" not in spec else res
+        target = self.operands[k]
+        res = _contract([self._subs(self.operands[i]) for i in others],
+                        [arrays[i] for i in others], "z" + target.subs,
+                        (x.shape[0],) + target.shape)
         return self.coef * res.reshape(x.shape[0], -1)
 
     def add_gradient(self, out, x, theta, weights, replace=None) -> None:
@@ -84,10 +81,22 @@ class DenseTerm:
             if op.kind != "param":
                 continue
             others = [i for i in range(len(self.operands)) if i != k]
-            spec = ",".join([self._subs(self.operands[i]) for i in others] + ["z"])
-            grad = np.einsum(f"{spec}->{op.subs}", *[arrays[i] for i in others], w, optimize=True)
+            grad = _contract([self._subs(self.operands[i]) for i in others] + ["z"],
+                             [arrays[i] for i in others] + [w], op.subs, op.shape)
             size = int(np.prod(op.shape, dtype=int))
             out[op.offset:op.offset + size] += self.coef * np.asarray(grad).reshape(-1)
+
+
+def _contract(subs: list[str], arrays: list, out: str, shape: tuple) -> np.ndarray:
+    """einsum of `arrays` onto the axes `out` (sizes `shape`); output axes that no input has
+    are broadcast (the sum over them is the same for every index)."""
+    present = "".join(c for c in out if any(c in s for s in subs))
+    if subs:
+        res = np.einsum(f"{','.join(subs)}->{present}", *arrays, optimize=True)
+    else:
+        res = np.ones(())
+    expand = tuple(size if c in present else 1 for c, size in zip(out, shape))
+    return np.broadcast_to(np.reshape(res, expand), shape)
 
 
 def _factors(e: A.Expr, sign: float):
@@ -133,6 +142,10 @@ def detect(term, model) -> DenseTerm | None:
         operands.append(op)
     if not operands:
         return None
+    used = "".join(o.subs for o in operands)
+    for n in term.names:  # an index no read uses repeats every instance: a multiplicity
+        if letters[n] not in used:
+            coef *= int(hi[n] - lo[n] + 1)
     return DenseTerm(float(coef), operands)
 
 

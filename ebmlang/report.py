@@ -147,12 +147,25 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     lp = samples.log_potential()
     rows.append(("mean", "log potential", f"{float(lp.mean()):.6g}",
                  f"sd {float(lp.std()):.4g}", "(log p + log Z)"))
+    lines_diag = _diagnostics(samples)
     for family, rate in (samples.acceptance or {}).items():
         method, scale, adapt = model.methods[family]
         part = next(p for block in model.parts() for p in block if p.family == family)
         rows.append(("MH", family, f"{rate:.3f}", "accepted",
                      f"(scale {part.scale:.3g}{', adapted in burn-in' if adapt else ''})"))
-    return "\n".join(lines + _table(rows, right=(2,)))
+    return "\n".join(lines + _table(rows, right=(2,)) + lines_diag)
+
+
+def _diagnostics(samples) -> list[str]:
+    """R-hat and bulk ESS of the energy and every stat, with a warning where R-hat > 1.01."""
+    from .diagnostics import summarize, warnings_for
+    if samples.chains < 2 or samples.draws < 4:
+        return ["diagnostics need at least 2 chains of 4 draws"]
+    rows = summarize(samples)
+    table = [("", name, f"{mean:.4g}", f"R-hat {rhat:.3f}", f"bulk ESS {ess:,.0f}")
+             for name, mean, rhat, ess in rows]
+    return ["convergence (rank-normalized split R-hat, bulk ESS)"] + _table(table, right=(2,)) \
+        + warnings_for(rows)
 
 
 def _stat_row(name: str, vals: np.ndarray) -> tuple[str, ...]:

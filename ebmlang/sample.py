@@ -50,6 +50,11 @@ class Samples:
         c, d, n = self.full.shape
         return self.model.log_potential(self.full.reshape(c * d, n)).reshape(c, d)
 
+    def to_inference_data(self):
+        """ArviZ InferenceData of the draws (needs arviz)."""
+        from .diagnostics import to_inference_data
+        return to_inference_data(self)
+
     def to_csv(self, path: str) -> None:
         from .csvio import write_samples_csv
         c, d, n = self.states.shape
