@@ -97,6 +97,9 @@ def cmd_sample(args) -> int:
     samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
                            thin=args.thin, seed=args.seed, inputs=inputs,
                            progress=False if args.no_progress else None)
+    if args.plot is not None:
+        from .plots import plot_samples
+        plot_samples(samples, args.plot)
     if args.output is not None:
         samples.to_csv(args.output)
         print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
@@ -214,6 +217,8 @@ def _sample_parser(sub) -> None:
     p.add_argument("--seed", type=_count(0), default=None, metavar="S", help="random seed")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write the draws as CSV")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--plot", metavar="FILE.png", help="draws of 2-D families and traces of "
+                   "the stats and the energy (needs matplotlib)")
 
 
 # ---------------------------------------------------------------- entry point

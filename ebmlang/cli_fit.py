@@ -63,6 +63,10 @@ def cmd_fit(args) -> int:
         return 1
     write_params_json(out, model.params.to_dict(), result.to_meta(model))
     print(f"wrote {out}")
+    if args.plot is not None:
+        from .plots import plot_fit
+        plot_fit(result.history, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -114,6 +118,8 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")
     p.add_argument("--seed", type=count(0), default=0, metavar="S")
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
+    p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "
+                   "(needs matplotlib)")
     p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
     common(p)
     p.add_argument("data", metavar="DATA.csv")
