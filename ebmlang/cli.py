@@ -93,9 +93,10 @@ def cmd_sample(args) -> int:
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
-    inputs = read_inputs(model, args.input, args.chains) if args.input is not None else None
+    inputs, clamp = read_inputs(model, args.input, args.chains) if args.input is not None \
+        else (None, None)
     samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
-                           thin=args.thin, seed=args.seed, inputs=inputs,
+                           thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
                            progress=False if args.no_progress else None)
     if args.plot is not None:
         from .plots import plot_samples
@@ -122,21 +123,23 @@ def load_params(model, path: str) -> None:
         model.params[name] = coerce_param(name, value, shape, path)
 
 
-def read_inputs(model, path: str, chains: int) -> np.ndarray:
-    """The input columns of a CSV, in state order: (rows, input variables)."""
-    from .csvio import read_data_csv
-    names = model.ground_names(("input",))
-    if not names:
-        raise UserError("the model has no input variables; --input is not needed", file=path)
-    domains = _input_domains(model)
-    header, rows = read_data_csv(path, domains, required=names, allow_missing=False,
-                                 what="input")
-    pos = {n: k for k, n in enumerate(header)}
-    rows = rows[:, [pos[n] for n in names]]
+def read_inputs(model, path: str, chains: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(input values (rows, input variables) or None, clamped values (rows, n_state) with NaN
+    where free, or None) from an --input CSV: inputs are required, var columns optional."""
+    from .data import load_evidence
+    rows = load_evidence(model, path).x
     if rows.shape[0] not in (1, chains):
         raise UserError(f"the input file has {rows.shape[0]} rows: give one row (shared by every "
                         f"chain) or one per chain (--chains {chains})", file=path)
-    return rows
+    input_ids = model.state_ids(("input",))
+    inputs = rows[:, input_ids] if len(input_ids) else None
+    clamp = rows.copy()
+    clamp[:, input_ids] = np.nan
+    given = ~np.isnan(clamp).all()
+    if inputs is None and not given:
+        raise UserError("the input file gives no values: name input variables, or variables "
+                        "to clamp", file=path)
+    return inputs, (clamp if given else None)
 
 
 def _input_domains(model) -> dict[str, np.ndarray | None]:

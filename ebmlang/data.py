@@ -49,9 +49,16 @@ def load_data(model, data, what: str = "data") -> Data:
     return _from_csv(model, str(data), what)
 
 
-def _from_csv(model, path: str, what: str) -> Data:
+def load_evidence(model, path: str) -> Data:
+    """An --input file: every input column (always given), and optionally var columns whose
+    non-empty cells are clamped (imputation: the empty ones are sampled)."""
+    return _from_csv(model, path, "input", required=model.ground_names(("input",)))
+
+
+def _from_csv(model, path: str, what: str, required=None) -> Data:
     cols, latent = _columns(model)
-    required = [n for n, (i, _) in cols.items()]
+    if required is None:
+        required = list(cols)
     header, table = read_data_csv(path, {n: d for n, (_, d) in cols.items()},
                                   required=required, latent=latent, what=what)
     x = np.full((table.shape[0], model.checked.n_state), np.nan)

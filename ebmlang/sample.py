@@ -101,8 +101,12 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
 
 
 def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
-           params=None, progress=False) -> Samples:
-    """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`."""
+           params=None, progress=False, clamp=None) -> Samples:
+    """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`.
+
+    `clamp`: values (one row, or one per chain) with NaN where free: the given variables are
+    held fixed and the others sampled from their conditionals (imputation).
+    """
     for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("thin", thin, 1)):
         if int(v) != v or v < lo:
             raise UserError(f"{name} must be an integer >= {lo}, got {v}")
@@ -116,6 +120,9 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         inputs = _inputs_from_dict(model, inputs)
     rng = np.random.default_rng(seed)
     x = init_state(model, chains, rng, inputs)
+    if clamp is not None:
+        clamp = np.broadcast_to(np.atleast_2d(np.asarray(clamp, float)), x.shape).copy()
+        x = np.where(np.isnan(clamp), x, clamp)
     ids = model.state_ids()
     theta = model.params.theta
     parts = model.parts()
@@ -126,7 +133,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     check_proper(model, x)
     kept = 0
     for sweep in range(total):
-        gibbs_step(parts, x, theta, rng)
+        gibbs_step(parts, x, theta, rng, clamp)
         if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
             adapt_scales(parts)
         if sweep == burn_in - 1:

@@ -183,8 +183,8 @@ def test_sample_input_errors(capsys, denoise, tmp_path):
     inp = tmp_path / "in.csv"
     inp.write_text('"y[0,0]"\n1\n')
     assert "missing columns" in user_error(capsys, "sample", denoise, "--input", inp, "-n", 5)
-    assert "no input variables" in user_error(capsys, "sample", ISING, "--set", "L=4",
-                                              "--input", inp)
+    assert "unknown column 'y[0,0]'" in user_error(capsys, "sample", ISING, "--set", "L=4",
+                                                   "--input", inp)
 
 
 def test_sample_params(capsys, rbm, tmp_path):
