@@ -290,17 +290,19 @@ def explain_overrides(err: UserError, source: Source, overrides: dict[str, float
 
 
 def check(program: A.Program, source: Source, base: Path,
-          overrides: dict[str, float] | None = None) -> CheckedModel:
-    """Resolve and evaluate the declarations of a parsed model."""
+          overrides: dict[str, float] | None = None,
+          sets: dict[str, np.ndarray] | None = None) -> CheckedModel:
+    """Resolve and evaluate the declarations of a parsed model. `sets` gives the rows of
+    `set` statements directly (a model built in memory, e.g. from a UAI file)."""
     overrides = dict(overrides or {})
     try:
-        return _check(program, source, base, overrides)
+        return _check(program, source, base, overrides, sets or {})
     except UserError as err:
         raise explain_overrides(err, source, overrides) from None
 
 
 def _check(program: A.Program, source: Source, base: Path,
-           overrides: dict[str, float]) -> CheckedModel:
+           overrides: dict[str, float], preloaded: dict[str, np.ndarray]) -> CheckedModel:
     decls = _declared(program)
     kinds = {n: k for n, (k, _) in decls.items()}
     consts = _eval_consts(program, decls, overrides, source)
@@ -316,7 +318,8 @@ def _check(program: A.Program, source: Source, base: Path,
         if isinstance(st, A.RangeStmt):
             model.ranges[st.name] = RangeDecl(st.name, eval_int(st.lo, env), eval_int(st.hi, env))
         elif isinstance(st, A.SetStmt):
-            model.sets[st.name] = _load_set(st, base, source)
+            model.sets[st.name] = preloaded[st.name] if st.name in preloaded \
+                else _load_set(st, base, source)
         elif isinstance(st, A.DomainStmt):
             domains[st.name] = _domain(st.domain, env, domains)
     for st in program.stmts:

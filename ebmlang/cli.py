@@ -47,19 +47,31 @@ def _load(args):
     import ebmlang
     from .check import parse_override
     consts = dict(parse_override(text) for text in args.set)
-    model = ebmlang.load(args.model, **consts)
+    evidence = getattr(args, "evidence", None)
+    model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
+        else ebmlang.load(args.model, **consts)
     args.source = model.checked.source  # for later errors that point into the model
     return model
 
 
 def cmd_check(args) -> int:
+    from .numba_codegen import placement_text
     from .report import check_report
-    print(check_report(_load(args)))
+    model = _load(args)
+    print(check_report(model))
+    print(placement_text(model))
     return 0
 
 
 def cmd_code(args) -> int:
-    print(_load(args).code(), end="")
+    """The numpy terms, then where each block part runs and the numba kernels."""
+    from .numba_codegen import placement_text
+    model = _load(args)
+    if args.backend in (None, "numpy"):
+        print(model.code(), end="")
+    if args.backend in (None, "numba"):
+        where = "".join(f"# {line}\n" for line in placement_text(model).splitlines())
+        print(f"\n\n# {'-' * 70} numba backend\n{where}{model.code('numba')}", end="")
     return 0
 
 
@@ -97,7 +109,8 @@ def cmd_sample(args) -> int:
         else (None, None)
     samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
                            thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
-                           progress=False if args.no_progress else None)
+                           progress=False if args.no_progress else None,
+                           backend=args.backend)
     if args.plot is not None:
         from .plots import plot_samples
         plot_samples(samples, args.plot)
@@ -180,6 +193,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="the model file (.ebm)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a const (repeatable)")
+    p.add_argument("--evidence", metavar="X.uai.evid",
+                   help="evidence for a UAI model (default: the .evid file beside it)")
 
 
 def build_parser() -> ArgumentParser:
@@ -199,6 +214,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="FILE.dot, FILE.svg or FILE.png")
     p = sub.add_parser("code", help="the generated sampler source")
     _common(p)
+    p.add_argument("--backend", choices=("numba", "numpy"), default=None,
+                   help="show one backend's source only (default both)")
     _sample_parser(sub)
     for module in _extensions():
         module.add_parsers(sub, _common, _count)
@@ -220,6 +237,9 @@ def _sample_parser(sub) -> None:
     p.add_argument("--seed", type=_count(0), default=None, metavar="S", help="random seed")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write the draws as CSV")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--backend", choices=("numba", "numpy"), default="numba",
+                   help="compiled kernels (default; numpy for parts that do not compile, as "
+                   "'ebmlang check' says) or the numpy reference")
     p.add_argument("--plot", metavar="FILE.png", help="draws of 2-D families and traces of "
                    "the stats and the energy (needs matplotlib)")
 

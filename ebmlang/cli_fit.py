@@ -106,7 +106,7 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--epochs", type=count(1), default=20, metavar="E")
     p.add_argument("--batch-size", type=count(1), default=10, metavar="B")
     p.add_argument("--lr", type=_positive, default=None, metavar="LR",
-                   help="learning rate (default: adam 0.01, sgd 0.05)")
+                   help="learning rate (default: adam 0.02, sgd 0.05)")
     p.add_argument("--chains", type=count(1), default=100, metavar="C",
                    help="persistent chains for pcd (default 100)")
     p.add_argument("--k", type=count(1), default=1, help="Gibbs sweeps per update (default 1)")
@@ -120,6 +120,9 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "
                    "(needs matplotlib)")
+    p = sub.add_parser("convert", help="between .ebm and the UAI format (.uai)")
+    common(p)
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="OUT.uai or OUT.ebm")
     p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
     common(p)
     p.add_argument("data", metavar="DATA.csv")
@@ -146,4 +149,22 @@ def _number(text, ok, what):
     return value
 
 
-COMMANDS = {"fit": cmd_fit, "score": cmd_score}
+def cmd_convert(args) -> int:
+    from .cli import _load
+    from .uai import write_ebm, write_uai
+    model = _load(args)
+    target = args.output
+    if target.endswith(".uai"):
+        write_uai(model, target)
+        print(f"wrote {target}")
+    elif target.endswith(".ebm"):
+        if getattr(model, "uai", None) is None:
+            raise UserError("converting to .ebm needs a UAI model (.uai) as input")
+        for path in write_ebm(model, target):
+            print(f"wrote {path}")
+    else:
+        raise UserError(f"convert writes .uai or .ebm, not '{target}'")
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "score": cmd_score, "convert": cmd_convert}

@@ -10,7 +10,7 @@ from .exact import enumerate_states, logsumexp, state_count
 from .gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16
-MAX_METRIC_ROWS = 2000
+MAX_METRIC_ROWS = 500   # rows the per-epoch metric looks at (it is a progress report)
 
 
 class Metric:

@@ -111,6 +111,7 @@ class Model:
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
         self.params = Params(checked, _init_params(checked))
         self._parts = None
+        self._numba_parts = None
         from .symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
@@ -148,7 +149,14 @@ class Model:
     def blocks(self):
         return self.graph.blocks
 
-    def parts(self):
+    def parts(self, backend: str = "numpy"):
+        """Kernels per block part. backend "numba": compiled parts where the family compiles,
+        the numpy ones elsewhere (see `numba_backend.compiled_parts`)."""
+        if backend == "numba":
+            if self._numba_parts is None:
+                from .numba_backend import compiled_parts
+                self._numba_parts = compiled_parts(self)
+            return self._numba_parts
         if self._parts is None:
             self._parts = block_parts(self.graph.blocks, self.checked, self.kernels, self.methods)
         return self._parts
@@ -196,13 +204,13 @@ class Model:
     # ------------------------------------------------------------ tasks
     def sample(self, draws: int = 1000, chains: int = 4, burn_in: int | None = None,
                thin: int = 1, seed: int | None = None, inputs=None, params=None,
-               progress: bool | None = False, clamp=None):
+               progress: bool | None = False, clamp=None, backend: str | None = None):
         """Gibbs draws; see `ebmlang.sample.sample`."""
         from .sample import sample
         try:
             return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
                           seed=seed, inputs=inputs, params=params, progress=progress,
-                          clamp=clamp)
+                          clamp=clamp, backend=backend)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
@@ -220,7 +228,11 @@ class Model:
         from .symbolic import conditionals
         return conditionals(self)
 
-    def code(self) -> str:
+    def code(self, backend: str = "numpy") -> str:
+        """The generated source: the numpy terms, or (backend "numba") the compiled kernels."""
+        if backend == "numba":
+            from .numba_codegen import generate_numba
+            return generate_numba(self)
         return self.source
 
     def __repr__(self) -> str:
@@ -245,20 +257,26 @@ def _overrides(kwargs: dict) -> dict[str, float]:
 
 
 def compile_model(text: str, name: str = "<string>", base: Path | None = None,
-                  path: Path | None = None, **consts) -> Model:
-    """Compile model text; keyword arguments override consts."""
+                  path: Path | None = None, sets: dict | None = None, **consts) -> Model:
+    """Compile model text; keyword arguments override consts; `sets` gives set rows directly."""
     source = Source(name, text)
     try:
         program = parse(text, name)
-        checked = check(program, source, base or Path.cwd(), _overrides(consts))
+        checked = check(program, source, base or Path.cwd(), _overrides(consts), sets)
         return Model(checked, path)
     except UserError as err:
         raise err.with_source(source) from None
 
 
-def load(path, **consts) -> Model:
-    """Load and compile a model file; keyword arguments override consts."""
+def load(path, evidence=None, **consts) -> Model:
+    """Load and compile a model file (.ebm, or a UAI network .uai with optional evidence);
+    keyword arguments override consts."""
     p = Path(path)
+    if p.suffix.lower() == ".uai":
+        from .uai import load_uai
+        return load_uai(p, evidence)
+    if evidence is not None:
+        raise UserError("evidence files are for UAI networks (.uai)", file=str(evidence))
     try:
         text = p.read_text()
     except OSError as exc:

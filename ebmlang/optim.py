@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import UserError
 
-DEFAULT_LR = {"adam": 0.01, "sgd": 0.05}
+DEFAULT_LR = {"adam": 0.02, "sgd": 0.05}
 
 
 class Adam:

@@ -101,8 +101,11 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
 
 
 def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
-           params=None, progress=False, clamp=None) -> Samples:
+           params=None, progress=False, clamp=None, backend=None) -> Samples:
     """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`.
+
+    `backend`: "numba" (the default: compiled kernels for finite-domain Gibbs parts, numpy for
+    the others) or "numpy" (the reference).
 
     `clamp`: values (one row, or one per chain) with NaN where free: the given variables are
     held fixed and the others sampled from their conditionals (imputation).
@@ -125,15 +128,15 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         x = np.where(np.isnan(clamp), x, clamp)
     ids = model.state_ids()
     theta = model.params.theta
-    parts = model.parts()
+    parts, step = _backend(model, backend)
     total = burn_in + draws * thin
     keep = np.empty((chains, draws, model.checked.n_state))
     bar = _progress(total, progress, model)
-    reset_scales(model)
+    reset_scales(model, parts)
     check_proper(model, x)
     kept = 0
     for sweep in range(total):
-        gibbs_step(parts, x, theta, rng, clamp)
+        step(parts, x, theta, rng, clamp)
         if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
             adapt_scales(parts)
         if sweep == burn_in - 1:
@@ -152,12 +155,25 @@ ADAPT_EVERY = 25
 TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts et al. 1997)
 
 
-def reset_scales(model) -> None:
+def _backend(model, backend):
+    """The parts and the sweep function of a backend."""
+    backend = "numba" if backend is None else backend
+    if backend == "numpy":
+        return model.parts(), gibbs_step
+    if backend == "numba":
+        from .numba_backend import gibbs_step as compiled_step
+        return model.parts("numba"), compiled_step
+    raise UserError(f"unknown backend '{backend}': use numba or numpy")
+
+
+def reset_scales(model, parts=None) -> None:
     """Every MH part back to its declared scale and zero counts, so a seed repeats its draws."""
-    for block in model.parts():
+    parts = model.parts() if parts is None else parts
+    for block in parts:
         for part in block:
-            part.scale = model.methods[part.family][1]
-    _reset_counts(model.parts())
+            if part.method == "mh":
+                part.scale = model.methods[part.family][1]
+    _reset_counts(parts)
 
 
 def _reset_counts(parts) -> None:
@@ -192,6 +208,8 @@ def acceptance(parts) -> dict[str, float]:
 def improper(model, x) -> str | None:
     """A message naming a Gaussian conditional whose x^2 coefficient is not negative on the
     states x at the current params, or None when every one is proper."""
+    if not any(m[0] == "gaussian" for m in model.methods.values()):
+        return None
     from .runtime import local_logits
     for block in model.parts():
         for part in block:

@@ -1,0 +1,270 @@
+"""Variable elimination on the ground factor graph: log Z exactly for finite models of small
+treewidth, without enumerating every state.
+
+Each ground factor instance becomes a table of its log-potential over the distinct sampled
+variables it reads (inputs are fixed at their given values). Instances over the same variables
+are added into one table. networkx's treewidth heuristics give a tree decomposition of the
+interaction graph; peeling its leaves gives an elimination order whose largest intermediate
+table is known before any arithmetic is done, so a model too wide is refused up front. Tables
+are combined by broadcasting over named axes and summed out with log-sum-exp, so nothing
+overflows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from .codegen import ensure_shape
+from .errors import UserError
+from .exact import logsumexp
+
+MAX_TABLE = 1 << 24       # entries of the largest intermediate table we are willing to build
+MAX_WIDTH = 20            # `auto` prefers elimination up to this width
+MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
+MAX_PLAN_VARS = 20_000    # above this, no elimination order is planned at all
+CHUNK = 1 << 22           # table entries evaluated per kernel call
+
+
+@dataclass
+class Plan:
+    """An elimination order and what it costs, known before any table is built."""
+
+    order: list[int]          # ground variable ids, first eliminated first
+    width: int                # largest (variable + its neighbours at elimination) - 1
+    largest: int              # entries of the largest intermediate table
+    heuristic: str            # "min-fill" or "min-degree"
+
+    @property
+    def feasible(self) -> bool:
+        return self.largest <= MAX_TABLE
+
+    def describe(self) -> str:
+        return (f"elimination width {self.width} ({self.heuristic} heuristic), largest table "
+                f"{_entries(self.largest)} entries")
+
+    def refusal(self) -> str:
+        return (f"variable elimination would build a table of {_entries(self.largest)} entries "
+                f"(elimination width {self.width} with the {self.heuristic} heuristic; at most "
+                f"{_entries(MAX_TABLE)}): use --method ais")
+
+
+def _entries(n: int) -> str:
+    return f"{n:,}" if n < 10 ** 15 else f"about 10^{len(str(n)) - 1}"
+
+
+# ---------------------------------------------------------------- planning
+
+def sampled_sizes(model) -> dict[int, int]:
+    """Domain size of every sampled ground variable, by id; UserError for a real domain."""
+    sizes = {}
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        if not f.domain.finite:
+            raise UserError(f"variable elimination needs finite domains: '{f.name}' is "
+                            f"{f.domain.text}")
+        sizes.update(dict.fromkeys(range(f.offset, f.offset + f.space.size), f.domain.size))
+    return sizes
+
+
+def plan(model) -> Plan:
+    """An elimination order from networkx's min-fill (or, for big graphs, min-degree)
+    heuristic, with its width and largest table."""
+    from networkx.algorithms.approximation import treewidth_min_degree, treewidth_min_fill_in
+    sizes = sampled_sizes(model)
+    if len(sizes) > MAX_PLAN_VARS:
+        raise UserError(f"variable elimination plans orders for at most {MAX_PLAN_VARS:,} "
+                        f"variables; this model has {len(sizes):,}: use --method ais")
+    g = nx.Graph()
+    g.add_nodes_from(sizes)
+    g.add_edges_from(map(tuple, model.graph.edges.tolist()))
+    small = len(sizes) <= MAX_FILL_IN_VARS
+    heuristic = treewidth_min_fill_in if small else treewidth_min_degree
+    _, tree = heuristic(g)
+    order = _peel(tree)
+    width, largest = _cost(g, order, sizes)
+    return Plan(order, width, largest, "min-fill" if small else "min-degree")
+
+
+def _peel(tree: nx.Graph) -> list[int]:
+    """An elimination order from a tree decomposition: remove a leaf bag, eliminating its
+    variables that its neighbour lacks (by the running intersection property they occur in no
+    other bag, so their neighbours all lie in the leaf)."""
+    tree = tree.copy()
+    order, done = [], set()
+    stack = [b for b in tree if tree.degree(b) <= 1]
+    while stack:
+        bag = stack.pop()
+        if bag not in tree or tree.degree(bag) > 1:
+            continue
+        parent = next(iter(tree[bag]), frozenset())
+        for v in sorted(bag - parent - done):
+            order.append(v)
+            done.add(v)
+        tree.remove_node(bag)
+        if parent and tree.degree(parent) <= 1:
+            stack.append(parent)
+    return order
+
+
+def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int]:
+    """(width, largest table entries) of eliminating in `order`, by simulating the fill-in."""
+    adj = {v: set(g[v]) for v in g}
+    width, largest = 0, 1
+    for v in order:
+        nbrs = adj.pop(v)
+        entries = sizes[v]
+        for u in nbrs:
+            entries *= sizes[u]
+            adj[u].discard(v)
+            adj[u] |= nbrs - {u}
+        width = max(width, len(nbrs))
+        largest = max(largest, entries)
+    return width, largest
+
+
+# ---------------------------------------------------------------- ground factor tables
+
+def ground_factors(model, x0: np.ndarray) -> tuple[dict[tuple, np.ndarray], float]:
+    """({sorted variable ids: log-potential table, axes in that order}, the constant part):
+    every ground instance's log-potential over the distinct sampled variables it reads, with
+    the inputs (and every other variable of no consequence) taken from the state x0 (1, n)."""
+    theta = model.params.theta
+    tables: dict[tuple, np.ndarray] = {}
+    const = 0.0
+    for kernel in model.kernels:
+        t = kernel.term
+        if not t.size:
+            continue
+        sampled = [k for k, r in enumerate(t.reads) if model.vars[r.family].sampled]
+        if not sampled:
+            const += _finite(kernel.values(x0, theta), t).sum()
+            continue
+        ids = np.stack([t.reads[k].ids for k in sampled])
+        slots = _slots(ids)
+        pats, which = np.unique(slots.T, axis=0, return_inverse=True)
+        for p, pattern in enumerate(pats):
+            rows = np.flatnonzero(which.ravel() == p)
+            _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables)
+    return tables, float(const)
+
+
+def _slots(ids: np.ndarray) -> np.ndarray:
+    """For each sampled read and instance, the first read of the same ground variable."""
+    m = ids.shape[0]
+    slots = np.repeat(np.arange(m)[:, None], ids.shape[1], axis=1)
+    for a in range(m):
+        for b in range(a):
+            same = (ids[a] == ids[b]) & (slots[a] == a)
+            slots[a, same] = b
+    return slots
+
+
+def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None:
+    """Tables for the instances `rows` of a term whose reads coincide as `pattern` says."""
+    t = kernel.term
+    firsts = sorted(set(int(s) for s in pattern))
+    domains = [model.vars[t.reads[sampled[s]].family].domain.values for s in firsts]
+    shape = tuple(len(d) for d in domains)
+    combos = int(np.prod(shape, dtype=object))
+    if combos > MAX_TABLE:
+        raise UserError(f"variable elimination: an instance of {t.owner} reads {len(firsts)} "
+                        f"variables, a table of {_entries(combos)} entries (at most "
+                        f"{_entries(MAX_TABLE)}): use --method ais")
+    grid = np.stack([g.ravel() for g in np.meshgrid(*domains, indexing="ij")], axis=1)
+    column = {s: c for c, s in enumerate(firsts)}
+    step = max(1, CHUNK // combos)
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        vals = _evaluate(model, kernel, x0, sampled, pattern, column, grid, chunk)
+        scope_ids = ids[firsts][:, chunk]                      # (distinct vars, instances)
+        for j in range(len(chunk)):
+            table = vals[:, j].reshape(shape)
+            perm = np.argsort(scope_ids[:, j])
+            key = tuple(int(v) for v in scope_ids[perm, j])
+            table = np.transpose(table, perm)
+            tables[key] = tables[key] + table if key in tables else table
+
+
+def _evaluate(model, kernel, x0, sampled, pattern, column, grid, chunk) -> np.ndarray:
+    """The term's signed value for every combination (rows of grid) and instance in chunk."""
+    theta = model.params.theta
+    V, P, I = kernel.args(x0, theta, chunk)
+    combos, n = grid.shape[0], len(chunk)
+    V = [np.repeat(v, combos, axis=0) for v in V]
+    for i, k in enumerate(sampled):
+        V[k] = np.repeat(grid[:, column[int(pattern[i])]][:, None], n, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = kernel.fn(V, P, I, theta)
+    return _finite(kernel.term.sign * ensure_shape(out, combos, n), kernel.term)
+
+
+def _finite(vals: np.ndarray, term) -> np.ndarray:
+    """Values allowed in a log-potential table: finite or -inf (an impossible combination)."""
+    bad = np.isnan(vals) | (vals == np.inf)
+    if np.any(bad):
+        raise UserError(f"variable elimination: {term.owner} is NaN or +inf for some values of "
+                        "the variables it reads, so log Z is not finite")
+    return vals
+
+
+# ---------------------------------------------------------------- elimination
+
+def eliminate(tables: dict[tuple, np.ndarray], order: list[int], sizes: dict[int, int]) -> float:
+    """log of the sum over every variable in `order` of exp(sum of the tables)."""
+    store = dict(enumerate(tables.items()))
+    where: dict[int, set[int]] = defaultdict(set)
+    for key, (scope, _) in store.items():
+        for v in scope:
+            where[v].add(key)
+    total, fresh = 0.0, len(store)
+    for v in order:
+        keys = where.pop(v, set())
+        if not keys:
+            total += float(np.log(sizes[v]))
+            continue
+        scope, table = _combine([store.pop(k) for k in sorted(keys)])
+        for u in scope:
+            if u != v:
+                where[u] -= keys
+        axis = scope.index(v)
+        table = logsumexp(table, axis=axis)
+        scope = scope[:axis] + scope[axis + 1:]
+        if not scope:
+            total += float(table)
+            continue
+        store[fresh] = (scope, table)
+        for u in scope:
+            where[u].add(fresh)
+        fresh += 1
+    return total + sum(float(table) for scope, table in store.values() if not scope)
+
+
+def _combine(factors: list[tuple[tuple, np.ndarray]]) -> tuple[tuple, np.ndarray]:
+    """The sum of log-tables over the union of their (sorted) scopes, by broadcasting."""
+    scope = tuple(sorted(set().union(*(s for s, _ in factors))))
+    shape = [1] * len(scope)
+    pos = {v: a for a, v in enumerate(scope)}
+    for s, table in factors:
+        for v, d in zip(s, table.shape):
+            shape[pos[v]] = d
+    out = np.zeros(shape)
+    for s, table in factors:
+        view = [1] * len(scope)
+        for v, d in zip(s, table.shape):
+            view[pos[v]] = d
+        out += table.reshape(view)
+    return scope, out
+
+
+def log_partition_ve(model, x0: np.ndarray, the_plan: Plan | None = None) -> tuple[float, Plan]:
+    """log Z by variable elimination, conditioned on the inputs in x0 (1, n_state)."""
+    the_plan = the_plan or plan(model)
+    if not the_plan.feasible:
+        raise UserError(the_plan.refusal())
+    tables, const = ground_factors(model, x0)
+    return const + eliminate(tables, the_plan.order, sampled_sizes(model)), the_plan

@@ -1,0 +1,281 @@
+"""The partition function: log Z by enumeration, by variable elimination, or estimated by
+annealed importance sampling, with `auto` choosing the cheapest exact method that fits.
+
+    log Z = log sum_x exp F(x)      (an integral over real-valued variables)
+
+Enumeration (`ebmlang.exact`) and elimination (`ebmlang.elimination`) are exact to rounding.
+AIS (Neal 2001) anneals from a base distribution p0 we can sample and normalize (uniform over
+each finite domain, N(0, 1) for a real variable) to exp F along
+
+    gamma_b(x) = p0(x)^(1 - b) * exp(b * F(x)),    b from 0 to 1,
+
+with one Gibbs sweep at each b, and averages the importance weights of independent chains; it
+reports a standard error by the delta method and the effective sample size of the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import UserError
+from .exact import MAX_STATES, exact_log_z_available, log_partition, logsumexp, state_count
+from .runtime import draw_categorical, local_at, local_logits
+
+METHODS = ("auto", "exact", "ve", "ais")
+SCHEDULES = ("sigmoid", "linear")
+
+
+class LogZ(NamedTuple):
+    """log Z and how it was found; `se` is None when the value is exact."""
+
+    value: float
+    se: float | None
+    method: str               # exact | ve | ais
+    detail: str               # what it did: states enumerated, elimination width, AIS runs
+    why: str = ""             # why this method: "requested", or what `auto` saw
+    width: int | None = None  # elimination width (ve)
+    ess: float | None = None  # effective sample size of the AIS weights
+
+
+def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chains: int = 100,
+         steps: int = 1000, schedule: str = "sigmoid") -> LogZ:
+    """log Z of the model (conditioned on `inputs`, one row, for a conditional model)."""
+    if method not in METHODS:
+        raise UserError(f"unknown logz method '{method}'; use one of {', '.join(METHODS)}")
+    if params is not None:
+        for k, v in params.items():
+            model.params[k] = v
+    x0 = _base_state(model, inputs)
+    if method == "auto":
+        method, why, the_plan = choose(model)
+    else:
+        why, the_plan = "requested", None
+    if method == "exact":
+        return _exact(model, x0, why)
+    if method == "ve":
+        return _ve(model, x0, why, the_plan)
+    return ais(model, x0, why, seed=seed, chains=chains, steps=steps, schedule=schedule)
+
+
+def _base_state(model, inputs) -> np.ndarray:
+    """A state (1, n_state) holding the inputs; UserError when they are missing or not one row."""
+    x0 = np.zeros((1, model.checked.n_state))
+    ids = model.state_ids(("input",))
+    if not len(ids):
+        if inputs is not None and np.size(inputs):
+            raise UserError("the model has no input variables; inputs are not needed")
+        return x0
+    names = ", ".join(f.name for f in model.vars.values() if f.kind == "input")
+    if inputs is None:
+        raise UserError(f"the model has inputs ({names}) and its log Z depends on them: give "
+                        "one row of input values with --input X.csv (Python: inputs=...)")
+    if isinstance(inputs, dict):
+        from .sample import _inputs_from_dict
+        inputs = _inputs_from_dict(model, inputs)
+    vals = np.atleast_2d(np.asarray(inputs, float))
+    if vals.shape[0] != 1:
+        raise UserError(f"log Z is computed for one input row at a time; got {vals.shape[0]} rows")
+    if vals.shape[1] != len(ids):
+        raise UserError(f"inputs have {vals.shape[1]} columns, the model has {len(ids)} input "
+                        "variables")
+    x0[:, ids] = vals
+    return x0
+
+
+# ---------------------------------------------------------------- choosing a method
+
+def choose(model):
+    """(method, why, elimination plan or None): exact when the states can be enumerated
+    (perhaps with one conditionally independent group summed out), else elimination when the
+    heuristic width is small, else AIS."""
+    from .elimination import MAX_TABLE, MAX_WIDTH, plan
+    count = state_count(model)
+    if count < 0:
+        return "ais", "real-valued variables, and exact methods need finite domains", None
+    if exact_log_z_available(model):
+        return "exact", "small enough to enumerate", None
+    states = f"{_states_text(count)} states are too many to enumerate"
+    try:
+        the_plan = plan(model)
+    except UserError as err:
+        return "ais", f"{states}, and {err.message}", None
+    if the_plan.width <= MAX_WIDTH and the_plan.largest <= MAX_TABLE:
+        return "ve", f"{states}, and the elimination width is small", the_plan
+    return "ais", (f"{states}, and {the_plan.describe()} is too wide for variable elimination "
+                   f"(width at most {MAX_WIDTH}, tables at most {MAX_TABLE:,} entries)"), None
+
+
+def _states_text(count: int) -> str:
+    digits = len(str(count))
+    return f"{count:,}" if digits < 16 else f"about 10^{digits - 1}"
+
+
+def _exact(model, x0, why: str) -> LogZ:
+    ids = model.state_ids(("input",))
+    value = log_partition(model, x0[0, ids] if len(ids) else None)
+    count = state_count(model)
+    how = (f"enumerated {count:,} states (at most {MAX_STATES:,})" if 0 < count <= MAX_STATES
+           else "summed one conditionally independent group out in closed form and enumerated "
+           "the rest")
+    return LogZ(value, None, "exact", how, why)
+
+
+def _ve(model, x0, why: str, the_plan) -> LogZ:
+    from .elimination import log_partition_ve
+    value, the_plan = log_partition_ve(model, x0, the_plan)
+    return LogZ(value, None, "ve", the_plan.describe(), why, width=the_plan.width)
+
+
+# ---------------------------------------------------------------- annealed importance sampling
+
+def betas(steps: int, schedule: str = "sigmoid") -> np.ndarray:
+    """steps + 1 inverse temperatures from 0 to 1. The sigmoid schedule (Grosse et al. 2013)
+    takes small steps at both ends, where the weights change fastest."""
+    if schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule '{schedule}'; use one of {', '.join(SCHEDULES)}")
+    t = np.linspace(0.0, 1.0, steps + 1)
+    if schedule == "linear":
+        return t
+    s = 1.0 / (1.0 + np.exp(-8.0 * (t - 0.5)))
+    return (s - s[0]) / (s[-1] - s[0])
+
+
+def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: int = 1000,
+        schedule: str = "sigmoid") -> LogZ:
+    """Annealed importance sampling from p0 to exp F: `chains` independent runs of `steps`
+    tempered Gibbs sweeps; log Z = log mean of the weights (p0 is normalized, so Z0 = 1)."""
+    for name, v in (("chains", chains), ("steps", steps)):
+        if int(v) != v or v < 1:
+            raise UserError(f"{name} must be an integer >= 1, got {v}")
+    parts = _ais_parts(model)
+    rng = np.random.default_rng(seed)
+    x = _draw_base(model, x0, chains, rng)
+    theta = model.params.theta
+    b = betas(steps, schedule)
+    logw = np.zeros(chains)
+    for t in range(1, steps + 1):
+        logw += (b[t] - b[t - 1]) * (_log_potential(model, x) - _log_base(model, x))
+        if t < steps:
+            for block in parts:
+                tempered_step(block, x, theta, b[t], rng)
+    value, se, ess = weight_summary(logw)
+    detail = (f"{chains} chains x {steps} steps, {schedule} schedule, effective sample "
+              f"size {ess:.1f} of {chains}")
+    if ess < 10:
+        detail += " (few effective samples: the standard error is unreliable; add --steps)"
+    return LogZ(value, se, "ais", detail, why, ess=ess)
+
+
+def weight_summary(logw: np.ndarray) -> tuple[float, float, float]:
+    """(log mean w, its standard error by the delta method, effective sample size) from log
+    weights: se^2 ~ var(w) / (n mean(w)^2), ess = (sum w)^2 / sum w^2."""
+    n = len(logw)
+    value = float(logsumexp(logw) - math.log(n))
+    rel = np.exp(logw - value)                     # w / mean(w)
+    se = float(np.std(rel, ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
+    ess = float(n * n / np.sum(rel * rel))
+    return value, se, ess
+
+
+def _log_potential(model, x) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = model.log_potential(x)
+    if np.any(np.isnan(f) | (f == np.inf)):
+        raise UserError("annealed importance sampling met a state whose log-potential is NaN or "
+                        "+inf, so log Z is not finite")
+    return f
+
+
+def _ais_parts(model):
+    """The model's Gibbs blocks; UserError for a real family we cannot temper exactly."""
+    for name, (method, _, _) in model.methods.items():
+        fam = model.vars[name]
+        if not fam.domain.finite and method not in ("gaussian", "mh"):
+            raise UserError(f"annealed importance sampling cannot update '{name}' ({method})")
+    return model.parts()
+
+
+def _draw_base(model, x0, chains, rng) -> np.ndarray:
+    """Exact draws from p0: uniform over finite domains, N(0, 1) for real variables."""
+    x = np.repeat(x0, chains, axis=0)
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        sl = slice(f.offset, f.offset + f.space.size)
+        if f.domain.finite:
+            x[:, sl] = f.domain.values[rng.integers(0, f.domain.size, (chains, f.space.size))]
+        else:
+            x[:, sl] = rng.standard_normal((chains, f.space.size))
+    return x
+
+
+def _log_base(model, x) -> np.ndarray:
+    """log p0(x), normalized: - sum log |D| over finite variables, log N(x; 0, 1) over reals."""
+    out = np.zeros(x.shape[0])
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        if f.domain.finite:
+            out -= f.space.size * math.log(f.domain.size)
+        else:
+            v = x[:, f.offset:f.offset + f.space.size]
+            out -= 0.5 * (v * v).sum(axis=1) + 0.5 * f.space.size * math.log(2 * math.pi)
+    return out
+
+
+def tempered_step(block, x, theta, beta: float, rng) -> None:
+    """One Gibbs block update leaving gamma_beta invariant: every part from the same state."""
+    new = [(part.ids, _TEMPERED[_kind(part)](part, x, theta, beta, rng)) for part in block]
+    for ids, vals in new:
+        x[:, ids] = vals
+
+
+def _kind(part) -> str:
+    if part.method == "gaussian":
+        return "gaussian"
+    if part.method == "mh" and part.values is None:
+        return "mh"
+    return "gibbs"          # any finite family, even one sampled by MH in `sample`
+
+
+def _tempered_gibbs(part, x, theta, beta, rng) -> np.ndarray:
+    """A finite variable: the base is uniform, so the tempered conditional is softmax(b * l)."""
+    with np.errstate(invalid="ignore"):
+        logits = beta * local_logits(part, x, theta)
+    if len(part.values) != 2:
+        return part.values[draw_categorical(logits, rng)]
+    with np.errstate(invalid="ignore"):     # two values: the second iff logit(u) < l1 - l0
+        gap = np.nan_to_num(logits[..., 1] - logits[..., 0], nan=0.0)
+    u = rng.random(gap.shape)
+    with np.errstate(divide="ignore"):
+        return part.values[(np.log(u) - np.log1p(-u) < gap).astype(np.int64)]
+
+
+def _tempered_gaussian(part, x, theta, beta, rng) -> np.ndarray:
+    """A real variable with a quadratic conditional a t^2 + b t: tempered with the base's
+    -t^2 / 2 it stays quadratic, with a' = beta a - (1 - beta) / 2 and b' = beta b."""
+    ell = local_logits(part, x, theta)                  # at t = -1, 0, 1
+    a = beta * (0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1]) - 0.5 * (1.0 - beta)
+    b = beta * 0.5 * (ell[..., 2] - ell[..., 0])
+    z = rng.standard_normal(a.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draw = -b / (2 * a) + z * np.sqrt(-0.5 / a)
+    return np.where(a < 0, draw, x[:, part.ids])
+
+
+def _tempered_mh(part, x, theta, beta, rng) -> np.ndarray:
+    """A real variable with any other conditional: one random-walk Metropolis step on
+    beta * l(t) - (1 - beta) t^2 / 2."""
+    current = x[:, part.ids]
+    proposal = current + part.scale * rng.standard_normal(current.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        delta = beta * (local_at(part, x, theta, proposal) - local_at(part, x, theta, current))
+        delta -= 0.5 * (1.0 - beta) * (proposal ** 2 - current ** 2)
+    accept = np.log(rng.random(current.shape)) < delta
+    return np.where(accept, proposal, current)
+
+
+_TEMPERED = {"gibbs": _tempered_gibbs, "gaussian": _tempered_gaussian, "mh": _tempered_mh}

@@ -1,0 +1,141 @@
+"""The compiled (numba) backend against exact enumeration and against the numpy backend.
+
+Every model of test_sampler_exact is sampled with backend="numba", both through the tabulated
+kernel (when its blanket allows one) and the direct one, and each marginal is compared with the
+exact one within 5 batch-means standard errors, as there. The numpy and numba backends draw from
+different generators, so they are compared statistically: the difference of their marginals
+within 5 combined standard errors. Compiled code is cached on disk (EBMLANG_CACHE), so only a
+cold cache pays numba's compile time.
+"""
+
+import numpy as np
+import pytest
+
+import ebmlang
+from ebmlang.numba_backend import CompiledPart, compiled_parts
+from ebmlang.numba_codegen import Unsupported, ScalarPrinter, plans
+from exact import exact_marginals
+from test_sampler_exact import MODELS, batch_se, compile_case
+
+DRAWS, CHAINS, BURN = 1500, 4, 200
+
+
+def _marginal_errors(model, draws, exact):
+    """(standardized error, where) for every ground variable and value."""
+    n = draws.chains * draws.draws
+    for i, p in exact.items():
+        f = next(f for f in model.vars.values() if f.offset <= i < f.offset + f.space.size)
+        for k, value in enumerate(f.domain.values):
+            ind = (draws.full[:, :, i] == value).astype(float)
+            se = max(batch_se(ind), np.sqrt(p[k] * (1 - p[k]) / n), 1e-4)
+            yield abs(ind.mean() - p[k]) / se, (i, value, ind.mean(), p[k])
+
+
+def _kinds(model):
+    return {p.kernel for block in model.parts("numba") for p in block
+            if isinstance(p, CompiledPart)}
+
+
+@pytest.mark.parametrize("tabulate", [True, False], ids=["table", "direct"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_numba_marginals_match_enumeration(name, tabulate, tmp_path):
+    model, inputs = compile_case(name, tmp_path)
+    model._numba_parts = compiled_parts(model, tabulate=tabulate)
+    if not tabulate:
+        assert "tabled" not in _kinds(model)
+    draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=3, inputs=inputs,
+                         backend="numba")
+    for z, where in _marginal_errors(model, draws, exact_marginals(model, inputs)):
+        assert z < 5, (name, where)
+
+
+def test_every_case_compiles_and_the_ising_model_is_tabulated(tmp_path):
+    for name in MODELS:
+        model, _ = compile_case(name, tmp_path)
+        assert all(p.reason is None for p in plans(model).values()), name
+    model, _ = compile_case("ising_torus", tmp_path)
+    model._numba_parts = compiled_parts(model, tabulate=None)
+    assert _kinds(model) == {"tabled"}
+    model, _ = compile_case("rbm", tmp_path)   # W[i, j] differs by instance: no table
+    assert _kinds(model) == {"gibbs_v", "gibbs_h"}
+
+
+@pytest.mark.parametrize("name", ["potts", "threeway", "denoise"])
+def test_numpy_and_numba_agree(name, tmp_path):
+    model, inputs = compile_case(name, tmp_path)
+    a = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=1, inputs=inputs,
+                     backend="numpy")
+    b = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=2, inputs=inputs,
+                     backend="numba")
+    for f in model.vars.values():
+        if not f.sampled:
+            continue
+        for i in range(f.offset, f.offset + f.space.size):
+            for value in f.domain.values:
+                ia, ib = ((d.full[:, :, i] == value).astype(float) for d in (a, b))
+                se = np.hypot(max(batch_se(ia), 1e-3), max(batch_se(ib), 1e-3))
+                assert abs(ia.mean() - ib.mean()) < 5 * se, (name, i, value)
+
+
+def test_same_seed_same_draws(tmp_path):
+    model, _ = compile_case("potts", tmp_path)
+    a, b, c = (model.sample(draws=50, chains=3, seed=s, backend="numba").states
+               for s in (7, 7, 8))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_parallel_chains_draw_as_serial_ones(tmp_path):
+    """Each chain has its own generator, so spreading chains over threads changes nothing."""
+    model = ebmlang.compile("""
+const L = 6
+var s[i in 0..L-1, j in 0..L-1] : spin
+factor right[i in 0..L-1, j in 0..L-1] : 0.4 * s[i, j] * s[i, (j + 1) % L]
+factor down[i in 0..L-1, j in 0..L-1]  : 0.4 * s[i, j] * s[(i + 1) % L, j]
+""")
+    parts = model.parts("numba")
+    x0 = np.where(np.random.default_rng(0).random((4, 36)) < 0.5, -1.0, 1.0)
+    out = []
+    for parallel in (False, True):
+        x, rng = x0.copy(), np.random.default_rng(5)
+        for _ in range(20):
+            for block in parts:
+                for part in block:
+                    part.update(x, model.params.theta, rng, parallel=parallel)
+        out.append(x)
+    assert np.array_equal(out[0], out[1])
+
+
+def test_huge_weights_are_safe():
+    model = ebmlang.compile("""
+var x[i in 0..3] : spin
+var z : cat(4)
+factor pin[i in 0..3] : 1000 * x[i]
+factor pair[i in 0..2] : -1000 * x[i] * x[i + 1]
+factor c : 1000 * (z == 2) - 1000 * (z == 3)
+""")
+    draws = model.sample(draws=200, chains=2, burn_in=20, seed=0, backend="numba")
+    assert np.all(draws["z"] == 2)
+    x = draws["x"]
+    assert np.all(x[..., 0] * x[..., 1] == -1) and np.all(x[..., 1] * x[..., 2] == -1)
+
+
+def test_scalar_printer_refuses_what_it_cannot_print():
+    model = ebmlang.compile("var x : bool\nfactor f : 0.5 * x")
+    printer = ScalarPrinter(model.terms[0], {})
+    with pytest.raises(Unsupported):
+        printer(ebmlang.ast.Name("nowhere"))
+
+
+def test_mh_and_gaussian_parts_run_on_numpy_and_say_so():
+    from ebmlang.numba_codegen import placement_text
+    model = ebmlang.compile("""
+var x[i in 0..2] : real
+var s[i in 0..2] : spin
+sampler s : mh
+factor q[i in 0..2] : -0.5 * x[i] ^ 2 + 0.3 * x[i] * s[i]
+""")
+    text = placement_text(model)
+    assert "exact Gaussian update" in text and "random-walk MH" in text
+    assert not any(isinstance(p, CompiledPart) for b in model.parts("numba") for p in b)
+    d = model.sample(draws=20, chains=2, seed=0, backend="numba")
+    assert np.all(np.isfinite(d.states))

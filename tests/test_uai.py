@@ -1,0 +1,130 @@
+"""UAI networks: parsing, evidence, conversion both ways, and the peer suite of ../shared/uai."""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ebmlang
+from ebmlang.cli import main
+from ebmlang.exact import log_partition, probabilities
+from ebmlang.uai import read_uai
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "uai"
+PROBLEMS = sorted(p.name[:-4] for p in SHARED.glob("*.uai")) if SHARED.exists() else []
+
+
+def _write_network(path, cards, scopes, tables, kind="MARKOV"):
+    lines = [kind, str(len(cards)), " ".join(map(str, cards)), str(len(scopes))]
+    lines += [f"{len(s)} " + " ".join(map(str, s)) for s in scopes]
+    for t in tables:
+        lines += [str(t.size), " ".join(repr(float(v)) for v in t.ravel())]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def small(tmp_path):
+    rng = np.random.default_rng(0)
+    cards = [2, 3, 2, 2]
+    scopes = [(0,), (0, 1), (1, 2), (2, 3, 0), (3,), (1, 3)]
+    tables = [rng.random(tuple(cards[v] for v in s)) + 0.1 for s in scopes]
+    path = tmp_path / "t.uai"
+    _write_network(path, cards, scopes, tables)
+    return path, cards, scopes, tables
+
+
+def _brute(cards, scopes, tables, evidence=None):
+    states = np.array(list(itertools.product(*[range(k) for k in cards])))
+    if evidence:
+        for v, val in evidence.items():
+            states = states[states[:, v] == val]
+    w = np.array([np.prod([t[tuple(s[v] for v in sc)] for sc, t in zip(scopes, tables)])
+                  for s in states])
+    return states, w
+
+
+def _marginal(model, x, p, v):
+    name = model.uai_names[v]
+    index = dict(zip(model.ground_names(), model.state_ids()))
+    fam = model.vars[name.split("[")[0]]
+    return np.array([p[x[:, index[name]] == val].sum() for val in fam.domain.values])
+
+
+def test_tables_and_evidence_against_brute_force(small, tmp_path):
+    path, cards, scopes, tables = small
+    for evidence in ({}, {1: 2, 3: 0}):
+        ev = tmp_path / "e.evid"
+        ev.write_text(f"{len(evidence)} " + " ".join(f"{v} {k}" for v, k in evidence.items()))
+        model = ebmlang.load(path, evidence=ev)
+        states, w = _brute(cards, scopes, tables, evidence)
+        assert log_partition(model) == pytest.approx(np.log(w.sum()), abs=1e-10)
+        x, p = probabilities(model)
+        for v in range(4):
+            if v in evidence:
+                assert model.uai_names[v] is None
+                continue
+            want = np.array([w[states[:, v] == k].sum() for k in range(cards[v])]) / w.sum()
+            assert np.allclose(_marginal(model, x, p, v), want)
+
+
+def test_bayes_files_load_as_the_product_of_their_tables(small, tmp_path):
+    path, cards, scopes, tables = small
+    bayes = tmp_path / "b.uai"
+    _write_network(bayes, cards, scopes, tables, kind="BAYES")
+    assert log_partition(ebmlang.load(bayes)) == pytest.approx(log_partition(ebmlang.load(path)))
+
+
+def test_round_trips_keep_log_z_and_marginals(small, tmp_path, capsys):
+    path = small[0]
+    # uai -> ebm (+ set files and a params file) -> same model
+    assert main(["convert", str(path), "-o", str(tmp_path / "t.ebm")]) == 0
+    back = ebmlang.load(tmp_path / "t.ebm")
+    from ebmlang.cli import load_params
+    load_params(back, str(tmp_path / "t.params.json"))
+    original = ebmlang.load(path)
+    assert log_partition(back) == pytest.approx(log_partition(original), abs=1e-10)
+    # ebm -> uai -> same distribution
+    potts = ebmlang.load(ROOT / "examples" / "potts.ebm", L=3)
+    out = tmp_path / "p.uai"
+    assert main(["convert", str(ROOT / "examples" / "potts.ebm"), "--set", "L=3", "-o", str(out)]) == 0
+    again = ebmlang.load(out)
+    assert log_partition(again) == pytest.approx(log_partition(potts), abs=1e-9)
+    x1, p1 = probabilities(potts)
+    x2, p2 = probabilities(again)
+    for v in range(9):
+        name = again.uai_names[v]
+        index = dict(zip(again.ground_names(), again.state_ids()))
+        got = np.array([p2[x2[:, index[name]] == k].sum() for k in range(3)])
+        want = np.array([p1[x1[:, v] == k].sum() for k in range(3)])
+        assert np.allclose(got, want)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("MARKOV\n2\n2 2\n1\n2 0 1\n3\n1 2 3\n", "line 6:1: error: factor 0's table has 3 entries"),
+    ("MARKOV\n2\n2 2\n1\n2 0 1\n4\n1 -2 3 4\n", "line 7:1: error: entry 1 of factor 0's table must be"),
+    ("NETWORK\n2\n", "unknown header 'NETWORK'"),
+    ("MARKOV\n2\n2 2\n1\n2 0 5\n", "names variable 5, but there are 2"),
+    ("MARKOV\n2\n2 2\n2\n1 0\n", "the file ends early"),
+    ("MARKOV\n2\n2 x\n", "got 'x'"),
+])
+def test_malformed_files_name_the_line(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.uai"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert message.replace("line ", f"{path}:") in err or message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_every_problem_loads_and_checks(name, capsys):
+    """check, conditionals and a short sample work on every network of the peer suite."""
+    path = SHARED / f"{name}.uai"
+    assert main(["check", str(path)]) == 0
+    model = ebmlang.load(path)
+    net = read_uai(str(path))
+    assert len(model.uai_names) == len(net.cards)
+    assert len(model.terms) <= 12  # grouped into families, not one term per table
+    model.sample(draws=5, chains=2, seed=0)
