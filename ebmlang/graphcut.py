@@ -208,7 +208,8 @@ def solve(e: Energy, free: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- symbolic evidence
 
 def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None]]:
-    """For each term with exactly two reads of binary sampled families: its interaction
+    """For each term with exactly two reads of binary sampled families (and no param indexed
+    by variables): its interaction
     (log-potential, so >= 0 means submodular energy) as text, and whether it is >= 0 at the
     current params for every instance (None when the sign depends on inputs or indices)."""
     from .symbolic import term_expr, term_symbols
@@ -216,19 +217,20 @@ def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None
     for t in model.terms:
         fams = [model.vars[r.family] for r in t.reads]
         sampled = [k for k, f in enumerate(fams) if f.sampled]
-        if len(sampled) != 2 or not t.size or \
+        if len(sampled) != 2 or not t.size or any(q.dynamic for q in t.preads) or \
                 any(not (fams[k].domain.finite and fams[k].domain.size == 2) for k in sampled):
-            continue
+            continue    # a param indexed by variables (T[x[i], x[j]]) is no constant symbol
         try:
             out[(t.owner, t.number)] = _interaction(model, t, fams, sampled, term_expr,
                                                     term_symbols)
-        except Exception:  # noqa: BLE001 - sympy could not handle it: the numeric check decides
+        except Exception:  # noqa: BLE001, S112 - sympy could not: the numeric check decides
             continue
     return out
 
 
 def _interaction(model, t, fams, sampled, term_expr, term_symbols):
     import sympy as sp
+
     from .printing import expr_text
     v, p, idx = term_symbols(t)
     expr = term_expr(t, model.checked.consts)

@@ -297,7 +297,7 @@ def _tempered_mh(part, x, theta, rng, beta) -> np.ndarray:
         proposal, inside = current + part.scale * rng.standard_normal(shape), np.ones(shape, bool)
     else:
         k = len(part.values)
-        reach = max(1, int(round(part.scale)))
+        reach = max(1, round(part.scale))
         new = _index(part, current) + rng.integers(1, reach + 1, shape) * rng.choice([-1, 1], shape)
         inside = (new >= 0) & (new < k)
         proposal = part.values[np.clip(new, 0, k - 1)]
