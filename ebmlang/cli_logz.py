@@ -16,7 +16,8 @@ def cmd_logz(args) -> int:
         load_params(model, args.params)
     inputs = _read_one_input(model, args.input) if args.input is not None else None
     res = logz(model, method=args.method, inputs=inputs, seed=args.seed, chains=args.chains,
-               steps=args.steps, schedule=args.schedule)
+               steps=args.steps, schedule=args.schedule,
+               progress=False if args.no_progress else None)
     print(format_value(res))
     print(f"method: {res.method}, {res.detail}")
     print(f"because: {res.why}" if res.why != "requested" else "because: --method " + res.method)
@@ -64,6 +65,7 @@ def add_parsers(sub, common, count) -> None:
                    help="AIS temperatures, one Gibbs sweep each (default 1000)")
     p.add_argument("--schedule", choices=SCHEDULES, default="sigmoid",
                    help="AIS inverse-temperature schedule (default sigmoid)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
 COMMANDS = {"logz": cmd_logz}

@@ -12,6 +12,8 @@ overflows.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -23,7 +25,8 @@ from .errors import UserError
 from .exact import logsumexp
 
 MAX_TABLE = 1 << 24       # entries of the largest intermediate table we are willing to build
-MAX_WIDTH = 20            # `auto` prefers elimination up to this width
+MAX_WORK = 1 << 29        # `auto` eliminates when all tables together stay below this (~10 s)
+SCREEN_WIDTH = 40         # `auto` plans no order when greedy min-degree is wider than this
 MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
 MAX_PLAN_VARS = 20_000    # above this, no elimination order is planned at all
 CHUNK = 1 << 22           # table entries evaluated per kernel call
@@ -37,23 +40,31 @@ class Plan:
     width: int                # largest (variable + its neighbours at elimination) - 1
     largest: int              # entries of the largest intermediate table
     heuristic: str            # "min-fill" or "min-degree"
+    work: int = 0             # entries of all the intermediate tables together
 
     @property
     def feasible(self) -> bool:
         return self.largest <= MAX_TABLE
 
+    @property
+    def quick(self) -> bool:
+        """Feasible, and cheap enough for `auto` to prefer it to an estimate."""
+        return self.feasible and self.work <= MAX_WORK
+
     def describe(self) -> str:
         return (f"elimination width {self.width} ({self.heuristic} heuristic), largest table "
-                f"{_entries(self.largest)} entries")
+                f"{count_text(self.largest)} entries")
 
     def refusal(self) -> str:
-        return (f"variable elimination would build a table of {_entries(self.largest)} entries "
+        return (f"variable elimination would build a table of {count_text(self.largest)} entries "
                 f"(elimination width {self.width} with the {self.heuristic} heuristic; at most "
-                f"{_entries(MAX_TABLE)}): use --method ais")
+                f"{count_text(MAX_TABLE)}): use --method ais")
 
 
-def _entries(n: int) -> str:
-    return f"{n:,}" if n < 10 ** 15 else f"about 10^{len(str(n)) - 1}"
+def count_text(n: int) -> str:
+    """A count for a message: exact below 10^15, else its order of magnitude (str() of a
+    huge int is refused by Python)."""
+    return f"{n:,}" if n < 10 ** 15 else f"about 10^{math.floor(math.log10(n))}"
 
 
 # ---------------------------------------------------------------- planning
@@ -71,23 +82,53 @@ def sampled_sizes(model) -> dict[int, int]:
     return sizes
 
 
+def interaction_graph(model) -> nx.Graph:
+    """Sampled ground variables, joined when some factor instance reads both."""
+    g = nx.Graph()
+    g.add_nodes_from(sampled_sizes(model))
+    g.add_edges_from(map(tuple, model.graph.edges.tolist()))
+    return g
+
+
+def wider_than(g: nx.Graph, limit: int) -> bool:
+    """True when greedy min-degree elimination meets a variable with more than `limit`
+    neighbours. It stops there, so a wide model is recognized quickly (networkx's heuristics
+    take 20 s on a 128 x 128 torus); `auto` asks this before planning."""
+    adj = {v: set(g[v]) for v in g}
+    heap = [(len(n), v) for v, n in adj.items()]
+    heapq.heapify(heap)
+    while heap:
+        d, v = heapq.heappop(heap)
+        if v not in adj or d != len(adj[v]):
+            continue
+        if d > limit:
+            return True
+        nbrs = adj.pop(v)
+        for u in nbrs:
+            adj[u].discard(v)
+            adj[u] |= nbrs - {u}
+            heapq.heappush(heap, (len(adj[u]), u))
+    return False
+
+
 def plan(model) -> Plan:
     """An elimination order from networkx's min-fill (or, for big graphs, min-degree)
     heuristic, with its width and largest table."""
-    from networkx.algorithms.approximation import treewidth_min_degree, treewidth_min_fill_in
+    from networkx.algorithms.approximation import (
+        treewidth_min_degree,
+        treewidth_min_fill_in,
+    )
     sizes = sampled_sizes(model)
     if len(sizes) > MAX_PLAN_VARS:
         raise UserError(f"variable elimination plans orders for at most {MAX_PLAN_VARS:,} "
                         f"variables; this model has {len(sizes):,}: use --method ais")
-    g = nx.Graph()
-    g.add_nodes_from(sizes)
-    g.add_edges_from(map(tuple, model.graph.edges.tolist()))
+    g = interaction_graph(model)
     small = len(sizes) <= MAX_FILL_IN_VARS
     heuristic = treewidth_min_fill_in if small else treewidth_min_degree
     _, tree = heuristic(g)
     order = _peel(tree)
-    width, largest = _cost(g, order, sizes)
-    return Plan(order, width, largest, "min-fill" if small else "min-degree")
+    width, largest, work = _cost(g, order, sizes)
+    return Plan(order, width, largest, "min-fill" if small else "min-degree", work)
 
 
 def _peel(tree: nx.Graph) -> list[int]:
@@ -112,9 +153,9 @@ def _peel(tree: nx.Graph) -> list[int]:
 
 
 def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int]:
-    """(width, largest table entries) of eliminating in `order`, by simulating the fill-in."""
+    """(width, largest table entries, all tables' entries) of eliminating in `order`, by simulating the fill-in."""
     adj = {v: set(g[v]) for v in g}
-    width, largest = 0, 1
+    width, largest, work = 0, 1, 0
     for v in order:
         nbrs = adj.pop(v)
         entries = sizes[v]
@@ -124,7 +165,8 @@ def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, in
             adj[u] |= nbrs - {u}
         width = max(width, len(nbrs))
         largest = max(largest, entries)
-    return width, largest
+        work += entries
+    return width, largest, work
 
 
 # ---------------------------------------------------------------- ground factor tables
@@ -167,14 +209,14 @@ def _slots(ids: np.ndarray) -> np.ndarray:
 def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None:
     """Tables for the instances `rows` of a term whose reads coincide as `pattern` says."""
     t = kernel.term
-    firsts = sorted(set(int(s) for s in pattern))
+    firsts = sorted({int(s) for s in pattern})
     domains = [model.vars[t.reads[sampled[s]].family].domain.values for s in firsts]
     shape = tuple(len(d) for d in domains)
     combos = int(np.prod(shape, dtype=object))
     if combos > MAX_TABLE:
         raise UserError(f"variable elimination: an instance of {t.owner} reads {len(firsts)} "
-                        f"variables, a table of {_entries(combos)} entries (at most "
-                        f"{_entries(MAX_TABLE)}): use --method ais")
+                        f"variables, a table of {count_text(combos)} entries (at most "
+                        f"{count_text(MAX_TABLE)}): use --method ais")
     grid = np.stack([g.ravel() for g in np.meshgrid(*domains, indexing="ij")], axis=1)
     column = {s: c for c, s in enumerate(firsts)}
     step = max(1, CHUNK // combos)
@@ -232,7 +274,8 @@ def eliminate(tables: dict[tuple, np.ndarray], order: list[int], sizes: dict[int
             if u != v:
                 where[u] -= keys
         axis = scope.index(v)
-        table = logsumexp(table, axis=axis)
+        with np.errstate(divide="ignore"):      # every combination impossible: log 0
+            table = logsumexp(table, axis=axis)
         scope = scope[:axis] + scope[axis + 1:]
         if not scope:
             total += float(table)

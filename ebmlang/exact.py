@@ -7,6 +7,7 @@ reference in tests. Refused, with a message, above MAX_STATES states.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def check_enumerable(model, what: str) -> int:
     if count < 0:
         raise UserError(f"{what} needs finite domains: the model has real-valued variables")
     if count > MAX_STATES:
-        digits = len(str(count))
+        digits = int(math.log10(count)) + 1
         size = f"{count:,}" if digits < 16 else f"about 10^{digits - 1}"
         raise UserError(f"{what} enumerates every state, and this model has {size} "
                         f"(at most {MAX_STATES:,}); use another method")

@@ -21,7 +21,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import UserError
-from .exact import MAX_STATES, exact_log_z_available, log_partition, logsumexp, state_count
+from .exact import (
+    MAX_STATES,
+    exact_log_z_available,
+    log_partition,
+    logsumexp,
+    state_count,
+)
 from .runtime import draw_categorical, local_at, local_logits
 
 METHODS = ("auto", "exact", "ve", "ais")
@@ -41,8 +47,9 @@ class LogZ(NamedTuple):
 
 
 def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chains: int = 100,
-         steps: int = 1000, schedule: str = "sigmoid") -> LogZ:
-    """log Z of the model (conditioned on `inputs`, one row, for a conditional model)."""
+         steps: int = 1000, schedule: str = "sigmoid", progress: bool | None = False) -> LogZ:
+    """log Z of the model (conditioned on `inputs`, one row, for a conditional model).
+    `chains`, `steps`, `schedule`, `seed` and `progress` are for AIS."""
     if method not in METHODS:
         raise UserError(f"unknown logz method '{method}'; use one of {', '.join(METHODS)}")
     if params is not None:
@@ -57,7 +64,8 @@ def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chain
         return _exact(model, x0, why)
     if method == "ve":
         return _ve(model, x0, why, the_plan)
-    return ais(model, x0, why, seed=seed, chains=chains, steps=steps, schedule=schedule)
+    return ais(model, x0, why, seed=seed, chains=chains, steps=steps, schedule=schedule,
+               progress=progress)
 
 
 def _base_state(model, inputs) -> np.ndarray:
@@ -90,27 +98,36 @@ def _base_state(model, inputs) -> np.ndarray:
 def choose(model):
     """(method, why, elimination plan or None): exact when the states can be enumerated
     (perhaps with one conditionally independent group summed out), else elimination when the
-    heuristic width is small, else AIS."""
-    from .elimination import MAX_TABLE, MAX_WIDTH, plan
+    tables of a heuristic order are small (the width alone does not say: domains differ in
+    size), else AIS."""
+    from .elimination import (
+        MAX_TABLE,
+        MAX_WORK,
+        SCREEN_WIDTH,
+        count_text,
+        interaction_graph,
+        plan,
+        wider_than,
+    )
     count = state_count(model)
     if count < 0:
         return "ais", "real-valued variables, and exact methods need finite domains", None
     if exact_log_z_available(model):
         return "exact", "small enough to enumerate", None
-    states = f"{_states_text(count)} states are too many to enumerate"
+    states = f"{count_text(count)} states are too many to enumerate"
     try:
-        the_plan = plan(model)
+        wide = wider_than(interaction_graph(model), SCREEN_WIDTH)    # quick and loose
+        the_plan = None if wide else plan(model)
     except UserError as err:
         return "ais", f"{states}, and {err.message}", None
-    if the_plan.width <= MAX_WIDTH and the_plan.largest <= MAX_TABLE:
-        return "ve", f"{states}, and the elimination width is small", the_plan
-    return "ais", (f"{states}, and {the_plan.describe()} is too wide for variable elimination "
-                   f"(width at most {MAX_WIDTH}, tables at most {MAX_TABLE:,} entries)"), None
-
-
-def _states_text(count: int) -> str:
-    digits = len(str(count))
-    return f"{count:,}" if digits < 16 else f"about 10^{digits - 1}"
+    if the_plan is None:
+        return "ais", (f"{states}, and greedy min-degree elimination is wider than "
+                       f"{SCREEN_WIDTH}: too wide for variable elimination"), None
+    if the_plan.quick:
+        return "ve", f"{states}, but the elimination tables are small", the_plan
+    return "ais", (f"{states}, and with {the_plan.describe()} and {count_text(the_plan.work)} "
+                   f"in all, variable elimination is too costly (at most {count_text(MAX_TABLE)} "
+                   f"entries in a table, {count_text(MAX_WORK)} in all)"), None
 
 
 def _exact(model, x0, why: str) -> LogZ:
@@ -144,29 +161,48 @@ def betas(steps: int, schedule: str = "sigmoid") -> np.ndarray:
 
 
 def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: int = 1000,
-        schedule: str = "sigmoid") -> LogZ:
+        schedule: str = "sigmoid", progress: bool | None = False) -> LogZ:
     """Annealed importance sampling from p0 to exp F: `chains` independent runs of `steps`
-    tempered Gibbs sweeps; log Z = log mean of the weights (p0 is normalized, so Z0 = 1)."""
+    tempered Gibbs sweeps; log Z = log mean of the weights (p0 is normalized, so Z0 = 1).
+    x0 (1, n_state) holds the inputs. `progress`: a tqdm bar (None: only on a terminal)."""
     for name, v in (("chains", chains), ("steps", steps)):
         if int(v) != v or v < 1:
             raise UserError(f"{name} must be an integer >= 1, got {v}")
-    parts = _ais_parts(model)
+    b = betas(steps, schedule)
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
-    theta = model.params.theta
-    b = betas(steps, schedule)
+    theta, parts = model.params.theta, model.parts()
+    bar = _bar(steps, progress, model)
     logw = np.zeros(chains)
     for t in range(1, steps + 1):
+        # x came from a kernel leaving gamma_b[t-1] invariant: weigh it by gamma_b[t] / gamma_b[t-1]
         logw += (b[t] - b[t - 1]) * (_log_potential(model, x) - _log_base(model, x))
         if t < steps:
             for block in parts:
                 tempered_step(block, x, theta, b[t], rng)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if not np.any(np.isfinite(logw)):
+        raise UserError("every AIS run met a state of probability 0; use more --chains")
     value, se, ess = weight_summary(logw)
     detail = (f"{chains} chains x {steps} steps, {schedule} schedule, effective sample "
               f"size {ess:.1f} of {chains}")
     if ess < 10:
         detail += " (few effective samples: the standard error is unreliable; add --steps)"
     return LogZ(value, se, "ais", detail, why, ess=ess)
+
+
+def _bar(total: int, progress, model):
+    if progress is False:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f"{model.name}: annealing", unit="step",
+                disable=None if progress is None else not progress, leave=False)
 
 
 def weight_summary(logw: np.ndarray) -> tuple[float, float, float]:
@@ -187,15 +223,6 @@ def _log_potential(model, x) -> np.ndarray:
         raise UserError("annealed importance sampling met a state whose log-potential is NaN or "
                         "+inf, so log Z is not finite")
     return f
-
-
-def _ais_parts(model):
-    """The model's Gibbs blocks; UserError for a real family we cannot temper exactly."""
-    for name, (method, _, _) in model.methods.items():
-        fam = model.vars[name]
-        if not fam.domain.finite and method not in ("gaussian", "mh"):
-            raise UserError(f"annealed importance sampling cannot update '{name}' ({method})")
-    return model.parts()
 
 
 def _draw_base(model, x0, chains, rng) -> np.ndarray:

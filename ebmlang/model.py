@@ -223,6 +223,15 @@ class Model:
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
+    def logz(self, method: str = "auto", **kwargs):
+        """log Z: exact, by variable elimination, or by annealed importance sampling; see
+        `ebmlang.logz.logz`."""
+        from .logz import logz
+        try:
+            return logz(self, method=method, **kwargs)
+        except UserError as err:
+            raise err.with_source(self.checked.source) from None
+
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
         from .symbolic import conditionals
