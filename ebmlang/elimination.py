@@ -24,8 +24,8 @@ from .codegen import ensure_shape
 from .errors import UserError
 from .exact import logsumexp
 
-MAX_TABLE = 1 << 24       # entries of the largest intermediate table we are willing to build
-MAX_WORK = 1 << 29        # `auto` eliminates when all tables together stay below this (~10 s)
+MAX_TABLE = 1 << 26       # entries of the largest intermediate table we are willing to build
+MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)
 SCREEN_WIDTH = 40         # `auto` plans no order when greedy min-degree is wider than this
 MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
 MAX_PLAN_VARS = 20_000    # above this, no elimination order is planned at all
@@ -126,9 +126,39 @@ def plan(model) -> Plan:
     small = len(sizes) <= MAX_FILL_IN_VARS
     heuristic = treewidth_min_fill_in if small else treewidth_min_degree
     _, tree = heuristic(g)
-    order = _peel(tree)
-    width, largest, work = _cost(g, order, sizes)
-    return Plan(order, width, largest, "min-fill" if small else "min-degree", work)
+    candidates = [(_peel(tree), "min-fill" if small else "min-degree")]
+    if small:  # greedy orders that weigh domain sizes: often much better on mixed domains
+        candidates += [(_greedy_order(g, sizes, fill), name)
+                       for fill, name in ((True, "weighted min-fill"), (False, "min-weight"))]
+    # the model's own variable order: row by row on a lattice, where greedy orders do worse
+    candidates.append((sorted(g), "index order"))
+    best = None
+    for order, name in candidates:
+        width, largest, work = _cost(g, order, sizes)
+        if best is None or (largest, work) < (best.largest, best.work):
+            best = Plan(order, width, largest, name, work)
+    return best
+
+
+def _greedy_order(g: nx.Graph, sizes: dict[int, int], fill: bool) -> list[int]:
+    """Eliminate, one at a time, the variable whose elimination adds the fewest fill edges
+    (`fill`) or builds the smallest table, breaking ties by the other criterion."""
+    adj = {v: set(g[v]) for v in g}
+    logsize = {v: math.log2(sizes[v]) for v in adj}
+    order = []
+    while adj:
+        def cost(v):
+            nbrs = adj[v]
+            weight = logsize[v] + sum(logsize[u] for u in nbrs)
+            missing = sum(1 for a in nbrs for b in nbrs if a < b and b not in adj[a])
+            return (missing, weight) if fill else (weight, missing)
+        v = min(adj, key=cost)
+        nbrs = adj.pop(v)
+        for u in nbrs:
+            adj[u].discard(v)
+            adj[u] |= nbrs - {u}
+        order.append(v)
+    return order
 
 
 def _peel(tree: nx.Graph) -> list[int]:
