@@ -341,3 +341,41 @@ def log_partition_ve(model, x0: np.ndarray, the_plan: Plan | None = None) -> tup
         raise UserError(the_plan.refusal())
     tables, const = ground_factors(model, x0)
     return const + eliminate(tables, the_plan.order, sampled_sizes(model)), the_plan
+
+
+def maximize(tables: dict[tuple, np.ndarray], order: list[int],
+             sizes: dict[int, int]) -> tuple[float, dict[int, int]]:
+    """Max-product elimination: (the maximum over every variable in `order` of the sum of the
+    tables, a maximizing assignment var -> value index), by storing each step's argmax and
+    tracing back in reverse order. The exact MAP where elimination is feasible."""
+    store = dict(enumerate(tables.items()))
+    where: dict[int, set[int]] = defaultdict(set)
+    for key, (scope, _) in store.items():
+        for v in scope:
+            where[v].add(key)
+    total, fresh, steps = 0.0, len(store), []
+    for v in order:
+        keys = where.pop(v, set())
+        if not keys:
+            steps.append((v, (), np.zeros((), np.int64)))
+            continue
+        scope, table = _combine([store.pop(k) for k in sorted(keys)])
+        for u in scope:
+            if u != v:
+                where[u] -= keys
+        axis = scope.index(v)
+        steps.append((v, scope[:axis] + scope[axis + 1:], np.argmax(table, axis=axis)))
+        table = np.max(table, axis=axis)
+        scope = scope[:axis] + scope[axis + 1:]
+        if not scope:
+            total += float(table)
+            continue
+        store[fresh] = (scope, table)
+        for u in scope:
+            where[u].add(fresh)
+        fresh += 1
+    total += sum(float(table) for scope, table in store.values() if not scope)
+    assignment: dict[int, int] = {}
+    for v, rest, arg in reversed(steps):
+        assignment[v] = int(arg[tuple(assignment[u] for u in rest)])
+    return total, assignment

@@ -26,7 +26,7 @@ from . import graphcut
 from .errors import UserError
 from .runtime import draw_categorical, gibbs_step, local_at, local_logits
 
-METHODS = ("auto", "graphcut", "icm", "anneal")
+METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
 ANNEAL_SWEEPS = 500
 BETA0, BETA1 = 0.1, 10.0       # the annealing schedule's inverse temperatures
 ICM_SWEEPS = 1000              # at most; ICM stops as soon as nothing changes
@@ -139,9 +139,20 @@ def map_estimate(model, inputs=None, data=None, method: str = "auto", seed=None,
             return _by_graphcut(model, clamp, verdicts)
         if method == "graphcut":
             raise UserError(f"graph cuts cannot solve this model: {bad[0].reason}; use "
-                            "--method anneal (or icm)")
+                            "--method ve, anneal or icm")
+        plan, why_not = _elimination_plan(model, clamp)
+        if plan is not None:
+            return _by_elimination(model, clamp, plan,
+                                   f"not graphcut: {bad[0].reason}; max-product elimination, "
+                                   f"{plan.describe()}")
         return _by_search(model, clamp, "anneal", rng, sweeps, chains,
-                          f"not graphcut: {bad[0].reason}")
+                          f"not graphcut: {bad[0].reason}; not ve: {why_not}")
+    if method == "ve":
+        plan, why_not = _elimination_plan(model, clamp)
+        if plan is None:
+            raise UserError(f"max-product elimination cannot solve this model: {why_not}; use "
+                            "--method anneal or icm")
+        return _by_elimination(model, clamp, plan, f"as asked: {plan.describe()}")
     why = "as asked" if method == "anneal" else "as asked: a local optimum"
     return _by_search(model, clamp, method, rng, sweeps, chains, why)
 
@@ -155,6 +166,39 @@ def _graphcut_verdicts(model, clamp):
         if not out[-1][0].ok:
             break
     return out
+
+
+def _elimination_plan(model, clamp):
+    """(an elimination plan, None) when max-product elimination is feasible, else
+    (None, why not)."""
+    from .elimination import plan
+    if np.any(~np.isnan(clamp[:, model.state_ids()])):
+        return None, "some variables are clamped"
+    try:
+        the_plan = plan(model)
+    except UserError as err:
+        return None, err.message
+    if not the_plan.quick:
+        return None, f"{the_plan.describe()} is too costly"
+    return the_plan, ""
+
+
+def _by_elimination(model, clamp, the_plan, why) -> MapResult:
+    """The exact MAP by max-product variable elimination, row by row (inputs fixed)."""
+    from .elimination import ground_factors, maximize, sampled_sizes
+    sizes = sampled_sizes(model)
+    values = {}
+    for f in model.vars.values():
+        if f.sampled:
+            values.update(dict.fromkeys(range(f.offset, f.offset + f.space.size),
+                                        f.domain.values))
+    states = np.nan_to_num(clamp)
+    for r in range(len(states)):
+        tables, _ = ground_factors(model, states[r:r + 1])
+        _, assign = maximize(tables, the_plan.order, sizes)
+        for v, k in assign.items():
+            states[r, v] = values[v][k]
+    return MapResult(model, states, model.log_potential(states), "ve", why)
 
 
 def _by_graphcut(model, clamp, verdicts) -> MapResult:

@@ -146,7 +146,7 @@ def test_clamping_makes_a_nonsubmodular_pair_unary():
     """With one end of every negative coupling given, what is left is submodular."""
     m = ebmlang.compile("var x[i in 0..3] : spin\nparam J = -1\n"
                         "factor f[i in 0..2] : J * x[i] * x[i + 1]\nfactor g : 0.1 * x[0]")
-    assert map_estimate(m, seed=0).method == "anneal"
+    assert map_estimate(m, seed=0).method == "ve"  # small: exact max-product elimination
     res = map_estimate(m, data=np.array([[np.nan, 1, np.nan, 1]]))
     assert res.method == "graphcut" and res.states[0].tolist() == [-1, 1, -1, 1]
 
@@ -156,16 +156,31 @@ def test_clamping_makes_a_nonsubmodular_pair_unary():
 @pytest.mark.parametrize("seed", range(3))
 def test_anneal_finds_the_argmax_of_a_frustrated_model(seed):
     m = coupled("spin", seed, sign=-1.0)         # antiferromagnetic: not submodular
-    res = map_estimate(m, method="auto", seed=seed)
-    assert res.method == "anneal" and res.reason.startswith("not graphcut: not submodular")
+    res = map_estimate(m, method="anneal", seed=seed)
+    assert res.method == "anneal"
     assert res.log_potential[0] == pytest.approx(exact_best(m)[0], abs=1e-9)
+    auto = map_estimate(m, method="auto", seed=seed)
+    assert auto.method == "ve" and auto.reason.startswith("not graphcut: not submodular")
+    assert auto.log_potential[0] == pytest.approx(exact_best(m)[0], abs=1e-9)
 
 
 def test_anneal_finds_the_argmax_of_potts():
     m = ebmlang.compile(POTTS)
-    res = map_estimate(m, seed=0)
-    assert res.method == "anneal" and res.reason == "not graphcut: not binary: z is cat(3)"
+    res = map_estimate(m, method="anneal", seed=0)
+    assert res.method == "anneal"
     assert res.log_potential[0] == pytest.approx(exact_best(m)[0], abs=1e-9)
+    auto = map_estimate(m, seed=0)
+    assert auto.method == "ve" and auto.reason.startswith("not graphcut: not binary: z is cat(3)")
+    assert auto.log_potential[0] == pytest.approx(exact_best(m)[0], abs=1e-9)
+
+
+def test_auto_anneals_when_elimination_is_too_wide():
+    """A dense frustrated Boltzmann machine: width 39, too wide for elimination."""
+    m = ebmlang.compile("const N = 40\nvar x[i in 0..N-1] : spin\n"
+                        "param W[i in 0..N-1, j in 0..N-1] = normal(0, 1)\n"
+                        "factor p[i in 0..N-1, j in 0..N-1 where i < j] : W[i, j] * x[i] * x[j]\n")
+    res = map_estimate(m, seed=0, sweeps=50)
+    assert res.method == "anneal" and "not ve:" in res.reason
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -261,7 +276,7 @@ def test_cli_prints_small_results_as_csv(capsys, tmp_path):
     model = tmp_path / "p.ebm"
     model.write_text(POTTS)
     code, out, err = run(capsys, "map", model, "--seed", "0")
-    assert code == 0 and "MAP by anneal (not graphcut: not binary: z is cat(3))" in err
+    assert code == 0 and "MAP by ve (not graphcut: not binary: z is cat(3); max-product" in err
     lines = out.strip().splitlines()
     assert lines[0].startswith('"z[0,0]","z[0,1]"') and lines[0].endswith(",log_potential")
     assert len(lines) == 2
@@ -306,7 +321,7 @@ def test_cli_imputation_columns(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, words", [
     (["--method", "graphcut"], ["graph cuts cannot solve this model", "not submodular",
-                                "4*eta = -4 < 0", "use --method anneal"]),
+                                "4*eta = -4 < 0", "use --method ve, anneal"]),
 ])
 def test_cli_graphcut_refuses_nonsubmodular(capsys, tmp_path, argv, words):
     params = tmp_path / "p.json"
