@@ -288,33 +288,45 @@ def _finite(vals: np.ndarray, term) -> np.ndarray:
 
 def eliminate(tables: dict[tuple, np.ndarray], order: list[int], sizes: dict[int, int]) -> float:
     """log of the sum over every variable in `order` of exp(sum of the tables)."""
+    return _run(tables, order, sizes, maximizing=False)[0]
+
+
+def _run(tables, order, sizes, maximizing: bool):
+    """Eliminate the variables in `order`: log-sum-exp them out, or max them out keeping
+    each step's argmax (var, the rest of its scope, argmax table) for the traceback."""
     store = dict(enumerate(tables.items()))
     where: dict[int, set[int]] = defaultdict(set)
     for key, (scope, _) in store.items():
         for v in scope:
             where[v].add(key)
-    total, fresh = 0.0, len(store)
+    total, fresh, steps = 0.0, len(store), []
     for v in order:
         keys = where.pop(v, set())
         if not keys:
-            total += float(np.log(sizes[v]))
+            total += 0.0 if maximizing else float(np.log(sizes[v]))
+            steps.append((v, (), np.zeros((), np.int64)))
             continue
         scope, table = _combine([store.pop(k) for k in sorted(keys)])
         for u in scope:
             if u != v:
                 where[u] -= keys
         axis = scope.index(v)
-        with np.errstate(divide="ignore"):      # every combination impossible: log 0
-            table = logsumexp(table, axis=axis)
-        scope = scope[:axis] + scope[axis + 1:]
-        if not scope:
+        rest = scope[:axis] + scope[axis + 1:]
+        if maximizing:
+            steps.append((v, rest, np.argmax(table, axis=axis)))
+            table = np.max(table, axis=axis)
+        else:
+            with np.errstate(divide="ignore"):      # every combination impossible: log 0
+                table = logsumexp(table, axis=axis)
+        if not rest:
             total += float(table)
             continue
-        store[fresh] = (scope, table)
-        for u in scope:
+        store[fresh] = (rest, table)
+        for u in rest:
             where[u].add(fresh)
         fresh += 1
-    return total + sum(float(table) for scope, table in store.values() if not scope)
+    total += sum(float(table) for scope, table in store.values() if not scope)
+    return total, steps
 
 
 def _combine(factors: list[tuple[tuple, np.ndarray]]) -> tuple[tuple, np.ndarray]:
@@ -348,33 +360,7 @@ def maximize(tables: dict[tuple, np.ndarray], order: list[int],
     """Max-product elimination: (the maximum over every variable in `order` of the sum of the
     tables, a maximizing assignment var -> value index), by storing each step's argmax and
     tracing back in reverse order. The exact MAP where elimination is feasible."""
-    store = dict(enumerate(tables.items()))
-    where: dict[int, set[int]] = defaultdict(set)
-    for key, (scope, _) in store.items():
-        for v in scope:
-            where[v].add(key)
-    total, fresh, steps = 0.0, len(store), []
-    for v in order:
-        keys = where.pop(v, set())
-        if not keys:
-            steps.append((v, (), np.zeros((), np.int64)))
-            continue
-        scope, table = _combine([store.pop(k) for k in sorted(keys)])
-        for u in scope:
-            if u != v:
-                where[u] -= keys
-        axis = scope.index(v)
-        steps.append((v, scope[:axis] + scope[axis + 1:], np.argmax(table, axis=axis)))
-        table = np.max(table, axis=axis)
-        scope = scope[:axis] + scope[axis + 1:]
-        if not scope:
-            total += float(table)
-            continue
-        store[fresh] = (scope, table)
-        for u in scope:
-            where[u].add(fresh)
-        fresh += 1
-    total += sum(float(table) for scope, table in store.values() if not scope)
+    total, steps = _run(tables, order, sizes, maximizing=True)
     assignment: dict[int, int] = {}
     for v, rest, arg in reversed(steps):
         assignment[v] = int(arg[tuple(assignment[u] for u in rest)])
