@@ -27,6 +27,13 @@ class Operand:
     shape: tuple
     subs: str           # einsum subscripts of its axes (without the chain axis)
 
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __post_init__(self):
+        self._size = int(np.prod(self.shape, dtype=int))
+
 
 @dataclass
 class DenseTerm:
@@ -39,11 +46,10 @@ class DenseTerm:
             if op.kind == "var":
                 arr = replace.get(op.family) if replace else None
                 if arr is None:
-                    arr = x[:, op.offset:op.offset + int(np.prod(op.shape, dtype=int))]
+                    arr = x[:, op.offset:op.offset + op.size]
                 out.append(arr.reshape((x.shape[0],) + op.shape))
             else:
-                out.append(theta[op.offset:op.offset + int(np.prod(op.shape, dtype=int))]
-                           .reshape(op.shape))
+                out.append(theta[op.offset:op.offset + op.size].reshape(op.shape))
         return out
 
     def _subs(self, op: Operand) -> str:
@@ -83,8 +89,7 @@ class DenseTerm:
             others = [i for i in range(len(self.operands)) if i != k]
             grad = _contract([self._subs(self.operands[i]) for i in others] + ["z"],
                              [arrays[i] for i in others] + [w], op.subs, op.shape)
-            size = int(np.prod(op.shape, dtype=int))
-            out[op.offset:op.offset + size] += self.coef * np.asarray(grad).reshape(-1)
+            out[op.offset:op.offset + op.size] += self.coef * np.asarray(grad).reshape(-1)
 
 
 def _contract(subs: list[str], arrays: list, out: str, shape: tuple) -> np.ndarray:

@@ -18,6 +18,16 @@ from .parse import parse
 from .runtime import TermKernel, block_parts, total_log_potential
 
 
+def blas_threads():
+    """A context holding BLAS to EBMLANG_BLAS_THREADS threads (default 1) while kernels run:
+    their matrix products are small, and a second BLAS thread on a busy core makes them
+    tens of times slower (measured in bench/RESULTS.md)."""
+    import os
+    from threadpoolctl import threadpool_limits
+    limit = os.environ.get("EBMLANG_BLAS_THREADS", "1")
+    return threadpool_limits(limits=int(limit) if limit.isdigit() else 1, user_api="blas")
+
+
 class Params:
     """The model's params by name: numpy views into one flat vector, readable and assignable."""
 
@@ -208,9 +218,10 @@ class Model:
         """Gibbs draws; see `ebmlang.sample.sample`."""
         from .sample import sample
         try:
-            return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
-                          seed=seed, inputs=inputs, params=params, progress=progress,
-                          clamp=clamp, backend=backend)
+            with blas_threads():
+                return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
+                              seed=seed, inputs=inputs, params=params, progress=progress,
+                              clamp=clamp, backend=backend)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
@@ -219,7 +230,8 @@ class Model:
         `ebmlang.fit.fit`. Updates `params` in place; returns the result with its history."""
         from .fit import fit
         try:
-            return fit(self, data, method=method, **kwargs)
+            with blas_threads():
+                return fit(self, data, method=method, **kwargs)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 

@@ -183,6 +183,11 @@ def local_at(part: PartKernel, x: np.ndarray, theta: np.ndarray, values: np.ndar
 
 def draw_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Index of a draw from softmax(logits) along the last axis, safe for huge or -inf logits."""
+    if logits.shape[-1] == 2:  # two values: a logistic draw, no cumulative sums
+        with np.errstate(invalid="ignore"):
+            d = logits[..., 1] - logits[..., 0]
+        p1 = np.where(np.isnan(d), 0.5, 0.5 * (1.0 + np.tanh(0.5 * d)))
+        return (rng.random(d.shape) < p1).astype(np.int64)
     top = logits.max(axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
