@@ -94,8 +94,8 @@ def numpy_masks(L: int) -> list[np.ndarray]:
 
 
 def numpy_sweep(s, beta, rng, masks):
-    """One sweep of both colours in place; s is float or int8 (L x L)."""
+    """One sweep of both colours in place; s is (L x L) or (chains x L x L), int8 or float."""
     for m in masks:
-        h = np.roll(s, 1, 0) + np.roll(s, -1, 0) + np.roll(s, 1, 1) + np.roll(s, -1, 1)
-        p = 1.0 / (1.0 + np.exp(-2.0 * beta * h[m]))
-        s[m] = np.where(rng.random(p.shape) < p, 1, -1)
+        h = np.roll(s, 1, -2) + np.roll(s, -1, -2) + np.roll(s, 1, -1) + np.roll(s, -1, -1)
+        p = 1.0 / (1.0 + np.exp(-2.0 * beta * h[..., m]))
+        s[..., m] = np.where(rng.random(p.shape) < p, 1, -1)

@@ -26,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .numba_codegen import generate_numba, plans, term_sig
+# Parallel chains on a busy machine: OpenMP's default busy-waiting makes a parallel region wait
+# for a descheduled thread (on 2 shared cores, 10x slower than serial); passive waiting does not.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .numba_codegen import MAX_UNROLL, generate_numba, plans, tabled_source, term_sig
+from .numba_tables import Table, tabulation
 from .runtime import UPDATES
 
-MAX_TABLE = 1 << 16       # table entries (configurations x values) per part
-MIN_TABLE = 1024          # always tabulate below this many configurations
 
 
 # ---------------------------------------------------------------- cache
@@ -81,10 +84,15 @@ def load_generated(source: str):
 class Incidence:
     """For one part: per term (ptr, inst, hit, pos, idx), and each variable's neighbours."""
 
+    ids: np.ndarray               # (m,) the part's variables
     terms: tuple
     nb_ptr: np.ndarray            # (m + 1,) offsets into nb_ids
     nb_ids: np.ndarray            # state ids of the other reads, term by term, instance by instance
-    hits: list                    # per term: (ptr, hit), for blanket signatures
+
+    @property
+    def flat(self) -> tuple:
+        """The term arrays as the generated functions take them: ptr0, inst0, ..., idx0, ptr1..."""
+        return tuple(a for arrays in self.terms for a in arrays)
 
 
 def _term_incidence(t, where: np.ndarray, m: int):
@@ -95,10 +103,11 @@ def _term_incidence(t, where: np.ndarray, m: int):
     hitm = pos >= 0
     rows = np.flatnonzero(hitm.any(axis=0))
     target = pos[:, rows].max(axis=0)
-    order = np.argsort(target, kind="stable")
-    inst, target = rows[order], target[order]
+    hit = (hitm[:, rows].astype(np.int64) << np.arange(len(t.reads), dtype=np.int64)[:, None]) \
+        .sum(axis=0)
+    order = np.lexsort((rows, hit, target))        # the same order for every variable
+    inst, target, hit = rows[order], target[order], hit[order]
     hitm = hitm[:, inst]
-    hit = (hitm.astype(np.int64) << np.arange(len(t.reads), dtype=np.int64)[:, None]).sum(axis=0)
     ptr = np.zeros(m + 1, np.int64)
     np.cumsum(np.bincount(target, minlength=m), out=ptr[1:])
     other = ~hitm.T                                            # (nnz, R), entry-major
@@ -113,24 +122,35 @@ def _term_arrays(model, t, cache: dict):
     key = (t.owner, t.number)
     if key not in cache:
         _, sig = term_sig(t, model.checked.consts)
-        pos = np.stack([p.pos for p in t.preads]).astype(np.int64) if t.preads \
-            else np.zeros((0, 0), np.int64)
+        pos = np.stack([p.pos for p in t.preads]) if len(t.preads) > 1 else \
+            t.preads[0].pos[None, :] if t.preads else np.zeros((0, 0), np.int64)
         idx = t.space.tuples[:, :sig.n_index].T.astype(np.float64) if sig.n_index \
             else np.zeros((0, 0))
-        cache[key] = (np.ascontiguousarray(pos), np.ascontiguousarray(idx))
+        cache[key] = (np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(idx))
     return cache[key]
+
+
+def restrict(inc: Incidence, rows: np.ndarray) -> Incidence:
+    """The incidence of the variables `rows` only (a table keeps its representatives')."""
+    def sub(ptr, *lists):
+        lo, hi = ptr[rows], ptr[rows + 1]
+        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]).astype(np.int64)
+        new = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
+        return (new,) + tuple(np.ascontiguousarray(v[take]) for v in lists)
+    terms = tuple(sub(ptr, inst, hit) + (pos, idx) for ptr, inst, hit, pos, idx in inc.terms)
+    nb_ptr, nb_ids = sub(inc.nb_ptr, inc.nb_ids)
+    return Incidence(inc.ids[rows], terms, nb_ptr, nb_ids)
 
 
 def incidence(model, ids: np.ndarray, terms: tuple, cache: dict) -> Incidence:
     m = len(ids)
     where = np.full(model.checked.n_state, -1, np.int64)
     where[ids] = np.arange(m)
-    tuples, hits, nbs, owners = [], [], [], []
+    tuples, nbs, owners = [], [], []
     for k in terms:
         t = model.terms[k]
         ptr, inst, hit, nb, owner = _term_incidence(t, where, m)
         tuples.append((ptr, inst, hit) + _term_arrays(model, t, cache))
-        hits.append((ptr, hit))
         nbs.append(nb)
         owners.append(owner)
     counts = [np.bincount(o, minlength=m) for o in owners]
@@ -142,89 +162,7 @@ def incidence(model, ids: np.ndarray, terms: tuple, cache: dict) -> Incidence:
         start = np.cumsum(c) - c                               # the owner's first entry in nb
         nb_ids[before[owner] + np.arange(len(nb)) - start[owner]] = nb
         before += c
-    return Incidence(tuple(tuples), nb_ptr, nb_ids, hits)
-
-
-# ---------------------------------------------------------------- tables
-
-@dataclass
-class Table:
-    """The conditional per blanket signature g and neighbour configuration (a mixed-radix code
-    of the neighbours' value positions): cumulative probabilities cdf[base[g] + code * K + k]."""
-
-    nb_dom: np.ndarray            # per neighbour entry: its domain (row of dom_vals)
-    dom_vals: np.ndarray          # (domains, most values) padded
-    dom_k: np.ndarray             # values per domain
-    sig: np.ndarray               # (m,) signature of each variable
-    reps: np.ndarray              # a variable of each signature
-    base: np.ndarray              # (signatures + 1,) offsets into cdf
-    cdf: np.ndarray
-    theta: np.ndarray | None = None   # the params cdf holds the conditional for
-
-    def refresh(self, build, theta, values, inc: Incidence) -> None:
-        if self.theta is None or not np.array_equal(self.theta, theta):
-            build(theta, values, inc.nb_ptr, self.nb_dom, self.dom_vals, self.dom_k, self.reps,
-                  self.base, self.cdf, inc.terms)
-            self.theta = theta.copy()
-
-
-def _signatures(hits: list, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each variable's blanket signature (its terms' hit masks, instance by instance) as a
-    group number, and one variable of each group."""
-    cols = []
-    for ptr, hit in hits:
-        c = np.diff(ptr)
-        owner = np.repeat(np.arange(m), c)
-        grid = np.zeros((m, int(c.max()) if m else 0), np.int64)
-        grid[owner, np.arange(len(hit)) - ptr[owner]] = hit + 1
-        cols.append(grid)
-    grid = np.concatenate(cols, axis=1)
-    bits = int(grid.max()).bit_length() if grid.size else 0
-    if bits * grid.shape[1] <= 63:
-        key = (grid << (bits * np.arange(grid.shape[1], dtype=np.int64))).sum(axis=1)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(grid, axis=0, return_index=True, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64), first.astype(np.int64)
-
-
-def _static_params(inc: Incidence) -> bool:
-    """No term uses its bound indices and every param read is the same for all instances."""
-    for ptr, inst, hit, pos, idx in inc.terms:
-        if idx.size or (pos.size and len(inst) and np.any(pos[:, inst] != pos[:, inst[:1]])):
-            return False
-    return True
-
-
-def tabulation(model, inc: Incidence, values, tabulate) -> Table | None:
-    """The table layout for a part, or None when the conditional is not a function of finite
-    neighbour values alone, or (tabulate None: automatic) the table would be too large."""
-    m, K = len(inc.nb_ptr) - 1, len(values)
-    if tabulate is False or m == 0 or not _static_params(inc):
-        return None
-    fams = list(model.vars.values())
-    used, nb_dom = np.unique(model.graph.family_of[inc.nb_ids], return_inverse=True)
-    doms = [fams[f].domain.values for f in used]
-    if any(d is None for d in doms):
-        return None
-    dom_k = np.array([len(d) for d in doms], np.int64)
-    dom_vals = np.zeros((len(doms), int(dom_k.max()) if len(doms) else 1))
-    for d, vals in enumerate(doms):
-        dom_vals[d, :len(vals)] = vals
-    sig, reps = _signatures(inc.hits, m)
-    codes = []
-    for a in reps:
-        n = 1
-        for d in nb_dom[inc.nb_ptr[a]:inc.nb_ptr[a + 1]]:
-            n *= int(dom_k[d])
-            if n * K > MAX_TABLE:
-                return None
-        codes.append(n)
-    if sum(codes) * K > MAX_TABLE or (tabulate is None and sum(codes) > max(m, MIN_TABLE)):
-        return None
-    base = np.concatenate([[0], np.cumsum(np.array(codes, np.int64) * K)]).astype(np.int64)
-    return Table(nb_dom.reshape(-1).astype(np.int64), dom_vals, dom_k, sig, reps, base,
-                 np.zeros(int(base[-1])))
+    return Incidence(ids, tuple(tuples), nb_ptr, nb_ids)
 
 
 # ---------------------------------------------------------------- parts and the sweep
@@ -245,28 +183,39 @@ class CompiledPart:
     method: str = "gibbs"
     accepted: int = 0
     proposed: int = 0
-    kernel: str = field(init=False)
+    kernel: str = field(init=False)           # the kernel's name, for check and tests
 
     def __post_init__(self):
-        self.kernel = "tabled" if self.table is not None else f"gibbs_{self.family}"
+        from . import numba_kernels
+        mod, inc, t = self.module, self.inc, self.table
+        if t is None:
+            self.kernel = f"gibbs_{self.family}"
+            fns = getattr(mod, self.kernel), getattr(mod, f"pgibbs_{self.family}")
+            self._args = (self.ids, self.values, inc.nb_ptr, inc.nb_ids) + inc.flat
+        else:
+            width, k = t.rel.shape[1], len(self.values)
+            if width <= MAX_UNROLL and k <= MAX_UNROLL:
+                self.kernel = f"tabled, {width} neighbours x {k} values"
+                kernels = load_generated(tabled_source(width, k))
+            else:
+                self.kernel = "tabled"
+                kernels = numba_kernels
+            fns = kernels.tabled, kernels.ptabled
+            self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst, t.pbase,
+                          t.cdf)
+            self._build = getattr(mod, f"table_{self.family}")
+        self._fns = {False: fns[0], True: fns[1]}
 
     def update(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
                parallel: bool | None = None) -> None:
+        """One heat-bath update of every variable of the part, in place; each chain's generator
+        is seeded from two words of `rng`."""
         chains = x.shape[0]
-        seeds = rng.integers(0, 2**64, size=(chains, 2), dtype=np.uint64, endpoint=False)
+        if self.table is not None:
+            self.table.refresh(self._build, theta, self.values, self.inc)
         if parallel is None:
             parallel = chains > 1 and chains * len(self.ids) >= PARALLEL_WORK
-        mod, inc = self.module, self.inc
-        if self.table is not None:
-            t = self.table
-            t.refresh(getattr(mod, f"table_{self.family}"), theta, self.values, inc)
-            from . import numba_kernels as nk
-            fn = nk.ptabled if parallel else nk.tabled
-            fn(x, self.ids, self.values, inc.nb_ptr, inc.nb_ids, t.nb_dom, t.dom_vals, t.dom_k,
-               t.sig, t.base, t.cdf, seeds)
-        else:
-            fn = getattr(mod, ("pgibbs_" if parallel else "gibbs_") + self.family)
-            fn(x, theta, self.ids, self.values, inc.nb_ptr, inc.nb_ids, seeds, inc.terms)
+        self._fns[parallel](x, theta, rng.bit_generator.random_raw((chains, 2)), *self._args)
 
 
 def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
@@ -287,9 +236,12 @@ def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
                 continue
             module = module or load_generated(generate_numba(model))
             values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
-            inc = incidence(model, p.ids, plan.terms, cache)
+            inc = incidence(model, p.ids.astype(np.int64), plan.terms, cache)
             table = tabulation(model, inc, values, tabulate)
-            row.append(CompiledPart(p.family, p.ids.astype(np.int64), values, inc, module, table))
+            ids = inc.ids
+            if table is not None:           # the builder needs only the representatives
+                inc, table.reps = restrict(inc, table.reps), np.arange(len(table.reps))
+            row.append(CompiledPart(p.family, ids, values, inc, module, table))
         out.append(row)
     return out
 

@@ -13,7 +13,8 @@ The text depends only on the model's families and terms, never on its ground siz
   place, chains in a loop (or numba's `prange`), each chain with its own xoroshiro128+ generator
   seeded from the caller's numpy Generator;
 - `table_f`: the conditional tabulated once per parameter value, when a part's blanket is finite
-  and its params do not vary by instance: `numba_kernels.tabled` then only reads the
+  and its params do not vary by instance (see `numba_tables`). The update by table then needs
+  nothing of the family: a kernel per blanket width and domain size (`tabled_source`) reads the
   neighbours' values, forms a code and draws from the table, with no exp per update.
 
 Nothing here imports numba: `ebmlang check` and `ebmlang code` show the source and where each
@@ -124,7 +125,7 @@ def plan_family(model, family: str) -> FamilyPlan:
     method = model.methods[family][0]
     if method != "gibbs":
         what = {"gaussian": "an exact Gaussian update", "mh": "a random-walk MH update"}[method]
-        return FamilyPlan(family, terms, f"{what} (only finite-domain Gibbs is compiled)")
+        return FamilyPlan(family, terms, f"{what} (numba compiles finite-domain Gibbs only)")
     for k in terms:
         t = model.terms[k]
         if len(t.reads) > MAX_READS:
@@ -140,27 +141,38 @@ def plans(model) -> dict[str, FamilyPlan]:
     return {f.name: plan_family(model, f.name) for f in model.vars.values() if f.sampled}
 
 
-def placement_text(model, backend: str = "numba") -> str:
+def placement_text(model) -> str:
     """Where each block part runs: the lines `ebmlang check` and `ebmlang code` print."""
     ps = plans(model)
-    lines = [f"backend    {backend} (default numba; --backend numpy for the reference)"]
+    rows = []
     for b in model.graph.blocks:
         for p in b.parts:
             plan = ps[p.family]
             label = b.label if len(b.parts) == 1 else f"{b.label}: {p.family}"
-            if backend == "numpy":
-                where = "numpy (requested)"
-            elif plan.reason is None:
-                where = f"numba (gibbs_{p.family}; tabulated when its blanket is finite)"
+            if plan.reason is None:
+                where = ("numba", f"gibbs_{p.family}, or by table when its blanket is finite "
+                         "and no param differs by instance")
             else:
-                where = f"numpy: {plan.reason}"
-            lines.append(f"  {label} ({len(p.ids):,}): {where}")
-    return "\n".join(lines)
+                where = ("numpy", plan.reason)
+            rows.append((f"{label} ({len(p.ids):,})",) + where)
+    width = max(len(r[0]) for r in rows) if rows else 0
+    return "\n".join(["backends   where sample runs each block part (--backend numpy: all on "
+                      "numpy, the reference)"] +
+                     [f"  {r[0]:<{width}}  {r[1]}  {r[2]}" for r in rows])
 
 
 # ---------------------------------------------------------------- source
 
 _JIT = '@njit(cache=True, error_model="numpy")'
+MAX_INLINE_ARGS = 30      # CPython passes more arguments as a tuple, which numba cannot inline
+
+
+def _decorator(n_args: int) -> str:
+    """Inline the scalar and local functions into their callers (no call, no copies of the
+    array arguments), unless they take too many arguments to inline."""
+    return '@njit(inline="always")' if n_args <= MAX_INLINE_ARGS else _JIT
+
+
 IMPORTS = """import math
 
 import numpy as np
@@ -189,7 +201,7 @@ def _term_source(t, consts) -> tuple[str, "TermSig"]:
     idx = ", ".join(f"I{k} = {n}" for k, n in enumerate(t.names[:sig.n_index]))
     doc = "\n".join(f"    {line}" for line in (reads, preads, idx) if line)
     return "\n".join([
-        "@njit(inline=\"always\")", f"def {term_name(t)}({', '.join(sig.args())}):",
+        _decorator(len(sig.args())), f"def {term_name(t)}({', '.join(sig.args())}):",
         f'    """{kind} {t.owner}, term {t.number}: {expr_text(t.body)}', doc, '    """',
         f"    return {body}", "", ""]), sig
 
@@ -210,8 +222,21 @@ def term_name(t) -> str:
     return f"term_{t.owner}_{t.number}"
 
 
+def term_arrays(n_terms: int) -> str:
+    """The incidence arrays of a family's terms, as arguments: ptr0, inst0, hit0, pos0, idx0,
+    ptr1, ... (flat: numba's parallel loops take no tuples of arrays)."""
+    return ", ".join(f"{a}{j}" for j in range(n_terms) for a in ("ptr", "inst", "hit", "pos", "idx"))
+
+
+def _wrap(text: str, indent: int) -> str:
+    import textwrap
+    return textwrap.fill(text, 96, subsequent_indent=" " * indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def _local_source(model, family: str, terms: tuple, sigs: dict) -> str:
-    out = [_JIT, f"def local_{family}(a, buf, values, theta, out, T):",
+    head = f"def local_{family}(a, buf, values, theta, out, {term_arrays(len(terms))}):"
+    out = [_decorator(5 + 5 * len(terms)), _wrap(head, len(f"def local_{family}(")),
            f'    """out[k]: the local log-potential of variable a of {family} at values[k]; buf: '
            'the other\n    variables its terms read, term by term, instance by instance."""',
            "    K = values.shape[0]", "    for k in range(K):", "        out[k] = 0.0", "    b = 0"]
@@ -223,11 +248,12 @@ def _local_source(model, family: str, terms: tuple, sigs: dict) -> str:
 
 def _term_loop(t, j: int, family: str, sig: TermSig) -> list[str]:
     out = [f"    # {t.owner}, term {t.number}: {expr_text(t.body)}",
-           f"    ptr, inst, hit, pos, idx = T[{j}]",
-           "    for e in range(ptr[a], ptr[a + 1]):", "        n = inst[e]", "        h = hit[e]"]
+           f"    for e in range(ptr{j}[a], ptr{j}[a + 1]):", f"        n = inst{j}[e]",
+           f"        h = hit{j}[e]"]
     for q, p in enumerate(t.preads):
-        out.append(f"        P{q} = pos[{q}, n]" if p.dynamic else f"        P{q} = theta[pos[{q}, n]]")
-    out += [f"        I{q} = idx[{q}, n]" for q in range(sig.n_index)]
+        out.append(f"        P{q} = pos{j}[{q}, n]" if p.dynamic
+                   else f"        P{q} = theta[pos{j}[{q}, n]]")
+    out += [f"        I{q} = idx{j}[{q}, n]" for q in range(sig.n_index)]
     args = []
     for r, read in enumerate(t.reads):
         if read.family == family:
@@ -252,24 +278,24 @@ _CHAIN = '''
             lo = nb_ptr[a]
             for e in range(lo, nb_ptr[a + 1]):
                 buf[e - lo] = x[c, nb_ids[e]]
-            local_{f}(a, buf, values, theta, logits, T)
+{call}
             u, s0, s1 = _uniform(s0, s1)
             x[c, ids[a]] = values[_draw(logits, u)]'''
 
 _FAMILY = '''{jit}
-def gibbs_{f}(x, theta, ids, values, nb_ptr, nb_ids, seeds, T):
+{gibbs_head}
     """A heat-bath update of every variable ids[a] of {f}, in place, in every chain."""
     for c in range(x.shape[0]):{chain}
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def pgibbs_{f}(x, theta, ids, values, nb_ptr, nb_ids, seeds, T):
+{pgibbs_head}
     """gibbs_{f} with the chains spread over threads."""
     for c in prange(x.shape[0]):{chain}
 
 
 {jit}
-def table_{f}(theta, values, nb_ptr, nb_dom, dom_vals, dom_k, reps, base, cdf, T):
+{table_head}
     """The conditional of {f} for every configuration of the neighbours of reps[g] (one
     representative per blanket signature g), as cumulative probabilities from cdf[base[g]]."""
     K = values.shape[0]
@@ -285,11 +311,23 @@ def table_{f}(theta, values, nb_ptr, nb_dom, dom_vals, dom_k, reps, base, cdf, T
                 d = nb_dom[lo + e]
                 buf[e] = dom_vals[d, r % dom_k[d]]
                 r //= dom_k[d]
-            local_{f}(a, buf, values, theta, logits, T)
+{call}
             _cdf(logits, cdf, base[g] + code * K)
 
 
 '''
+
+
+def _family_source(f: str, n_terms: int) -> str:
+    T = term_arrays(n_terms)
+    heads = {}
+    for name, args in (("gibbs", "x, theta, seeds, ids, values, nb_ptr, nb_ids"),
+                       ("pgibbs", "x, theta, seeds, ids, values, nb_ptr, nb_ids"),
+                       ("table", "theta, values, nb_ptr, nb_dom, dom_vals, dom_k, reps, base, cdf")):
+        heads[f"{name}_head"] = _wrap(f"def {name}_{f}({args}, {T}):", len(f"def {name}_{f}("))
+    call = _wrap(f"            local_{f}(a, buf, values, theta, logits, {T})",
+                 12 + len(f"local_{f}("))
+    return _FAMILY.format(f=f, jit=_JIT, chain=_CHAIN.format(call=call), call=call, **heads)
 
 
 def generate_numba(model) -> str:
@@ -304,6 +342,55 @@ def generate_numba(model) -> str:
         out.append(text)
     for p in compiled:
         out.append(_local_source(model, p.family, p.terms, sigs))
-        out.append(_FAMILY.format(f=p.family, jit=_JIT, chain=_CHAIN.format(f=p.family)))
+        out.append(_family_source(p.family, len(p.terms)))
     return "\n".join(out).rstrip() + "\n"
 
+
+
+# ---------------------------------------------------------------- table kernels
+
+MAX_UNROLL = 16           # widest blanket (and largest domain) given a kernel of its own
+
+
+def tabled_source(width: int, k: int) -> str:
+    """The update by table specialized to a blanket of `width` neighbours and a domain of `k`
+    values: the code's sum and the draw's comparisons unrolled (no loop counters, no trip
+    counts read from memory). Narrower patterns are padded with zero weights."""
+    terms = " +\n                ".join(
+        ["cst[p]"] + [f"coef[p, {e}] * xc[at + rel[p, {e}]]" for e in range(width)])
+    draw = " + ".join(f"(u >= cdf[t + {j}])" for j in range(k - 1)) or "0"
+    store = "xc[at] = v1 if u >= cdf[t] else v0" if k == 2 else f"xc[at] = values[int({draw})]"
+    body = f'''    s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
+    xc = x[c]
+    v0, v1 = values[0], values[-1]
+    for a in range(ids.shape[0]):
+        p = pat[a]
+        at = ids[a]
+        code = ({terms})
+        t = pbase[p] + int(code) * {k}
+        u, s0, s1 = _uniform(s0, s1)
+        {store}'''
+    return f'''# generated by ebmlang {__version__}: the update by table for {width} neighbours and {k} values
+import numpy as np
+from numba import njit, prange
+
+from ebmlang.numba_kernels import _seed, _uniform
+
+
+{_JIT}
+def _chain(c, x, seeds, ids, values, pat, rel, coef, cst, pbase, cdf):
+{body}
+
+
+{_JIT}
+def tabled(x, theta, seeds, ids, values, pat, rel, coef, wid, cst, pbase, cdf):
+    """A heat-bath update of every variable ids[a], in place, by table (see numba_tables)."""
+    for c in range(x.shape[0]):
+        _chain(c, x, seeds, ids, values, pat, rel, coef, cst, pbase, cdf)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def ptabled(x, theta, seeds, ids, values, pat, rel, coef, wid, cst, pbase, cdf):
+    for c in prange(x.shape[0]):
+        _chain(c, x, seeds, ids, values, pat, rel, coef, cst, pbase, cdf)
+'''

@@ -94,6 +94,10 @@ def _draw(logits, u):
     """Index of a draw from softmax(logits) with the log-sum-exp shift (logits is overwritten);
     all weights zero or NaN: a uniform draw, as the numpy backend does."""
     K = logits.shape[0]
+    if K == 2:                            # one exp: p0 = 1 / (1 + exp(l1 - l0))
+        d = logits[1] - logits[0]
+        if d == d:
+            return 1 if u * (1.0 + math.exp(d)) >= 1.0 else 0
     top = -np.inf
     for k in range(K):
         top = max(top, logits[k])
@@ -134,45 +138,36 @@ def _cdf(logits, cdf, at):
         cdf[at + k] = cdf[at + k] / total if total > 0.0 else (k + 1.0) / K
 
 
-@njit(inline="always")
-def _index(v, dom_vals, d, k):
-    """Position of value v in the domain d (its first k entries)."""
-    for i in range(k):
-        if dom_vals[d, i] == v:
-            return i
-    return 0
-
-
 @njit(cache=True, error_model="numpy")
-def _tabled_chain(c, x, ids, values, nb_ptr, nb_ids, nb_dom, dom_vals, dom_k, sig, base, cdf,
-                  seeds):
+def _tabled_chain(c, x, ids, values, pat, rel, coef, wid, cst, pbase, cdf, seeds):
+    """Without branches on the state (spins are random: a branch per neighbour would be
+    mispredicted half the time): the code is a weighted sum, the draw counts the cumulative
+    probabilities below u."""
     s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
     K = values.shape[0]
     for a in range(ids.shape[0]):
-        code = 0
-        for e in range(nb_ptr[a], nb_ptr[a + 1]):
-            d = nb_dom[e]
-            code = code * dom_k[d] + _index(x[c, nb_ids[e]], dom_vals, d, dom_k[d])
-        at = base[sig[a]] + code * K
+        p = pat[a]
+        at = ids[a]
+        code = cst[p]
+        for e in range(wid[p]):
+            code += coef[p, e] * x[c, at + rel[p, e]]
+        t = pbase[p] + int(code) * K
         u, s0, s1 = _uniform(s0, s1)
         k = 0
-        while k < K - 1 and u >= cdf[at + k]:
-            k += 1
-        x[c, ids[a]] = values[k]
+        for j in range(K - 1):
+            k += u >= cdf[t + j]
+        x[c, at] = values[k]
 
 
 @njit(cache=True, error_model="numpy")
-def tabled(x, ids, values, nb_ptr, nb_ids, nb_dom, dom_vals, dom_k, sig, base, cdf, seeds):
-    """A heat-bath update of every variable ids[a], in place, by table: code = the neighbours'
-    value positions in mixed radix, p = cdf[base[sig[a]] + code * K ...]."""
+def tabled(x, theta, seeds, ids, values, pat, rel, coef, wid, cst, pbase, cdf):
+    """A heat-bath update of every variable ids[a], in place, by table (see numba_tables);
+    theta is not read (the table holds the params)."""
     for c in range(x.shape[0]):
-        _tabled_chain(c, x, ids, values, nb_ptr, nb_ids, nb_dom, dom_vals, dom_k, sig, base,
-                      cdf, seeds)
+        _tabled_chain(c, x, ids, values, pat, rel, coef, wid, cst, pbase, cdf, seeds)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def ptabled(x, ids, values, nb_ptr, nb_ids, nb_dom, dom_vals, dom_k, sig, base, cdf, seeds):
+def ptabled(x, theta, seeds, ids, values, pat, rel, coef, wid, cst, pbase, cdf):
     for c in prange(x.shape[0]):
-        _tabled_chain(c, x, ids, values, nb_ptr, nb_ids, nb_dom, dom_vals, dom_k, sig, base,
-                      cdf, seeds)
-
+        _tabled_chain(c, x, ids, values, pat, rel, coef, wid, cst, pbase, cdf, seeds)

@@ -67,7 +67,7 @@ def _value_at(expr, model, fam, row, x, value_sym=None, value=None):
         e = e.xreplace({a: lookup(a) for a in e.atoms(sp.Indexed) if all(i.is_Integer for i in a.indices)})
         e = e.xreplace({sp.Symbol(p): float(model.params[p]) for p in checked.params
                         if checked.params[p].space.ndim == 0})
-        e = e.doit()
+        e = sp.sympify(e).doit()  # a lone atom replaced by a number is a Python float
     return float(e)
 
 
