@@ -35,7 +35,6 @@ from .numba_tables import Table, tabulation
 from .runtime import UPDATES
 
 
-
 # ---------------------------------------------------------------- cache
 
 def cache_dir() -> Path:
@@ -167,7 +166,7 @@ def incidence(model, ids: np.ndarray, terms: tuple, cache: dict) -> Incidence:
 
 # ---------------------------------------------------------------- parts and the sweep
 
-PARALLEL_WORK = 1 << 14    # chains x variables of a call worth spreading over threads
+PARALLEL_WORK = 1 << 16    # chains x variables of a call worth waking the threads for
 
 
 @dataclass

@@ -145,8 +145,8 @@ def test_wide_families_compile_without_inlining(tmp_path):
     """A family read by many terms gives its local function more than MAX_INLINE_ARGS
     arguments: it is called, not inlined, and the draws are still exact."""
     from ebmlang.numba_codegen import MAX_INLINE_ARGS
-    factors = "\n".join(f"factor f{k}[i in 0..3] : {0.1 * (k + 1):.1f} * x[i] * x[(i + {k % 3 + 1}) % 5]"
-                        for k in range(7))
+    factors = "\n".join(f"factor f{k}[i in 0..3] : {0.1 * (k + 1):.1f} * x[i] * "
+                        f"x[(i + {k % 3 + 1}) % 5]" for k in range(7))
     model = ebmlang.compile(f"var x[i in 0..4] : spin\n{factors}\n"
                             "factor all : 0.3 * " + " * ".join(f"x[{i}]" for i in range(5)))
     assert "@njit(inline" in model.code("numba") and MAX_INLINE_ARGS < 5 + 5 * 8
