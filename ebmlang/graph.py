@@ -73,16 +73,20 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
     for f in model.vars.values():
         if f.sampled:
             sampled[f.offset:f.offset + f.space.size] = True
-    chunks = []
+    keys = []
+    n = np.int64(model.n_state)
     for t in terms:
         ids = [r.ids for r in t.reads if sampled[r.ids[0]]] if t.size else []
         for a, b in itertools.combinations(ids, 2):
             keep = a != b
-            pair = np.sort(np.column_stack([a[keep], b[keep]]), axis=1)
-            chunks.append(pair)
-    if not chunks:
+            a, b = a[keep], b[keep]
+            keys.append(np.minimum(a, b) * n + np.maximum(a, b))
+    if not keys:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.concatenate(chunks), axis=0)
+    # one int64 key per unordered pair: sorting keys is much faster than np.unique(axis=0)
+    key = np.sort(np.concatenate(keys))
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+    return np.column_stack([key // n, key % n])
 
 
 def blanket_sizes(graph: Graph, model: CheckedModel) -> dict[str, tuple[int, int]]:
