@@ -75,7 +75,8 @@ def cmd_score(args) -> int:
     from .csvio import atomic_write
     from .score import score
     model = _load(args)
-    load_params(model, args.params)
+    if args.params is not None:
+        load_params(model, args.params)
     res = score(model, args.data)
     columns = [("score", res["score"])] + ([("logp", res["logp"])] if res["logp"] is not None else [])
     if args.output is None:
@@ -126,7 +127,8 @@ def add_parsers(sub, common, count) -> None:
     p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
     common(p)
     p.add_argument("data", metavar="DATA.csv")
-    p.add_argument("--params", metavar="P.json", required=True)
+    p.add_argument("--params", metavar="P.json",
+                   help="fitted params (default: the model's own, e.g. a UAI network's tables)")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
 
 
