@@ -36,13 +36,29 @@ def score(model, data) -> dict[str, np.ndarray | None]:
 
 
 def _normalized(model, x, values):
-    if not exact_log_z_available(model):
+    """values - log Z where log Z is exact (enumeration, a summed-out group, or variable
+    elimination when its tables are small); None otherwise."""
+    exact = _exact_log_z(model)
+    if exact is None:
         return None
     input_ids = model.state_ids(("input",))
     if not len(input_ids):
-        return values - log_partition(model)
+        return values - exact(None)
     out = np.empty_like(values)
     uniq, inverse = np.unique(x[:, input_ids], axis=0, return_inverse=True)
     for g, u in enumerate(uniq):
-        out[inverse.ravel() == g] = values[inverse.ravel() == g] - log_partition(model, u)
+        out[inverse.ravel() == g] = values[inverse.ravel() == g] - exact(u)
     return out
+
+
+def _exact_log_z(model):
+    """A function inputs -> exact log Z, or None when no exact method is cheap enough."""
+    if exact_log_z_available(model):
+        return lambda u: log_partition(model, u)
+    if any(not f.domain.finite for f in model.vars.values() if f.sampled):
+        return None
+    from .logz import choose, logz
+    method, _, _ = choose(model)
+    if method != "ve":
+        return None
+    return lambda u: logz(model, method="ve", inputs=None if u is None else u[None, :]).value
