@@ -49,7 +49,7 @@ def _bad_cases():
         yield pytest.param(path.stem, marks=marks, id=path.stem)
 
 
-@pytest.mark.parametrize("name", _bad_cases())
+@pytest.mark.parametrize("name", list(_bad_cases()))
 def test_bad_model_golden(name, request, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     status = cli.main(["check", f"tests/bad/{name}.ebm"])
@@ -315,12 +315,14 @@ def _guard(monkeypatch) -> list[str]:
     violations: list[str] = []
     real_eval, real_exec, real_sympify = builtins.eval, builtins.exec, sympify_mod.sympify
 
-    def checked_eval(*args, **kwargs):
+    def checked_eval(source, *args, **kwargs):
         frame = sys._getframe(1)
         if _allowed(frame):
-            return real_eval(*args, **kwargs)
+            if not args and not kwargs:  # eval's defaults are the caller's namespaces
+                return real_eval(source, frame.f_globals, frame.f_locals)
+            return real_eval(source, *args, **kwargs)
         caller = frame.f_globals.get("__name__", "")
-        violations.append(f"eval({args[0]!r:.80}) from {caller}")
+        violations.append(f"eval({source!r:.80}) from {caller}")
         raise AssertionError(f"eval called from {caller}")
 
     def checked_exec(code, *args, **kwargs):
@@ -333,6 +335,8 @@ def _guard(monkeypatch) -> list[str]:
             if name.endswith(".py") and os.path.isfile(name):
                 return real_exec(code, *args, **kwargs)  # importing a module from disk
         if _allowed(frame):
+            if not args and not kwargs:
+                return real_exec(code, frame.f_globals, frame.f_locals)
             return real_exec(code, *args, **kwargs)
         shown = name if isinstance(name, str) else repr(code)[:80]
         violations.append(f"exec of {shown} from {caller}")
