@@ -39,16 +39,25 @@ class Samples:
             return block.reshape(block.shape[:2] + f.space.shape)
         return block
 
+    def _rows(self, fn):
+        """fn over every kept draw, a few rows at a time (bounded temporaries), (chains, draws,
+        ...) or a dict of such."""
+        c, d, n = self.full.shape
+        flat = self.full.reshape(c * d, n)
+        step = max(1, CHUNK_CELLS // max(n, 1))
+        parts = [fn(flat[i:i + step]) for i in range(0, c * d, step)]
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([p[k] for p in parts]).reshape((c, d) + parts[0][k].shape[1:])
+                    for k in parts[0]}
+        return np.concatenate(parts).reshape(c, d)
+
     def stats(self) -> dict[str, np.ndarray]:
         """Every declared stat per kept draw: name -> (chains, draws, *shape)."""
-        c, d, n = self.full.shape
-        vals = self.model.stat_values(self.full.reshape(c * d, n))
-        return {k: v.reshape((c, d) + v.shape[1:]) for k, v in vals.items()}
+        return self._rows(self.model.stat_values)
 
     def log_potential(self) -> np.ndarray:
         """log p(x) + log Z of every kept draw, (chains, draws)."""
-        c, d, n = self.full.shape
-        return self.model.log_potential(self.full.reshape(c * d, n)).reshape(c, d)
+        return self._rows(self.model.log_potential)
 
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""
@@ -148,10 +157,13 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
             bar.update(1)
     if bar is not None:
         bar.close()
-    return Samples(model, keep[:, :, ids], model.ground_names(), ids, keep, acceptance(parts))
+    contiguous = len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
+    states = keep[:, :, ids[0]:ids[0] + len(ids)] if contiguous else keep[:, :, ids]
+    return Samples(model, states, model.ground_names(), ids, keep, acceptance(parts))
 
 
 ADAPT_EVERY = 25
+CHUNK_CELLS = 4_000_000    # state cells evaluated at once when summarizing draws
 TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts et al. 1997)
 
 
