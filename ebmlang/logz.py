@@ -172,7 +172,8 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
     theta, parts = model.params.theta, model.parts()
-    bar = _bar(steps, progress, model)
+    from .sample import progress_bar
+    bar = progress_bar(steps, progress, f"{model.name}: annealing", "step")
     logw = np.zeros(chains)
     for t in range(1, steps + 1):
         # x came from a kernel leaving gamma_b[t-1] invariant: weigh it by gamma_b[t] / gamma_b[t-1]
@@ -192,17 +193,6 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     if ess < 10:
         detail += " (few effective samples: the standard error is unreliable; add --steps)"
     return LogZ(value, se, "ais", detail, why, ess=ess)
-
-
-def _bar(total: int, progress, model):
-    if progress is False:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=f"{model.name}: annealing", unit="step",
-                disable=None if progress is None else not progress, leave=False)
 
 
 def weight_summary(logw: np.ndarray) -> tuple[float, float, float]:

@@ -100,12 +100,7 @@ def _term_rows(model):
 
 
 def _sampler_text(model, f) -> str:
-    decl = model.checked.samplers.get(f.name)
-    method = decl.method if decl is not None else "gibbs"
-    name = {"gibbs": "Gibbs"}.get(method, method)
-    if f.domain.finite:
-        return f"{name} (exact conditional over {f.domain.text})"
-    return f"{name} (real-valued: not available yet)"
+    return f"{model.sampler_text(f.name)} (over {f.domain.text})"
 
 
 def _sampling(model) -> list[str]:

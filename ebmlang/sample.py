@@ -140,7 +140,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     parts, step = _backend(model, backend)
     total = burn_in + draws * thin
     keep = np.empty((chains, draws, model.checked.n_state))
-    bar = _progress(total, progress, model)
+    bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
     reset_scales(model, parts)
     check_proper(model, x)
     kept = 0
@@ -269,12 +269,13 @@ def _inputs_from_dict(model, inputs: dict) -> np.ndarray:
     return np.concatenate([np.broadcast_to(c, (n, c.shape[1])) for c in cols], axis=1)
 
 
-def _progress(total, progress, model):
+def progress_bar(total, progress, desc: str, unit: str):
+    """A tqdm bar (progress None: only on a terminal; False: never), or None."""
     if progress is False:
         return None
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=f"{model.name}: sampling", unit="sweep",
+    return tqdm(total=total, desc=desc, unit=unit,
                 disable=None if progress is None else not progress, leave=False)

@@ -143,7 +143,8 @@ def test_same_seed_same_draws(tmp_path):
     assert not np.array_equal(a, c)
 
 
-def test_huge_weights_are_safe():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_huge_weights_are_safe(backend):
     """Weights of 1e3 neither overflow nor give NaN, and the draws follow the (near-certain) truth."""
     model = ebmlang.compile("""
 var x[i in 0..3] : spin
@@ -152,7 +153,7 @@ factor pin[i in 0..3] : 1000 * x[i]
 factor pair[i in 0..2] : -1000 * x[i] * x[i + 1]
 factor c : 1000 * (z == 2) - 1000 * (z == 3)
 """)
-    draws = model.sample(draws=200, chains=2, burn_in=20, seed=0)
+    draws = model.sample(draws=200, chains=2, burn_in=20, seed=0, backend=backend)
     assert np.all(np.isfinite(draws.states))
     # exact: p(x = (1,-1,1,-1) or (-1,1,-1,1)) dominate; z == 2 with probability 1 - 3e-434
     z = draws["z"]
