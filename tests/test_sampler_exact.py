@@ -145,7 +145,8 @@ def test_same_seed_same_draws(tmp_path):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_huge_weights_are_safe(backend):
-    """Weights of 1e3 neither overflow nor give NaN, and the draws follow the (near-certain) truth."""
+    """Weights of 1e3 neither overflow nor give NaN, and the draws stay on the (near-certain)
+    most probable states, found by enumeration (exp(-1000) is 0 in floating point)."""
     model = ebmlang.compile("""
 var x[i in 0..3] : spin
 var z : cat(4)
@@ -153,13 +154,15 @@ factor pin[i in 0..3] : 1000 * x[i]
 factor pair[i in 0..2] : -1000 * x[i] * x[i + 1]
 factor c : 1000 * (z == 2) - 1000 * (z == 3)
 """)
+    from ebmlang.exact import enumerate_states
+    states = enumerate_states(model)
+    lp = model.log_potential(states)
+    best = {tuple(s) for s in states[lp == lp.max()]}
     draws = model.sample(draws=200, chains=2, burn_in=20, seed=0, backend=backend)
     assert np.all(np.isfinite(draws.states))
-    # exact: p(x = (1,-1,1,-1) or (-1,1,-1,1)) dominate; z == 2 with probability 1 - 3e-434
-    z = draws["z"]
-    assert np.all(z == 2)
-    x = draws["x"]
-    assert np.all(x[..., 0] * x[..., 1] == -1) and np.all(x[..., 1] * x[..., 2] == -1)
+    kept = draws.full.reshape(-1, draws.full.shape[-1])
+    assert all(tuple(s) in best for s in kept)
+    assert np.all(draws["z"] == 2)
 
 
 def test_thinning_and_burn_in_count(tmp_path):
