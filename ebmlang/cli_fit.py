@@ -49,7 +49,8 @@ def cmd_fit(args) -> int:
     out = args.output or f"{model.name}.json"
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
-                weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed)
+                weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
+                backend=args.backend)
     shown = FitOptions(**opts)
     shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
     print(_header(model, shown), flush=True)
@@ -117,6 +118,8 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
                    help="learning rate schedule (default: linear decay to 0)")
     p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto",
+                   help="Gibbs sweeps: compiled per block part unless einsum serves it (auto)")
     p.add_argument("--seed", type=count(0), default=0, metavar="S")
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "

@@ -40,6 +40,7 @@ class FitOptions:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "linear"        # learning rate: "linear" decays to 0 over the run; "constant"
+    backend: str = "auto"           # Gibbs sweeps: numba per part unless einsum serves it; numpy
     seed: int = 0
     progress: object = None         # None: quiet; a callable(line) receives a line per epoch
 
@@ -52,6 +53,8 @@ class FitOptions:
                 raise UserError(f"{name.replace('_', '-')} must be an integer >= 1, got {v}")
         if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
             raise UserError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.backend not in ("auto", "numba", "numpy"):
+            raise UserError(f"unknown backend '{self.backend}'; choose auto, numba or numpy")
         if self.schedule not in ("linear", "constant"):
             raise UserError(f"unknown schedule '{self.schedule}'; choose linear or constant")
         if self.weight_decay < 0:
@@ -95,6 +98,7 @@ class _Phases:
         if len(self.latent) and SummedOut.independent(model, self.latent):
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
+        self.parts, self.sweep = _sweeper(model, opts.backend)
         self.has_inputs = len(model.state_ids(("input",))) > 0
         self.gaussian = any(m == "gaussian" for m, _, _ in model.methods.values())
         if opts.method == "pl" and (len(self.latent) or self.missing.any()):
@@ -118,7 +122,7 @@ class _Phases:
         if exact:
             return self.summed.expected_stats(x, w)
         if len(self.latent) or self.missing[batch].any():
-            gibbs_step(model.parts(), x, model.params.theta, self.rng, self.clamp[batch])
+            self.sweep(self.parts, x, model.params.theta, self.rng, self.clamp[batch])
             self.rows[batch] = x
         return expected_stats(model, x, w)
 
@@ -133,13 +137,28 @@ class _Phases:
         else:
             x = self.chains
         for _ in range(opts.k):
-            gibbs_step(model.parts(), x, model.params.theta, self.rng)
+            self.sweep(self.parts, x, model.params.theta, self.rng)
         if opts.method == "pcd":
             if self.has_inputs:
                 self.chains[batch] = x
             else:
                 self.chains = x
         return expected_stats(model, x, np.full(len(x), 1.0 / len(x)))
+
+
+def _sweeper(model, backend: str):
+    """(block parts, sweep function): compiled numba parts, except where every update of a
+    part is a contraction (einsum, the RBM's matrix products, faster than a per-instance
+    kernel) or the backend is numpy."""
+    if backend == "numpy":
+        return model.parts(), gibbs_step
+    from .numba_backend import gibbs_step as mixed_step
+    compiled, plain = model.parts("numba"), model.parts()
+    if backend == "auto":
+        compiled = [[p if any(t.dense for t in plain[b][q].touches) else c
+                     for q, (c, p) in enumerate(zip(cblock, plain[b]))]
+                    for b, cblock in enumerate(compiled)]
+    return compiled, mixed_step
 
 
 def _fill(model, x: np.ndarray, rng) -> np.ndarray:
