@@ -98,17 +98,7 @@ def _draw(logits, u):
         d = logits[1] - logits[0]
         if d == d:
             return 1 if u * (1.0 + math.exp(d)) >= 1.0 else 0
-    top = -np.inf
-    for k in range(K):
-        top = max(top, logits[k])
-    if not np.isfinite(top):
-        top = 0.0
-    total = 0.0
-    for k in range(K):
-        w = math.exp(logits[k] - top)
-        w = 0.0 if w != w else w
-        logits[k] = w
-        total += w
+    total = _weights(logits)
     if not total > 0.0:
         return min(int(u * K), K - 1)
     t = u * total
@@ -121,8 +111,8 @@ def _draw(logits, u):
 
 
 @njit(cache=True, error_model="numpy")
-def _cdf(logits, cdf, at):
-    """Cumulative probabilities of softmax(logits) into cdf[at:at + K]."""
+def _weights(logits):
+    """exp(logits - max) in place, with the log-sum-exp shift and NaN as 0; their sum."""
     K = logits.shape[0]
     top = -np.inf
     for k in range(K):
@@ -132,10 +122,21 @@ def _cdf(logits, cdf, at):
     total = 0.0
     for k in range(K):
         w = math.exp(logits[k] - top)
-        total += 0.0 if w != w else w
-        cdf[at + k] = total
+        w = 0.0 if w != w else w
+        logits[k] = w
+        total += w
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _cdf(logits, cdf, at):
+    """Cumulative probabilities of softmax(logits) into cdf[at:at + K] (logits overwritten)."""
+    K = logits.shape[0]
+    total = _weights(logits)
+    acc = 0.0
     for k in range(K):
-        cdf[at + k] = cdf[at + k] / total if total > 0.0 else (k + 1.0) / K
+        acc += logits[k]
+        cdf[at + k] = acc / total if total > 0.0 else (k + 1.0) / K
 
 
 @njit(cache=True, error_model="numpy")

@@ -15,20 +15,9 @@ import ebmlang
 from ebmlang.numba_backend import CompiledPart, compiled_parts
 from ebmlang.numba_codegen import Unsupported, ScalarPrinter, plans
 from exact import exact_marginals
-from test_sampler_exact import MODELS, batch_se, compile_case
+from test_sampler_exact import MODELS, batch_se, compile_case, marginal_errors
 
 DRAWS, CHAINS, BURN = 1500, 4, 200
-
-
-def _marginal_errors(model, draws, exact):
-    """(standardized error, where) for every ground variable and value."""
-    n = draws.chains * draws.draws
-    for i, p in exact.items():
-        f = next(f for f in model.vars.values() if f.offset <= i < f.offset + f.space.size)
-        for k, value in enumerate(f.domain.values):
-            ind = (draws.full[:, :, i] == value).astype(float)
-            se = max(batch_se(ind), np.sqrt(p[k] * (1 - p[k]) / n), 1e-4)
-            yield abs(ind.mean() - p[k]) / se, (i, value, ind.mean(), p[k])
 
 
 def _kinds(model):
@@ -45,7 +34,7 @@ def test_numba_marginals_match_enumeration(name, tabulate, tmp_path):
         assert not any(k.startswith("tabled") for k in _kinds(model))
     draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=3, inputs=inputs,
                          backend="numba")
-    for z, where in _marginal_errors(model, draws, exact_marginals(model, inputs)):
+    for z, where in marginal_errors(model, draws, exact_marginals(model, inputs)):
         assert z < 5, (name, where)
 
 
@@ -137,7 +126,7 @@ def test_wide_families_compile_without_inlining(tmp_path):
                             "factor all : 0.3 * " + " * ".join(f"x[{i}]" for i in range(5)))
     assert "@njit(inline" in model.code("numba") and MAX_INLINE_ARGS < 5 + 5 * 8
     draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=4, backend="numba")
-    for z, where in _marginal_errors(model, draws, exact_marginals(model)):
+    for z, where in marginal_errors(model, draws, exact_marginals(model)):
         assert z < 5, where
 
 

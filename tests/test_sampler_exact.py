@@ -103,19 +103,24 @@ def compile_case(name, tmp_path):
     return ebmlang.compile(src, base=tmp_path), inputs
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_gibbs_marginals_match_enumeration(name, tmp_path):
-    model, inputs = compile_case(name, tmp_path)
-    draws = model.sample(draws=3000, chains=4, burn_in=300, seed=11, inputs=inputs)
-    exact = exact_marginals(model, inputs)
+def marginal_errors(model, draws, exact):
+    """(standardized error, where) for every ground variable and value: the distance of the
+    sampled marginal from the exact one in batch-means standard errors."""
     n = draws.chains * draws.draws
     for i, p in exact.items():
         f = next(f for f in model.vars.values() if f.offset <= i < f.offset + f.space.size)
         for k, value in enumerate(f.domain.values):
             ind = (draws.full[:, :, i] == value).astype(float)
             se = max(batch_se(ind), np.sqrt(p[k] * (1 - p[k]) / n), 1e-4)
-            err = abs(ind.mean() - p[k])
-            assert err < 5 * se, (name, i, value, ind.mean(), p[k], se)
+            yield abs(ind.mean() - p[k]) / se, (i, value, ind.mean(), p[k])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_gibbs_marginals_match_enumeration(name, tmp_path):
+    model, inputs = compile_case(name, tmp_path)
+    draws = model.sample(draws=3000, chains=4, burn_in=300, seed=11, inputs=inputs)
+    for z, where in marginal_errors(model, draws, exact_marginals(model, inputs)):
+        assert z < 5, (name, where)
 
 
 def test_pairwise_moments_match_enumeration(tmp_path):
