@@ -117,7 +117,7 @@ def cmd_sample(args) -> int:
     if args.output is not None:
         samples.to_csv(args.output)
         print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
-              f"{len(samples.names):,} variables)")
+              f"{len(samples.ids):,} variables)")
     else:
         print(sample_summary(samples, burn_in=args.burn_in, thin=args.thin))
     return 0

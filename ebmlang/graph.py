@@ -41,18 +41,31 @@ class Block:
         return sum(len(p.ids) for p in self.parts)
 
 
-@dataclass
 class Graph:
-    nx: nx.MultiGraph
-    edges: np.ndarray            # (E, 2) unique unordered pairs of sampled ground variables
-    family_of: np.ndarray        # (n_state,) family number of each ground variable
-    blocks: list[Block]
-    colouring: dict[str, str]    # family -> how it was coloured
+    """The family graph (networkx), the blocks, and the ground neighbour pairs on demand."""
+
+    def __init__(self, g: nx.MultiGraph, edges_of, family_of: np.ndarray, blocks: list[Block],
+                 colouring: dict[str, str]):
+        self.nx = g
+        self.family_of = family_of      # (n_state,) family number of each ground variable
+        self.blocks = blocks
+        self.colouring = colouring      # family -> how it was coloured
+        self._edges_of = edges_of
+        self._edges = None
+
+    @property
+    def edges(self) -> np.ndarray:
+        """(E, 2) unique unordered pairs of sampled ground variables that share a factor
+        instance. Built again when first asked for after compiling, not kept from it: a
+        million-spin lattice's 2 million pairs would outweigh every other ground array."""
+        if self._edges is None:
+            self._edges = self._edges_of()
+        return self._edges
 
 
 def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
     fams = list(model.vars)
-    family_of = np.empty(model.n_state, np.int64)
+    family_of = np.empty(model.n_state, np.int16 if len(fams) < 2**15 else np.int64)
     for k, f in enumerate(model.vars.values()):
         family_of[f.offset:f.offset + f.space.size] = k
     g = nx.MultiGraph()
@@ -63,9 +76,8 @@ def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
         g.add_node(node, size=t.size, sign=t.sign)
         for r in t.reads:
             g.add_edge(node, ("var", r.family), read=expr_text(r.node))
-    edges = _ground_edges(model, terms)
-    blocks, colouring = _blocks(model, edges, family_of, fams)
-    return Graph(g, edges, family_of, blocks, colouring)
+    blocks, colouring = _blocks(model, _ground_edges(model, terms), family_of, fams)
+    return Graph(g, lambda: _ground_edges(model, terms), family_of, blocks, colouring)
 
 
 def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:

@@ -55,7 +55,7 @@ class Term:
     body: A.Expr
     reads: list[VarRead] = field(default_factory=list)
     preads: list[ParamRead] = field(default_factory=list)
-    outer_rows: np.ndarray | None = None   # row of each instance in the owner's own space
+    outer_rows: np.ndarray | None = None   # row of each instance in the owner's space; None: the same
     index: A.Index | None = None           # the bindings that enumerate the instances
 
     @property
@@ -63,7 +63,7 @@ class Term:
         return self.space.size
 
     def label(self, row: int) -> str:
-        vals = self.space.tuples[row]
+        vals = self.space.row(row)
         outer = ", ".join(str(int(v)) for v in vals[: self.n_outer])
         text = self.owner + (f"[{outer}]" if self.n_outer else "")
         inner = [f"{n} = {int(v)}" for n, v in zip(self.names[self.n_outer:], vals[self.n_outer:])]
@@ -170,7 +170,7 @@ class _Reads:
         if np.any(rows < 0):
             self._out_of_range(e, fam.name, fam.space, cols, rows, "variable")
         self.vars[e] = len(self.term.reads)
-        self.term.reads.append(VarRead(fam.name, e, (fam.offset + rows).astype(np.int64)))
+        self.term.reads.append(VarRead(fam.name, e, _uniform((fam.offset + rows).astype(np.int64))))
 
     def _param(self, e, args) -> None:
         if e in self.params:
@@ -200,7 +200,7 @@ class _Reads:
             for k in dyn_axes:
                 self._check_dynamic(e, args[k], p, k)
         self.params[e] = len(self.term.preads)
-        self.term.preads.append(ParamRead(p.name, e, pos.astype(np.int64), dynamic))
+        self.term.preads.append(ParamRead(p.name, e, _uniform(pos.astype(np.int64)), dynamic))
 
     def _check_dynamic(self, e, arg, p, k) -> None:
         reads = sorted({x for x in _reads_in(arg) if x.name in self.model.vars}, key=str)
@@ -290,6 +290,23 @@ def _check_bindings(owner: str, kind: str, outer_names, piece) -> None:
             seen.add(nm)
 
 
+def _owner_rows(outer: Space, cols: list[np.ndarray], n: int) -> np.ndarray | None:
+    """Row of each instance in the owner's space; None when that is the instance number
+    itself (a term that splits no sum), so a million-instance factor stores nothing."""
+    if not cols:
+        return np.broadcast_to(np.zeros(1, np.int64), (n,))
+    rows = outer.lookup(cols)
+    return None if n == outer.size and np.array_equal(rows, np.arange(n)) else rows
+
+
+def _uniform(a: np.ndarray) -> np.ndarray:
+    """`a` itself, or a read-only broadcast of its one value when every entry is the same (a
+    scalar param read by every instance): no memory per instance."""
+    if len(a) > 1 and a[0] == a[-1] and np.all(a == a[0]):
+        return np.broadcast_to(a[:1].copy(), a.shape)
+    return a
+
+
 def _term(model: CheckedModel, owner: str, kind: str, index: A.Index | None, outer: Space,
           number: int, piece) -> Term:
     outer_bind = index.bindings if index is not None else ()
@@ -302,9 +319,8 @@ def _term(model: CheckedModel, owner: str, kind: str, index: A.Index | None, out
                         f"{kind} '{owner}'") if full.bindings else outer
     term = Term(owner, number, -1.0 if kind == "energy" else 1.0, full.names(),
                 len(outer_names), space, piece.body, index=full if full.bindings else None)
-    cols = {n: space.tuples[:, k] for k, n in enumerate(term.names)}
-    term.outer_rows = outer.lookup([space.tuples[:, k] for k in range(len(outer_names))]) \
-        if outer_names else np.zeros(space.size, np.int64)
+    cols = dict(zip(term.names, space.columns()))
+    term.outer_rows = _owner_rows(outer, [cols[n] for n in outer_names], space.size)
     if space.size:
         reads = _Reads(model, term, cols)
         reads.visit(piece.body)

@@ -67,11 +67,23 @@ class Params:
         return {k: self[k].copy() for k in self}
 
 
+def trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc's malloc_trim; a no-op elsewhere).
+    Compiling a large model frees many big temporaries, and glibc keeps them mapped once its
+    mmap threshold has grown past their size: 60 MB of a million-spin lattice's compile."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_params(model: CheckedModel, seed: int = 0) -> np.ndarray:
     theta = np.zeros(model.n_theta)
     rng = np.random.default_rng(seed)
     for p in model.params.values():
-        cols = {n: p.space.tuples[:, k] for k, n in enumerate(p.space.names)}
+        cols = dict(zip(p.space.names, p.space.columns()))
         env = model.env("in a param's initial value").bind(**cols)
         init = p.init
         n = p.space.size
@@ -126,6 +138,7 @@ class Model:
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
+        trim_heap()
 
     def _method(self, fam) -> tuple[str, float, bool]:
         """(method, MH scale, adapt the scale) for a sampled family."""
@@ -166,6 +179,7 @@ class Model:
             if self._numba_parts is None:
                 from .numba_backend import compiled_parts
                 self._numba_parts = compiled_parts(self)
+                trim_heap()
             return self._numba_parts
         if self._parts is None:
             self._parts = block_parts(self.graph.blocks, self.checked, self.kernels, self.methods)
@@ -173,13 +187,19 @@ class Model:
 
     def ground_names(self, kinds=("var", "latent")) -> list[str]:
         """Ground variable names in state order, e.g. `s[0,1]`."""
+        return list(self.iter_ground_names(kinds))
+
+    def iter_ground_names(self, kinds=("var", "latent"), chunk: int = 65536):
+        """The ground names one at a time, their index tuples made a chunk at a time."""
         from .csvio import format_ground_name
-        out = []
         for f in self.vars.values():
-            if f.kind in kinds:
-                out += [format_ground_name(f.name, tuple(int(v) for v in row))
-                        for row in f.space.tuples]
-        return out
+            if f.kind not in kinds:
+                continue
+            for start in range(0, f.space.size, chunk):
+                rows = np.arange(start, min(start + chunk, f.space.size))
+                cols = [c.tolist() for c in f.space.columns(rows)]
+                for idx in zip(*cols) if cols else [()] * len(rows):
+                    yield format_ground_name(f.name, idx)
 
     def state_ids(self, kinds=("var", "latent")) -> np.ndarray:
         ids = [np.arange(f.offset, f.offset + f.space.size) for f in self.vars.values()
@@ -202,6 +222,9 @@ class Model:
                 continue
             vals = k.values(x, self.params.theta)
             acc = out[t.owner]
+            if t.outer_rows is None:
+                acc += vals
+                continue
             for c in range(x.shape[0]):
                 acc[c] += np.bincount(t.outer_rows, weights=vals[c], minlength=acc.shape[1])
         res = {}

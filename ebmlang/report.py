@@ -130,13 +130,13 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     model = samples.model
     burn = samples.draws // 2 if burn_in is None else burn_in
     lines = [f"{model.name}: {samples.chains} chains x {samples.draws:,} draws "
-             f"(burn-in {burn:,}, thin {thin}), {len(samples.names):,} variables",
+             f"(burn-in {burn:,}, thin {thin}), {len(samples.ids):,} variables",
              "blocks: " + ", ".join(b.label for b in model.graph.blocks)]
     rows = []
     for f in model.vars.values():
         if f.sampled:
             shape = f"({_shape(f.space.shape)})" if f.space.ndim else ""
-            rows.append(("mean", f.name, f"{float(np.mean(samples[f.name])):.4g}", "", shape))
+            rows.append(("mean", f.name, f"{samples.mean(f.name):.4g}", "", shape))
     for name, vals in samples.stats().items():
         rows.append(_stat_row(name, vals))
     lp = samples.log_potential()

@@ -49,7 +49,7 @@ class TermKernel:
             for k, m in masks:
                 V[k] = np.where(m, value, V[k])
         P = [p.pos[sel] if p.dynamic else theta[p.pos[sel]] for p in t.preads]
-        I = [t.space.tuples[sel, k] for k in range(len(t.names))]
+        I = t.space.columns(rows)
         return V, P, I
 
     def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:

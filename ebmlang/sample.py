@@ -12,32 +12,53 @@ from .runtime import gibbs_step
 
 @dataclass
 class Samples:
-    """Kept draws: `states` is (chains, draws, ground variables) over var and latent families."""
+    """Kept draws. `full` holds every kept state once, inputs included, in the narrowest dtype
+    that stores the model's values exactly (int8 for spins and bits: a million-spin draw is
+    1 MB); `states`, `family[...]` and the summaries read it as float64."""
 
     model: object
-    states: np.ndarray
-    names: list[str]
-    ids: np.ndarray
-    full: np.ndarray        # (chains, draws, n_state) including inputs, for stats and energies
+    full: np.ndarray        # (chains, draws, n_state)
+    ids: np.ndarray         # state positions of the var and latent families, in name order
     acceptance: dict = None # MH family -> acceptance rate after burn-in
 
     @property
     def chains(self) -> int:
-        return self.states.shape[0]
+        return self.full.shape[0]
 
     @property
     def draws(self) -> int:
-        return self.states.shape[1]
+        return self.full.shape[1]
+
+    @property
+    def names(self) -> list[str]:
+        """Ground names of the var and latent variables (`s[0,1]`), the columns of `states`."""
+        return self.model.ground_names()
+
+    @property
+    def states(self) -> np.ndarray:
+        """(chains, draws, ground variables) over var and latent families, float64."""
+        return self._sampled().astype(np.float64)
+
+    def _sampled(self) -> np.ndarray:
+        ids = self.ids
+        if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
+            return self.full[:, :, ids[0]:ids[0] + len(ids)]
+        return self.full[:, :, ids]
 
     def __getitem__(self, family: str) -> np.ndarray:
         """(chains, draws, *shape) for a family over plain ranges, else (chains, draws, n)."""
         f = self.model.vars[family]
-        block = self.full[:, :, f.offset:f.offset + f.space.size]
+        block = self.full[:, :, f.offset:f.offset + f.space.size].astype(np.float64)
         if f.space.ndim == 0:
             return block[:, :, 0]
         if f.space.dense:
             return block.reshape(block.shape[:2] + f.space.shape)
         return block
+
+    def mean(self, family: str) -> float:
+        """The mean of a family's values over every kept draw and element."""
+        f = self.model.vars[family]
+        return float(self.full[:, :, f.offset:f.offset + f.space.size].mean(dtype=np.float64))
 
     def _rows(self, fn):
         """fn over every kept draw, a few rows at a time (bounded temporaries), (chains, draws,
@@ -45,7 +66,7 @@ class Samples:
         c, d, n = self.full.shape
         flat = self.full.reshape(c * d, n)
         step = max(1, CHUNK_CELLS // max(n, 1))
-        parts = [fn(flat[i:i + step]) for i in range(0, c * d, step)]
+        parts = [fn(flat[i:i + step].astype(np.float64)) for i in range(0, c * d, step)]
         if isinstance(parts[0], dict):
             return {k: np.concatenate([p[k] for p in parts]).reshape((c, d) + parts[0][k].shape[1:])
                     for k in parts[0]}
@@ -65,16 +86,33 @@ class Samples:
         return to_inference_data(self)
 
     def to_csv(self, path: str) -> None:
+        """The samples CSV: `chain,draw,` then every var and latent, a row per kept draw."""
         from .csvio import write_samples_csv
-        c, d, n = self.states.shape
+        c, d = self.full.shape[:2]
+        states = self._sampled().reshape(c * d, -1)
         chain = np.repeat(np.arange(c), d)
         draw = np.tile(np.arange(d), c)
-        data = np.column_stack([chain, draw, self.states.reshape(c * d, n)])
-        ints = np.ones(n + 2, bool)
+        ints = np.ones(states.shape[1] + 2, bool)
         for f in self.model.vars.values():
             if f.sampled and not f.domain.integer:
                 ints[2 + _positions(self, f)] = False
-        write_samples_csv(path, ["chain", "draw"] + self.names, data, ints)
+        write_samples_csv(path, _Header(self.model, states.shape[1]),
+                          np.column_stack([chain, draw]), ints, states)
+
+
+class _Header:
+    """`chain, draw` and the ground names, produced while the header is written: a million
+    names are never held as a list."""
+
+    def __init__(self, model, n: int):
+        self.model, self.n = model, n
+
+    def __len__(self) -> int:
+        return 2 + self.n
+
+    def __iter__(self):
+        yield from ("chain", "draw")
+        yield from self.model.iter_ground_names()
 
 
 def _positions(samples, f):
@@ -139,7 +177,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     theta = model.params.theta
     parts, step = _backend(model, backend)
     total = burn_in + draws * thin
-    keep = np.empty((chains, draws, model.checked.n_state))
+    keep = np.empty((chains, draws, model.checked.n_state), store_dtype(model, x))
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
     reset_scales(model, parts)
     check_proper(model, x)
@@ -157,13 +195,23 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
             bar.update(1)
     if bar is not None:
         bar.close()
-    contiguous = len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
-    states = keep[:, :, ids[0]:ids[0] + len(ids)] if contiguous else keep[:, :, ids]
-    return Samples(model, states, model.ground_names(), ids, keep, acceptance(parts))
+    return Samples(model, keep, ids, acceptance(parts))
+
+
+def store_dtype(model, x: np.ndarray) -> np.dtype:
+    """int8 or int16 when every family's values are integers that fit it (and so do the given
+    values in `x`: inputs, clamped cells), else float64."""
+    for dt in (np.int8, np.int16):
+        info = np.iinfo(dt)
+        if all(f.domain.finite and f.domain.integer and
+               info.min <= f.domain.values.min() and f.domain.values.max() <= info.max
+               for f in model.vars.values()) and np.array_equal(x.astype(dt), x):
+            return np.dtype(dt)
+    return np.dtype(np.float64)
 
 
 ADAPT_EVERY = 25
-CHUNK_CELLS = 4_000_000    # state cells evaluated at once when summarizing draws
+CHUNK_CELLS = 1_000_000    # state cells evaluated at once when summarizing draws
 TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts et al. 1997)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ast as A
 from .errors import UserError, did_you_mean
-from .exprs import StaticEnv, as_int_array, eval_static
+from .exprs import StaticEnv, as_int_array, eval_static, free_names
 
 MAX_GROUND = 50_000_000  # ground elements of one family; more is refused at once
 
@@ -26,32 +26,70 @@ class RangeDecl:
     hi: int
 
 
-@dataclass
 class Space:
-    names: tuple[str, ...]
-    tuples: np.ndarray          # (n, d) int64
-    shape: tuple[int, ...]      # user-facing array shape, one axis per binding
-    store: np.ndarray           # (n,) flat position of each row in that array
-    dense: bool                 # rows are exactly the box lo..hi in C order
-    text: str = ""              # the bindings as written, for messages
+    """The ground index tuples of one family or term.
 
-    def __post_init__(self):
-        d = self.tuples.shape[1]
-        if d and len(self.tuples):
-            self.lo = self.tuples.min(axis=0)
-            self.hi = self.tuples.max(axis=0)
+    A dense space (plain ranges, no `where`: exactly the box lo..hi in C order) stores no
+    tuples: its columns are computed from the row numbers when asked for, so a million-site
+    lattice costs nothing until a column is needed. Other spaces store their tuples (n, d).
+    """
+
+    def __init__(self, names, tuples, shape, store, dense, text="", lo=None, size=None):
+        self.names: tuple[str, ...] = names
+        self.shape: tuple[int, ...] = shape     # user-facing array shape, one axis per binding
+        self.dense: bool = dense                # rows are exactly the box lo..hi in C order
+        self.text: str = text                   # the bindings as written, for messages
+        d = len(names)
+        if tuples is not None:
+            size = len(tuples)
+            if d and size:
+                lo, hi = tuples.min(axis=0), tuples.max(axis=0)
+            else:
+                lo, hi = np.zeros(d, np.int64), np.full(d, -1, np.int64)
         else:
-            self.lo = np.zeros(d, np.int64)
-            self.hi = np.full(d, -1, np.int64)
+            lo = np.asarray(lo, np.int64)
+            hi = lo + np.asarray(shape, np.int64) - 1
+        self.lo, self.hi = lo, hi
+        self._size = int(size)
+        self._tuples = None if dense and d else tuples
+        self._store = None if dense else store
         self._keys = None
 
     @property
     def size(self) -> int:
-        return len(self.tuples)
+        return self._size
 
     @property
     def ndim(self) -> int:
-        return self.tuples.shape[1]
+        return len(self.names)
+
+    @property
+    def tuples(self) -> np.ndarray:
+        """(n, d) int64 index tuples (computed afresh for a dense space)."""
+        if self._tuples is not None:
+            return self._tuples
+        return np.stack(self.columns(), axis=1) if self.ndim else np.zeros((self.size, 0), np.int64)
+
+    @property
+    def store(self) -> np.ndarray:
+        """(n,) flat position of each row in the user-facing array."""
+        return np.arange(self.size, dtype=np.int64) if self._store is None else self._store
+
+    def columns(self, rows=None) -> list[np.ndarray]:
+        """Index column k of rows `rows` (all if None), for each k."""
+        if self._tuples is not None:
+            sel = slice(None) if rows is None else rows
+            return [self._tuples[sel, k] for k in range(self.ndim)]
+        r = np.arange(self.size, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        out, stride = [], 1
+        for w, l in zip(self.shape[::-1], self.lo[::-1]):
+            out.append((r // stride) % w + l)
+            stride *= w
+        return out[::-1]
+
+    def row(self, r: int) -> tuple[int, ...]:
+        """The index tuple of row r."""
+        return tuple(int(c[0]) for c in self.columns(np.array([r])))
 
     def _box(self):
         return tuple(int(h - l + 1) for l, h in zip(self.lo, self.hi))
@@ -75,7 +113,7 @@ class Space:
         if self.dense:
             return np.where(inside, key, -1)
         if self._keys is None:
-            k, _ = self._linear(list(self.tuples.T))
+            k, _ = self._linear(self.columns())
             order = np.argsort(k, kind="stable")
             self._keys = (k[order], order)
         keys, order = self._keys
@@ -84,7 +122,7 @@ class Space:
         return np.where(found, order[pos], -1)
 
     def label(self, row: int) -> str:
-        return ", ".join(str(int(v)) for v in self.tuples[row])
+        return ", ".join(str(v) for v in self.row(row))
 
     def describe(self) -> str:
         return self.text or ", ".join(f"{n} in {l}..{h}" for n, l, h in zip(self.names, self.lo, self.hi))
@@ -123,11 +161,45 @@ def _expand_set(cols, axes, rows: np.ndarray, node, what):
     return new_cols, np.column_stack([axes[rep], tile]), m
 
 
+def _box_space(index: A.Index, env: StaticEnv, ranges: dict[str, RangeDecl], what: str,
+               text: str) -> Space | None:
+    """The space of plain ranges with constant bounds and no `where`, without enumerating it;
+    None for any other index (it is enumerated by `build_space`)."""
+    if index.where is not None:
+        return None
+    names, lo, shape = [], [], []
+    for b in index.bindings:
+        if isinstance(b, A.RangeBinding) and not free_names(b.lo) & set(names) \
+                and not free_names(b.hi) & set(names) and b.name not in names \
+                and b.name not in env.consts:
+            a = as_int_array(eval_static(b.lo, env), b.lo, "a range bound")
+            z = as_int_array(eval_static(b.hi, env), b.hi, "a range bound")
+            if np.ndim(a) or np.ndim(z):
+                return None
+            a, z = int(a), int(z)
+        elif isinstance(b, A.NamedBinding) and b.target in ranges and b.name not in names \
+                and b.name not in env.consts:
+            a, z = ranges[b.target].lo, ranges[b.target].hi
+        else:
+            return None
+        if z < a:
+            return None
+        names.append(b.name)
+        lo.append(a)
+        shape.append(z - a + 1)
+        _check_size(int(np.prod([float(w) for w in shape])), b, what)
+    return Space(tuple(names), None, tuple(shape), None, True, text, lo=lo,
+                 size=int(np.prod(shape)))
+
+
 def build_space(index: A.Index | None, env: StaticEnv, ranges: dict[str, RangeDecl],
                 sets: dict[str, np.ndarray], what: str, text: str = "") -> Space:
     """Enumerate the index tuples of `index` (None: a scalar)."""
     if index is None:
         return SCALAR
+    box = _box_space(index, env, ranges, what, text)
+    if box is not None:
+        return box
     names: list[str] = []
     cols: list[np.ndarray] = []
     axes = np.zeros((1, 0), np.int64)

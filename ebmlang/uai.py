@@ -311,7 +311,7 @@ def _term_tables(model, kernel, position):
     for combo in np.ndindex(*shape):
         V = [np.full((1, term.size), domains[k][c]) for k, c in enumerate(combo)]
         P = [p.pos if p.dynamic else theta[p.pos] for p in term.preads]
-        I = [term.space.tuples[:, k] for k in range(len(term.names))]
+        I = term.space.columns()
         with np.errstate(all="ignore"):
             out = np.broadcast_to(np.asarray(kernel.fn(V, P, I, theta), float), (1, term.size))
         values[(slice(None),) + combo] = term.sign * out[0]
