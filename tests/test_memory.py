@@ -1,0 +1,109 @@
+"""What a large model keeps in memory: dense index spaces computed, not stored; kept draws in
+the narrowest exact dtype. Byte counts, not timings: they do not depend on the machine."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import ebmlang
+from ebmlang import ast as A
+from ebmlang.space import build_space
+from ebmlang.exprs import StaticEnv
+
+
+def _space(bounds, where=None):
+    """A space over ranges `bounds` [(lo, hi), ...], optionally filtered by `where`."""
+    names = [f"i{k}" for k in range(len(bounds))]
+    bindings = tuple(A.RangeBinding(n, A.Num(float(lo), True), A.Num(float(hi), True))
+                     for n, (lo, hi) in zip(names, bounds))
+    env = StaticEnv({}, {}, "in an index")
+    return build_space(A.Index(bindings, where), env, {}, {}, "test")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 4)), min_size=1, max_size=3))
+def test_box_space_equals_enumeration(spec):
+    """A box of ranges is not enumerated; its columns, tuples, rows, lookups and store equal
+    those of the enumerated space (forced by an always-true `where`)."""
+    bounds = [(lo, lo + w) for lo, w in spec]
+    box = _space(bounds)
+    listed = _space(bounds, A.BinOp("==", A.Num(1.0, True), A.Num(1.0, True)))
+    assert box._tuples is None
+    grid = np.stack(np.meshgrid(*[np.arange(lo, hi + 1) for lo, hi in bounds], indexing="ij"),
+                    axis=-1).reshape(-1, len(bounds))
+    for s in (box, listed):
+        assert s.dense and s.size == len(grid)
+        np.testing.assert_array_equal(s.tuples, grid)
+        np.testing.assert_array_equal(s.store, np.arange(len(grid)))
+        np.testing.assert_array_equal(s.lo, grid.min(axis=0))
+        np.testing.assert_array_equal(s.hi, grid.max(axis=0))
+        rows = np.arange(len(grid))[::3]
+        for k, col in enumerate(s.columns(rows)):
+            np.testing.assert_array_equal(col, grid[rows, k])
+        assert s.row(len(grid) - 1) == tuple(int(v) for v in grid[-1])
+        np.testing.assert_array_equal(s.lookup(list(grid.T)), np.arange(len(grid)))
+        np.testing.assert_array_equal(s.lookup([c + 100 for c in grid.T]), -1)
+
+
+def _owned_bytes(obj, seen=None) -> int:
+    """Bytes of numpy arrays that own their data, reachable from obj's attributes."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes if obj.base is None else 0
+    if isinstance(obj, dict):
+        return sum(_owned_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_owned_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("ebmlang"):
+        return sum(_owned_bytes(v, seen) for v in vars(obj).values())
+    return 0
+
+
+def test_lattice_model_holds_only_its_read_tables():
+    """The compiled Ising model at L = 128 keeps, per spin, its 7 read id tables (4 factor
+    reads, 1 field, 1 stat: 8 bytes each), the family numbers (2 bytes) and its block ids (8):
+    the index tuples, stores, owner rows, scalar param positions and ground edges are not kept."""
+    model = ebmlang.load("examples/ising.ebm", L=128)
+    per_spin = _owned_bytes(model) / 128**2
+    reads = sum(len(t.reads) for t in model.terms + model.stat_terms)
+    assert per_spin <= 8 * reads + 2 + 8 + 1, per_spin
+    assert len(model.graph.edges) == 2 * 128**2  # still there when asked for
+
+
+DOMAINS = [("spin", np.int8), ("bool", np.int8), ("cat(5)", np.int8), ("-200..300", np.int16),
+           ("{0, 40000}", np.float64), ("{0.5, 2}", np.float64), ("real", np.float64)]
+
+
+@pytest.mark.parametrize("domain,dtype", DOMAINS)
+def test_draws_kept_in_the_narrowest_exact_dtype(domain, dtype):
+    """int8 for spins, bits and small categories, int16 for wider integer ranges, float64
+    otherwise; `states` and `samples[family]` read them as float64, equal to the state."""
+    energy = "energy e[i in 0..3] : 0.5 * x[i] ^ 2" if domain == "real" else \
+        "factor e[i in 0..2] : 0.001 * x[i] * x[i + 1]"
+    model = ebmlang.compile(f"var x[i in 0..3] : {domain}\n{energy}\n")
+    s = model.sample(draws=30, chains=2, seed=1)
+    assert s.full.dtype == dtype
+    assert s.states.dtype == np.float64 and s["x"].dtype == np.float64
+    np.testing.assert_array_equal(s.states, s.full.astype(np.float64))
+    if domain != "real":
+        values = np.unique(s.states)
+        assert set(values) <= set(model.vars["x"].domain.values)
+    assert s.mean("x") == pytest.approx(float(s["x"].mean()), abs=1e-12)
+
+
+def test_narrow_draws_give_the_same_csv_and_summaries(tmp_path):
+    """The kept int8 draws write the same samples CSV and give the same energies as their
+    float64 values."""
+    model = ebmlang.load("examples/ising.ebm", L=6)
+    s = model.sample(draws=40, chains=2, seed=5)
+    assert s.full.dtype == np.int8
+    x = s.full.reshape(-1, s.full.shape[-1]).astype(float)
+    np.testing.assert_allclose(s.log_potential().ravel(), model.log_potential(x), rtol=1e-12)
+    s.to_csv(tmp_path / "s.csv")
+    text = (tmp_path / "s.csv").read_text().splitlines()
+    assert text[0].split('"')[1] == "s[0,0]" and len(text) == 1 + 2 * 40
+    rows = np.array([[float(v) for v in line.split(",")] for line in text[1:]])
+    np.testing.assert_array_equal(rows[:, 2:], s.states.reshape(80, -1))
