@@ -45,8 +45,9 @@ class Graph:
     """The family graph (networkx), the blocks, and the ground neighbour pairs on demand."""
 
     def __init__(self, g: nx.MultiGraph, edges_of, family_of: np.ndarray, blocks: list[Block],
-                 colouring: dict[str, str]):
+                 colouring: dict[str, str], blankets: dict[str, tuple[int, int]]):
         self.nx = g
+        self.blankets = blankets        # family -> (smallest, largest) ground blanket size
         self.family_of = family_of      # (n_state,) family number of each ground variable
         self.blocks = blocks
         self.colouring = colouring      # family -> how it was coloured
@@ -76,8 +77,10 @@ def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
         g.add_node(node, size=t.size, sign=t.sign)
         for r in t.reads:
             g.add_edge(node, ("var", r.family), read=expr_text(r.node))
-    blocks, colouring = _blocks(model, _ground_edges(model, terms), family_of, fams)
-    return Graph(g, lambda: _ground_edges(model, terms), family_of, blocks, colouring)
+    edges = _ground_edges(model, terms)
+    blocks, colouring = _blocks(model, edges, family_of, fams)
+    return Graph(g, lambda: _ground_edges(model, terms), family_of, blocks, colouring,
+                 _blanket_sizes(edges, model))
 
 
 def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
@@ -103,7 +106,11 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
 
 def blanket_sizes(graph: Graph, model: CheckedModel) -> dict[str, tuple[int, int]]:
     """Smallest and largest ground Markov blanket (sampled neighbours) in each family."""
-    deg = np.bincount(graph.edges.ravel(), minlength=model.n_state)
+    return graph.blankets
+
+
+def _blanket_sizes(edges: np.ndarray, model: CheckedModel) -> dict[str, tuple[int, int]]:
+    deg = np.bincount(edges.ravel(), minlength=model.n_state)
     out = {}
     for f in model.vars.values():
         d = deg[f.offset:f.offset + f.space.size]

