@@ -216,7 +216,7 @@ def ground_factors(model, x0: np.ndarray) -> tuple[dict[tuple, np.ndarray], floa
         if not sampled:
             const += _finite(kernel.values(x0, theta), t).sum()
             continue
-        ids = np.stack([t.reads[k].ids for k in sampled])
+        ids = np.stack([t.reads[k].ids for k in sampled]).astype(np.int64)
         slots = _slots(ids)
         pats, which = np.unique(slots.T, axis=0, return_inverse=True)
         for p, pattern in enumerate(pats):

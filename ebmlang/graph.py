@@ -19,7 +19,7 @@ import numpy as np
 
 from .check import CheckedModel
 from .errors import UserError
-from .lower import Term
+from .lower import Term, id_dtype
 from .printing import expr_text
 
 MAX_GREEDY = 2_000_000  # ground variables of one family we colour greedily
@@ -95,7 +95,7 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
         for a, b in itertools.combinations(ids, 2):
             keep = a != b
             a, b = a[keep], b[keep]
-            keys.append(np.minimum(a, b) * n + np.maximum(a, b))
+            keys.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
     if not keys:
         return np.zeros((0, 2), np.int64)
     # one int64 key per unordered pair: sorting keys is much faster than np.unique(axis=0)
@@ -193,4 +193,4 @@ def _part(model, f, rows):
     fam = model.vars[f]
     if rows is None:
         rows = np.arange(fam.space.size)
-    return BlockPart(f, (fam.offset + rows).astype(np.int64))
+    return BlockPart(f, (fam.offset + rows).astype(id_dtype(model.n_state)))

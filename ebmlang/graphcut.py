@@ -63,7 +63,7 @@ def scopes(term, free: np.ndarray):
     if not term.reads:
         z = np.zeros(n, np.int64)
         return z, z - 1, z - 1
-    ids = np.stack([r.ids for r in term.reads])
+    ids = np.stack([r.ids for r in term.reads]).astype(np.int64)
     f = free[ids]
     key = np.sort(np.where(f, ids, -1), axis=0)
     first = np.vstack([np.ones((1, n), bool), key[1:] != key[:-1]])

@@ -33,7 +33,7 @@ from .split import (
 class VarRead:
     family: str
     node: A.Indexed | A.Name
-    ids: np.ndarray            # (n,) global state position per instance
+    ids: np.ndarray            # (n,) global state position per instance (int32 when it fits)
 
 
 @dataclass
@@ -170,7 +170,8 @@ class _Reads:
         if np.any(rows < 0):
             self._out_of_range(e, fam.name, fam.space, cols, rows, "variable")
         self.vars[e] = len(self.term.reads)
-        self.term.reads.append(VarRead(fam.name, e, _uniform((fam.offset + rows).astype(np.int64))))
+        self.term.reads.append(VarRead(fam.name, e, _uniform((fam.offset + rows).astype(
+            id_dtype(self.model.n_state)))))
 
     def _param(self, e, args) -> None:
         if e in self.params:
@@ -297,6 +298,11 @@ def _owner_rows(outer: Space, cols: list[np.ndarray], n: int) -> np.ndarray | No
         return np.broadcast_to(np.zeros(1, np.int64), (n,))
     rows = outer.lookup(cols)
     return None if n == outer.size and np.array_equal(rows, np.arange(n)) else rows
+
+
+def id_dtype(n: int) -> type:
+    """int32 for positions below 2^31 (half the memory of a million-instance read), else int64."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def _uniform(a: np.ndarray) -> np.ndarray:

@@ -300,7 +300,7 @@ def ground_tables(model) -> tuple[list[int], list[tuple[int, ...]], list[np.ndar
 
 def _term_tables(model, kernel, position):
     term = kernel.term
-    ids = np.stack([r.ids for r in term.reads]) if term.reads else np.zeros((0, term.size), int)
+    ids = np.stack([r.ids for r in term.reads]).astype(np.int64) if term.reads else np.zeros((0, term.size), np.int64)
     if len(ids) and np.any([len(set(col)) < len(col) for col in ids.T]):
         raise UserError(f"factor {term.owner} reads the same variable twice in one instance; "
                         "it cannot be written as a UAI table")

@@ -63,13 +63,13 @@ def _owned_bytes(obj, seen=None) -> int:
 
 
 def test_lattice_model_holds_only_its_read_tables():
-    """The compiled Ising model at L = 128 keeps, per spin, its 7 read id tables (4 factor
-    reads, 1 field, 1 stat: 8 bytes each), the family numbers (2 bytes) and its block ids (8):
-    the index tuples, stores, owner rows, scalar param positions and ground edges are not kept."""
+    """The compiled Ising model at L = 128 keeps, per spin, its 6 read id tables (4 factor
+    reads, 1 field, 1 stat: int32), the family numbers (2 bytes) and its block ids (4): the
+    index tuples, stores, owner rows, scalar param positions and ground edges are not kept."""
     model = ebmlang.load("examples/ising.ebm", L=128)
     per_spin = _owned_bytes(model) / 128**2
     reads = sum(len(t.reads) for t in model.terms + model.stat_terms)
-    assert per_spin <= 8 * reads + 2 + 8 + 1, per_spin
+    assert per_spin <= 4 * reads + 2 + 4 + 1, per_spin
     assert len(model.graph.edges) == 2 * 128**2  # still there when asked for
 
 
