@@ -49,8 +49,7 @@ class TermKernel:
             for k, m in masks:
                 V[k] = np.where(m, value, V[k])
         P = [p.pos[sel] if p.dynamic else theta[p.pos[sel]] for p in t.preads]
-        I = t.space.columns(rows)
-        return V, P, I
+        return V, P, _Columns(t.space, rows)
 
     def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
         """Signed log-potential of instances `rows` (all if None), (chains, len(rows))."""
@@ -86,6 +85,22 @@ class TermKernel:
             else:
                 pos = np.broadcast_to(place, (chains, n))
                 out += np.bincount(pos.ravel(), weights=d.ravel(), minlength=len(out))
+
+
+class _Columns:
+    """The index columns I[k] of some instances, computed when a generated function first
+    reads one (most terms never do, and a dense space stores none)."""
+
+    def __init__(self, space, rows):
+        self.space, self.rows, self.cols = space, rows, None
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if self.cols is None:
+            self.cols = self.space.columns(self.rows)
+        return self.cols[k]
+
+    def __len__(self) -> int:
+        return self.space.ndim
 
 
 @dataclass
