@@ -4,9 +4,9 @@
     python bench/memory.py            # L = 1024; --L 512 for a quicker run
 
 Peaks of whole commands come from the kernel (getrusage of the child process: its maximum
-resident set size). The stage table runs the same work in this process, with a thread that
-reads the resident size every millisecond, and reports each stage's resident size at its end
-and the highest seen during it. Needs psutil for the stage table.
+resident set size). The stage table runs the same work in this process and reports each
+stage's resident size at its end and the kernel's high-water mark during it (Linux: VmRSS and
+VmHWM of /proc/self/status, the mark reset through /proc/self/clear_refs before each stage).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import platform
 import resource
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "ising.ebm"
+sys.path.insert(0, str(ROOT))   # this checkout's ebmlang, not an installed one
 
 
 def command_peak(argv: list[str]) -> tuple[float, float]:
@@ -37,27 +37,27 @@ def command_peak(argv: list[str]) -> tuple[float, float]:
 
 
 class Watch:
-    """Resident memory of this process: now, and the highest since the last `stage`."""
+    """Resident memory of this process at the end of each stage, and its peak during it."""
 
     def __init__(self):
-        import psutil
-        self.proc = psutil.Process()
-        self.peak = 0
         self.rows: list[tuple[str, float, float, float]] = []
-        self.t = time.perf_counter()
-        threading.Thread(target=self._run, daemon=True).start()
+        self._reset()
 
-    def _run(self):
-        while True:
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.001)
+    @staticmethod
+    def _status(key: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1]) / 1024
+        raise RuntimeError(f"no {key} in /proc/self/status")
+
+    def _reset(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")   # the high-water mark := now
+        self.t = time.perf_counter()
 
     def stage(self, name: str) -> None:
-        time.sleep(0.005)
-        now = self.proc.memory_info().rss
         t = time.perf_counter()
-        self.rows.append((name, now / 2**20, max(self.peak, now) / 2**20, t - self.t))
-        self.peak, self.t = 0, t
+        self.rows.append((name, self._status("VmRSS"), self._status("VmHWM"), t - self.t))
+        self._reset()
 
 
 def stages(L: int, tmp: Path) -> list[tuple[str, float, float, float]]:
