@@ -18,7 +18,8 @@ import numpy as np
 
 class Contraction:
     """sum over every letter not in `out` of the product of the operands (einsum semantics);
-    every letter of `out` must appear in some operand."""
+    every letter of `out` must appear in some operand. A single operand with nothing to sum or
+    transpose comes back as itself (a view: do not write into the result)."""
 
     def __init__(self, subs: list[str], shapes: list[tuple], out: str):
         self.subs, self.out = list(subs), out
@@ -35,6 +36,8 @@ class Contraction:
         return self.run(arrays)
 
     def _one(self, arrays):
+        if self.subs[0] == self.out:        # nothing to sum or transpose: the operand itself
+            return arrays[0]
         return np.einsum(self.spec, arrays[0])
 
     def _many(self, arrays):
