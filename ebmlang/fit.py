@@ -96,6 +96,7 @@ class _Phases:
         self.clamp = data.x
         self.latent = model.state_ids(("latent",))
         self.missing = np.isnan(data.x[:, model.state_ids(("var",))]).any(axis=1)
+        self.any_missing = bool(self.missing.any())
         self.summed = None
         if len(self.latent) and SummedOut.independent(model, self.latent):
             self.summed = SummedOut(model, self.latent)
@@ -126,13 +127,14 @@ class _Phases:
         x = self.rows[batch]
         if self.opts.method == "pl":
             return pseudo_gradient(model, x, w)
-        exact = self.summed is not None and not self.missing[batch].any()
+        missing = self.any_missing and self.missing[batch].any()
+        exact = self.summed is not None and not missing
         if exact and self.fused is not None:
             return self.fused.summed_stats(x, model.params.theta,
                                            [p.family for p in self.summed.parts])
         if exact:
             return self.summed.expected_stats(x, w)
-        if len(self.latent) or self.missing[batch].any():
+        if len(self.latent) or missing:
             self.sweep(x, self.clamp[batch])
             self.rows[batch] = x
         return self.stats(x)

@@ -122,8 +122,7 @@ class _Family:
     def _p1(self, f: np.ndarray) -> np.ndarray:
         """For two values: the probability of the second, 1/2 where the field is undefined."""
         v0, v1 = self.values
-        with np.errstate(invalid="ignore"):
-            p1 = np.tanh(0.5 * f if self.unit else (0.5 * (v1 - v0)) * f)
+        p1 = np.tanh(0.5 * f if self.unit else (0.5 * (v1 - v0)) * f)   # no 0 * inf here
         p1 += 1.0
         p1 *= 0.5
         p1[np.isnan(p1)] = 0.5
@@ -143,6 +142,8 @@ class _Family:
         """(chains,): log of the sum over the family's values of exp(its local log-potential),
         summed over its variables."""
         f = self.field(x, theta)
+        if self.unit:
+            return np.logaddexp(0.0, f).sum(axis=1)
         if len(self.values) == 2:
             v0, v1 = self.values
             return np.logaddexp(f * v0, f * v1).sum(axis=1)
@@ -153,10 +154,10 @@ class FusedModel:
     """The fused update of a model, or None from `build` when some term or family does not
     qualify (the fit then takes the generic path)."""
 
-    def __init__(self, blocks: list[list[_Family]], grads: list[tuple[_Use, int, int]], terms):
+    def __init__(self, blocks: list[list[_Family]], grads: list[tuple], terms):
         self.blocks, self.terms = blocks, terms
         self.families = {f.name: f for block in blocks for f in block}
-        self.grads = grads              # (contraction, theta offset, size) per param read
+        self.grads = grads              # (contraction, theta offset, size, first) per param read
 
     @staticmethod
     def build(model) -> FusedModel | None:
@@ -179,8 +180,12 @@ class FusedModel:
                 values = np.asarray(fam.domain.values, float)
                 row.append(_Family(fam.name, fam.offset, fam.space.size, values, fields))
             blocks.append(row)
-        grads = [(_Use(d, k), o.offset, o.size) for d in dense
-                 for k, o in enumerate(d.operands) if o.kind == "param"]
+        grads, seen = [], set()
+        for d in dense:
+            for k, o in enumerate(d.operands):
+                if o.kind == "param":
+                    grads.append((_Use(d, k), o.offset, o.size, o.offset not in seen))
+                    seen.add(o.offset)
         return FusedModel(blocks, grads, dense)
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -193,16 +198,21 @@ class FusedModel:
 
     def stats(self, x: np.ndarray, theta: np.ndarray, replace: dict | None = None) -> np.ndarray:
         """The average over rows of x of dF/dtheta; `replace` maps a family's state offset to
-        values standing in for its slice of x (its conditional means)."""
+        values standing in for its slice of x (its conditional means). The first term to
+        reach a param writes its slot, the others add to it."""
         out = np.zeros(len(theta))
         scale = 1.0 / x.shape[0]
-        for use, offset, size in self.grads:
+        for use, offset, size, first in self.grads:
             g = use(x, theta, replace)
             if not use.per_row:
                 g = g * x.shape[0]             # the same statistic in every row
             if g.shape != use.shape:
                 g = np.broadcast_to(g, use.shape)
-            out[offset:offset + size] += scale * g.reshape(-1)
+            slot = out[offset:offset + size]
+            if first:
+                np.multiply(g.reshape(-1), scale, out=slot)
+            else:
+                slot += scale * g.reshape(-1)
         return out
 
     def summed_stats(self, x: np.ndarray, theta: np.ndarray, names) -> np.ndarray:

@@ -184,10 +184,12 @@ def stochastic_pseudo_loglik(model, summed, x: np.ndarray, visible: list[PartKer
     base = summed.log_marginal(x)
     alt_rows = np.repeat(np.arange(rows), sizes[pick])  # one row per value of the picked variable
     first = np.cumsum(sizes[pick]) - sizes[pick]
+    values = table[pick[alt_rows], np.arange(len(alt_rows)) - first[alt_rows]]
+    cols = ids[pick[alt_rows]]
+    other = values != x[alt_rows, cols]                 # the row's own value: `base` already
+    alt_rows, cols, values = alt_rows[other], cols[other], values[other]
     xs = x[alt_rows].copy()
-    xs[np.arange(len(alt_rows)), ids[pick[alt_rows]]] = \
-        table[pick[alt_rows], np.arange(len(alt_rows)) - first[alt_rows]]
-    alt = summed.log_marginal(xs)
-    norm = np.full(rows, -np.inf)
-    np.logaddexp.at(norm, alt_rows, alt)
+    xs[np.arange(len(alt_rows)), cols] = values
+    norm = base.copy()
+    np.logaddexp.at(norm, alt_rows, summed.log_marginal(xs))
     return len(ids) * (base - norm)

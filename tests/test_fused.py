@@ -197,3 +197,28 @@ def test_fit_uses_the_fused_update_only_where_it_applies():
     for opts, fused in ((FitOptions(), True), (FitOptions(method="cd"), True),
                         (FitOptions(backend="numpy"), False), (FitOptions(backend="numba"), False)):
         assert (_Phases(rbm, data, opts, np.random.default_rng(0)).fused is not None) == fused
+
+
+@pytest.mark.parametrize("name", ["rbm", "domains"])
+def test_stochastic_pseudo_loglik_is_exact(name):
+    """N log p(x_i | x_-i), latents summed out, for the variable i the generator picks in each
+    row: against a brute-force sum over the latent states and every value of x_i, with the
+    generic `SummedOut` and with the fused `Marginal`."""
+    from ebmlang.gradient import stochastic_pseudo_loglik
+    model = compiled(name)
+    latent = [f.name for f in model.vars.values() if f.kind == "latent"]
+    visible = [p for block in model.parts() for p in block if model.vars[p.family].kind == "var"]
+    ids = np.concatenate([p.ids for p in visible])
+    values = [p.values for p in visible for _ in p.ids]
+    x = random_states(model, 8)
+    pick = np.random.default_rng(9).integers(0, len(ids), len(x))
+    want = np.empty(len(x))
+    for r in range(len(x)):
+        alts = np.repeat(x[r:r + 1], len(values[pick[r]]), axis=0)
+        alts[:, ids[pick[r]]] = values[pick[r]]
+        own, _ = brute_force_summed(model, x[r:r + 1], latent)
+        want[r] = len(ids) * (own[0] - logsumexp(brute_force_summed(model, alts, latent)[0]))
+    fused = FusedModel.build(model)
+    for summed in (SummedOut(model, model.state_ids(("latent",))), Marginal(fused, model, latent)):
+        got = stochastic_pseudo_loglik(model, summed, x, visible, np.random.default_rng(9))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
