@@ -150,6 +150,41 @@ class _Family:
         return logsumexp(f[..., None] * self.values, axis=-1).sum(axis=1)
 
 
+def unfused(model) -> str | None:
+    """Why the fused update does not apply to the model, or None when it does: it needs every
+    term with instances a contraction and every block part a whole family, in state order,
+    sampled by exact Gibbs over a finite domain."""
+    terms = [k for k in model.kernels if k.term.size]
+    if not terms:
+        return "the model has no terms"
+    if len(model.state_ids(("input",))):
+        return "the model has inputs (one persistent chain per training row)"
+    for k in terms:
+        if k.dense is None:
+            return f"'{k.term.owner}' is not a product of whole-family reads (a contraction)"
+    for block in model.graph.blocks:
+        for part in block.parts:
+            fam = model.vars[part.family]
+            if model.methods[fam.name][0] != "gibbs" or not fam.domain.finite:
+                return f"'{fam.name}' is not sampled by exact Gibbs over a finite domain"
+            if not np.array_equal(part.ids, np.arange(fam.offset, fam.offset + fam.space.size)):
+                return f"'{fam.name}' is split between blocks"
+    return None
+
+
+def fit_text(model) -> str:
+    """The line `ebmlang check` prints on how `fit --backend auto` runs its updates."""
+    from .gradient import SummedOut
+    why = unfused(model)
+    if why is not None:
+        return f"fit        --backend auto: the block parts above, not fused: {why}"
+    latent = model.state_ids(("latent",))
+    clamped = len(latent) and not SummedOut.independent(model, latent)
+    return ("fit        --backend auto: fused, a few matrix products per update (every term a "
+            "contraction)" + ("; the data phase's clamped chains on the block parts above"
+                              if clamped else ""))
+
+
 class FusedModel:
     """The fused update of a model, or None from `build` when some term or family does not
     qualify (the fit then takes the generic path)."""
@@ -161,20 +196,15 @@ class FusedModel:
 
     @staticmethod
     def build(model) -> FusedModel | None:
-        """Plan the fused update: every term with instances a contraction, every block part a
-        whole family in state order sampled by exact Gibbs over a finite domain."""
-        dense = [k.dense for k in model.kernels if k.term.size]
-        if not dense or any(d is None for d in dense):
+        """Plan the fused update, or None where `unfused` gives a reason."""
+        if unfused(model) is not None:
             return None
+        dense = [k.dense for k in model.kernels if k.term.size]
         blocks = []
         for block in model.graph.blocks:
             row = []
             for part in block.parts:
                 fam = model.vars[part.family]
-                if model.methods[fam.name][0] != "gibbs" or not fam.domain.finite or \
-                        not np.array_equal(part.ids, np.arange(fam.offset,
-                                                               fam.offset + fam.space.size)):
-                    return None
                 fields = [_Use(d, k) for d in dense
                           for k, o in enumerate(d.operands) if o.family == fam.name]
                 values = np.asarray(fam.domain.values, float)

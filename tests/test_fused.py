@@ -79,9 +79,14 @@ def random_states(model, rows, seed=1):
 
 
 def test_build_qualifies_contractions_only():
+    from ebmlang.fused import fit_text, unfused
     assert all(FusedModel.build(compiled(name)) is not None for name in MODELS)
+    assert "fused" in fit_text(compiled("rbm")) and "clamped" in fit_text(compiled("dbm"))
     ising = ebmlang.load("examples/ising.ebm", L=4)       # s read twice: not a contraction
-    assert FusedModel.build(ising) is None
+    assert FusedModel.build(ising) is None and "'right' is not" in unfused(ising)
+    mh = ebmlang.compile(MODELS["rbm"] + "\nsampler v : mh")
+    assert FusedModel.build(mh) is None and "'v' is not sampled by exact Gibbs" in unfused(mh)
+    assert "not fused" in fit_text(mh)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
