@@ -159,11 +159,11 @@ class _Phases:
         return self.stats(x)
 
     def sweep(self, x: np.ndarray, clamp: np.ndarray | None = None) -> None:
-        """One Gibbs sweep of x in place: fused where it applies (nothing clamped), otherwise
-        the block parts of the backend, compiled on first use."""
+        """One Gibbs sweep of x in place: fused where it applies, otherwise the block parts of
+        the backend, compiled on first use."""
         theta = self.model.params.theta
-        if clamp is None and self.fused is not None:
-            self.fused.sweep(x, theta, self.rng)
+        if self.fused is not None:
+            self.fused.sweep(x, theta, self.rng, clamp)
             return
         if self._sweeper is None:
             self._sweeper = _sweeper(self.model, self.opts.backend)

@@ -174,15 +174,11 @@ def unfused(model) -> str | None:
 
 def fit_text(model) -> str:
     """The line `ebmlang check` prints on how `fit --backend auto` runs its updates."""
-    from .gradient import SummedOut
     why = unfused(model)
     if why is not None:
         return f"fit        --backend auto: the block parts above, not fused: {why}"
-    latent = model.state_ids(("latent",))
-    clamped = len(latent) and not SummedOut.independent(model, latent)
     return ("fit        --backend auto: fused, a few matrix products per update (every term a "
-            "contraction)" + ("; the data phase's clamped chains on the block parts above"
-                              if clamped else ""))
+            "contraction)")
 
 
 class FusedModel:
@@ -218,12 +214,19 @@ class FusedModel:
                     seen.add(o.offset)
         return FusedModel(blocks, grads, dense)
 
-    def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+              clamp: np.ndarray | None = None) -> np.ndarray:
         """One Gibbs sweep in place, block by block in the model's order; the families of a
-        block read none of each other's variables, so in place is the same as from one state."""
+        block read none of each other's variables, so in place is the same as from one state.
+        `clamp`: values (chains, n_state), NaN where free; every family is drawn (the same
+        random numbers as `runtime.gibbs_step`), then its clamped cells are put back."""
         for block in self.blocks:
             for fam in block:
                 fam.draw(x, theta, rng)
+                if clamp is not None:
+                    sl = slice(fam.offset, fam.offset + fam.size)
+                    fixed = clamp[:, sl]
+                    x[:, sl] = np.where(np.isnan(fixed), x[:, sl], fixed)
         return x
 
     def stats(self, x: np.ndarray, theta: np.ndarray, replace: dict | None = None) -> np.ndarray:
