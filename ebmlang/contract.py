@@ -66,9 +66,11 @@ class Contraction:
         self.perm_b = _perm(b2, batch + inner + free_b)
         n = [prod(self.size[c] for c in s) for s in (free_a, inner, free_b)]
         bshape = tuple(self.size[c] for c in batch)
-        self.shape_a, self.shape_b = bshape + (n[0], n[1]), bshape + (n[1], n[2])
         got = batch + free_a + free_b
-        self.shape_out = tuple(self.size[c] for c in got)
+        shape = lambda letters: tuple(self.size[c] for c in letters)  # noqa: E731
+        self.shape_a = _unless(shape(batch + free_a + inner), bshape + (n[0], n[1]))
+        self.shape_b = _unless(shape(batch + inner + free_b), bshape + (n[1], n[2]))
+        self.shape_out = _unless(bshape + (n[0], n[2]), shape(got))
         self.perm_out = _perm(got, self.out)
 
     def _two(self, arrays):
@@ -81,8 +83,19 @@ class Contraction:
             a = a.transpose(self.perm_a)
         if self.perm_b is not None:
             b = b.transpose(self.perm_b)
-        res = np.matmul(a.reshape(self.shape_a), b.reshape(self.shape_b)).reshape(self.shape_out)
+        if self.shape_a is not None:
+            a = a.reshape(self.shape_a)
+        if self.shape_b is not None:
+            b = b.reshape(self.shape_b)
+        res = np.matmul(a, b)
+        if self.shape_out is not None:
+            res = res.reshape(self.shape_out)
         return res if self.perm_out is None else res.transpose(self.perm_out)
+
+
+def _unless(have: tuple, want: tuple):
+    """The shape `want` to reshape to, or None when the array has it already (`have`)."""
+    return None if have == want else want
 
 
 def _perm(have: str, want: str):
