@@ -268,7 +268,7 @@ def fit(model, data, **kwargs) -> FitResult:
             theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
             if phases.gaussian:
                 _keep_proper(model, phases, good, theta, epoch)
-            if not np.all(np.isfinite(theta)):
+            if not np.isfinite(theta).all():
                 bad = int(np.flatnonzero(~np.isfinite(theta))[0])
                 theta[:] = good
                 err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "

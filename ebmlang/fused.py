@@ -38,7 +38,8 @@ class _Use:
         target = dense.operands[k]
         others = [o for i, o in enumerate(dense.operands) if i != k]
         self.coef, self.shape = dense.coef, target.shape
-        self.reads = [(o.kind == "var", o.offset, o.size, o.shape) for o in others]
+        self.reads = [(o.kind == "var", o.offset, slice(o.offset, o.offset + o.size),
+                       None if len(o.shape) == 1 else o.shape) for o in others]
         self.subs = [("z" + o.subs) if o.kind == "var" else o.subs for o in others]
         self.out = ("z" + target.subs) if target.kind == "var" else target.subs
         self.present = "".join(c for c in self.out if any(c in s for s in self.subs))
@@ -50,14 +51,14 @@ class _Use:
         standing in for its slice of x."""
         chains = x.shape[0]
         arrays = []
-        for var, offset, size, shape in self.reads:
+        for var, offset, sl, shape in self.reads:    # shape: None for one axis
             if not var:
-                arrays.append(theta[offset:offset + size].reshape(shape))
+                arrays.append(theta[sl] if shape is None else theta[sl].reshape(shape))
                 continue
             arr = replace.get(offset) if replace else None
             if arr is None:
-                arr = x[:, offset:offset + size]
-            arrays.append(arr if len(shape) == 1 else arr.reshape((chains,) + shape))
+                arr = x[:, sl]
+            arrays.append(arr if shape is None else arr.reshape((chains,) + shape))
         plan = self.plans.get(chains)
         if plan is None:
             plan = self.plans[chains] = self._plan(arrays, chains)

@@ -42,14 +42,18 @@ factor ta[i in 0..2, k in 0..1] : T[i, k] * a[i] * h[k]
 factor us[i in 0..1, k in 0..1] : -g * U[i, k] * s[i] * h[k]
 factor ea[i in 0..2] : e[i] * a[i]
 factor lone[i in 0..2] : 0.5 * e[i]""",
-    # a three-way product: three blocks, each field a contraction of two reads and a param
+    # a three-way product: each field a contraction of two reads and a param; a scalar
+    # variable and a scalar param
     "threeway": """var a[i in 0..1] : bool
 var b[j in 0..2] : spin
 latent c[k in 0..1] : bool
+var s : spin
 param T[i in 0..1, j in 0..2, k in 0..1] = 0
 param d[k in 0..1] = 0
+param J = 0
 factor t[i in 0..1, j in 0..2, k in 0..1] : T[i, j, k] * a[i] * b[j] * c[k]
-factor bias[k in 0..1] : d[k] * c[k]""",
+factor bias[k in 0..1] : d[k] * c[k]
+factor tie[k in 0..1] : J * s * c[k]""",
     # a deep Boltzmann machine: the latents are not independent (no summing out)
     "dbm": """var v[i in 0..3] : bool
 latent h[j in 0..2] : bool
