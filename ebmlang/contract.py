@@ -16,6 +16,20 @@ from math import prod
 import numpy as np
 
 
+MAX_PLANS = 64    # plans a cache keeps (row counts vary, e.g. the metric's alternatives)
+
+
+def cached(plans: dict, key, make):
+    """plans[key], made by make() on first use; the cache is emptied when it reaches
+    MAX_PLANS entries, so that many different shapes cannot grow it without bound."""
+    found = plans.get(key)
+    if found is None:
+        if len(plans) >= MAX_PLANS:
+            plans.clear()
+        found = plans[key] = make()
+    return found
+
+
 class Contraction:
     """sum over every letter not in `out` of the product of the operands (einsum semantics);
     every letter of `out` must appear in some operand. A single operand with nothing to sum or

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ast as A
-from .contract import Contraction
+from .contract import Contraction, cached
 
 _LETTERS = "abcdefghijklmnopqrstuvwxy"   # z is the chain axis
 
@@ -44,11 +44,8 @@ class DenseTerm:
 
     def plan(self, key, subs: list[str], arrays: list, out: str) -> Contraction:
         """The contraction of `arrays` onto `out`, planned on first use for these shapes."""
-        key = (key,) + tuple(a.shape for a in arrays)
-        found = self.plans.get(key)
-        if found is None:
-            found = self.plans[key] = Contraction(subs, [a.shape for a in arrays], out)
-        return found
+        shapes = [a.shape for a in arrays]
+        return cached(self.plans, (key,) + tuple(shapes), lambda: Contraction(subs, shapes, out))
 
     def _arrays(self, x, theta, replace=None):
         out = []

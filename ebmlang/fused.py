@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import Contraction
+from .contract import Contraction, cached
 from .exact import logsumexp
 from .runtime import draw_categorical
 
@@ -59,10 +59,7 @@ class _Use:
             if arr is None:
                 arr = x[:, sl]
             arrays.append(arr if shape is None else arr.reshape((chains,) + shape))
-        plan = self.plans.get(chains)
-        if plan is None:
-            plan = self.plans[chains] = self._plan(arrays, chains)
-        contraction, expand = plan
+        contraction, expand = cached(self.plans, chains, lambda: self._plan(arrays, chains))
         res = contraction(*arrays) if contraction is not None else np.ones(())
         if expand is not None:
             res = res.reshape(expand)
