@@ -56,10 +56,12 @@ try:
 except ImportError:  # pragma: no cover - a benchmark dependency, not ebmlang's
     sys.exit("bench/rbm_digits.py needs scikit-learn: pip install scikit-learn")
 
-import ebmlang
-from ebmlang.score import score
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))      # this checkout's ebmlang, not whichever one is installed
+
+import ebmlang  # noqa: E402
+from ebmlang.score import score  # noqa: E402
+
 MODEL = ROOT / "examples" / "rbm.ebm"
 DIGITS = ROOT / "examples" / "data" / "digits.csv"
 N_TRAIN = 1500
@@ -232,7 +234,8 @@ def machine() -> list[str]:
                    platform.processor() or "unknown")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     versions = (f"Python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
-                f"{sklearn.__version__}, ebmlang {ebmlang.__version__} ({git_revision()})")
+                f"{sklearn.__version__}, ebmlang {ebmlang.__version__} ({git_revision()}; "
+                f"imported from {Path(ebmlang.__file__).parent})")
     return [f"- CPUs (`nproc`): {os.cpu_count()}; CPU: {cpu}; load average at start: {load}",
             f"- {versions}", f"- {platform.platform()}"]
 

@@ -55,11 +55,13 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
+    from .fused import fit_text
     from .numba_codegen import placement_text
     from .report import check_report
     model = _load(args)
     print(check_report(model))
     print(placement_text(model))
+    print(fit_text(model))
     return 0
 
 

@@ -119,7 +119,8 @@ def add_parsers(sub, common, count) -> None:
                    help="learning rate schedule (default: linear decay to 0)")
     p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")
     p.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto",
-                   help="Gibbs sweeps: compiled per block part unless einsum serves it (auto)")
+                   help="auto: fused matrix products where every term is a contraction, "
+                   "else compiled per block part unless einsum serves it; numpy: the reference")
     p.add_argument("--seed", type=count(0), default=0, metavar="S")
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "

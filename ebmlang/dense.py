@@ -10,11 +10,12 @@ term keeps the general per-instance kernel, and both give the same numbers (test
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ast as A
+from .contract import Contraction, cached
 
 _LETTERS = "abcdefghijklmnopqrstuvwxy"   # z is the chain axis
 
@@ -39,6 +40,12 @@ class Operand:
 class DenseTerm:
     coef: float
     operands: list[Operand]
+    plans: dict = field(default_factory=dict, repr=False, compare=False)  # Contraction by use
+
+    def plan(self, key, subs: list[str], arrays: list, out: str) -> Contraction:
+        """The contraction of `arrays` onto `out`, planned on first use for these shapes."""
+        shapes = [a.shape for a in arrays]
+        return cached(self.plans, (key,) + tuple(shapes), lambda: Contraction(subs, shapes, out))
 
     def _arrays(self, x, theta, replace=None):
         out = []
@@ -56,12 +63,11 @@ class DenseTerm:
         return ("z" + op.subs) if op.kind == "var" else op.subs
 
     def total(self, x, theta) -> np.ndarray:
-        spec = ",".join(self._subs(o) for o in self.operands) + "->z"
+        subs = [self._subs(o) for o in self.operands]
         arrays = self._arrays(x, theta)
         if not any(o.kind == "var" for o in self.operands):
-            spec = ",".join(self._subs(o) for o in self.operands) + "->"
-            return np.full(x.shape[0], self.coef * np.einsum(spec, *arrays))
-        return self.coef * np.einsum(spec, *arrays, optimize=True)
+            return np.full(x.shape[0], self.coef * self.plan("total", subs, arrays, "")(*arrays))
+        return self.coef * self.plan("total", subs, arrays, "z")(*arrays)
 
     def reads_once(self, family: str) -> bool:
         return sum(o.family == family for o in self.operands) == 1 and \
@@ -73,35 +79,40 @@ class DenseTerm:
         arrays = self._arrays(x, theta)
         others = [i for i in range(len(self.operands)) if i != k]
         target = self.operands[k]
-        res = _contract([self._subs(self.operands[i]) for i in others],
-                        [arrays[i] for i in others], "z" + target.subs,
-                        (x.shape[0],) + target.shape)
+        res = self._contract(("field", k), [self._subs(self.operands[i]) for i in others],
+                             [arrays[i] for i in others], "z" + target.subs,
+                             (x.shape[0],) + target.shape)
         return self.coef * res.reshape(x.shape[0], -1)
 
     def add_gradient(self, out, x, theta, weights, replace=None) -> None:
         """out += sum_c weights[c] * d(total_c)/d(theta), with some families replaced (by
-        their conditional expectations)."""
+        their conditional expectations). The weights multiply the first other variable read
+        (or, with none, enter as an operand of their own)."""
         arrays = self._arrays(x, theta, replace)
         w = np.asarray(weights, float).reshape(-1)
         for k, op in enumerate(self.operands):
             if op.kind != "param":
                 continue
             others = [i for i in range(len(self.operands)) if i != k]
-            grad = _contract([self._subs(self.operands[i]) for i in others] + ["z"],
-                             [arrays[i] for i in others] + [w], op.subs, op.shape)
+            subs = [self._subs(self.operands[i]) for i in others]
+            used = [arrays[i] for i in others]
+            first = next((j for j, i in enumerate(others) if self.operands[i].kind == "var"), None)
+            if first is None:
+                subs, used = subs + ["z"], used + [w]
+            else:
+                used[first] = used[first] * w.reshape((-1,) + (1,) * (used[first].ndim - 1))
+            grad = self._contract(("grad", k), subs, used, op.subs, op.shape)
             out[op.offset:op.offset + op.size] += self.coef * np.asarray(grad).reshape(-1)
 
-
-def _contract(subs: list[str], arrays: list, out: str, shape: tuple) -> np.ndarray:
-    """einsum of `arrays` onto the axes `out` (sizes `shape`); output axes that no input has
-    are broadcast (the sum over them is the same for every index)."""
-    present = "".join(c for c in out if any(c in s for s in subs))
-    if subs:
-        res = np.einsum(f"{','.join(subs)}->{present}", *arrays, optimize=True)
-    else:
-        res = np.ones(())
-    expand = tuple(size if c in present else 1 for c, size in zip(out, shape))
-    return np.broadcast_to(np.reshape(res, expand), shape)
+    def _contract(self, key, subs: list[str], arrays: list, out: str, shape: tuple) -> np.ndarray:
+        """The contraction of `arrays` onto the axes `out` (sizes `shape`); output axes that no
+        input has are broadcast (the sum over them is the same for every index)."""
+        present = "".join(c for c in out if any(c in s for s in subs))
+        res = self.plan(key, subs, arrays, present)(*arrays) if subs else np.ones(())
+        if present == out:
+            return res
+        expand = tuple(size if c in present else 1 for c, size in zip(out, shape))
+        return np.broadcast_to(np.reshape(res, expand), shape)
 
 
 def _factors(e: A.Expr, sign: float):

@@ -20,6 +20,7 @@ import numpy as np
 
 from .data import Data, load_data
 from .errors import UserError
+from .fused import FusedModel, Marginal
 from .gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
 from .metrics import Metric
 from .optim import make_optimizer
@@ -40,7 +41,8 @@ class FitOptions:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "linear"        # learning rate: "linear" decays to 0 over the run; "constant"
-    backend: str = "auto"           # Gibbs sweeps: numba per part unless einsum serves it; numpy
+    backend: str = "auto"           # fused (fused.py) where every term is a contraction, else numba
+                                    # per part unless einsum serves it; numba; numpy (the reference)
     seed: int = 0
     progress: object = None         # None: quiet; a callable(line) receives a line per epoch
 
@@ -94,12 +96,19 @@ class _Phases:
         self.clamp = data.x
         self.latent = model.state_ids(("latent",))
         self.missing = np.isnan(data.x[:, model.state_ids(("var",))]).any(axis=1)
+        self.any_missing = bool(self.missing.any())
         self.summed = None
         if len(self.latent) and SummedOut.independent(model, self.latent):
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
-        self.parts, self.sweep = _sweeper(model, opts.backend)
+        self._sweeper = None                               # (parts, sweep), built on first use
         self.has_inputs = len(model.state_ids(("input",))) > 0
+        self.fused = None                                  # the fused update, where it applies
+        if opts.backend == "auto" and opts.method in ("pcd", "cd") and not self.has_inputs:
+            self.fused = FusedModel.build(model)
+        self.marginal = self.summed                       # log p(x) with the latents summed out
+        if self.fused is not None and self.summed is not None:
+            self.marginal = Marginal(self.fused, model, [p.family for p in self.summed.parts])
         self.gaussian = any(m == "gaussian" for m, _, _ in model.methods.values())
         if opts.method == "pl" and (len(self.latent) or self.missing.any()):
             raise UserError("method pl needs every variable observed: the model has latent "
@@ -118,13 +127,17 @@ class _Phases:
         x = self.rows[batch]
         if self.opts.method == "pl":
             return pseudo_gradient(model, x, w)
-        exact = self.summed is not None and not self.missing[batch].any()
+        missing = self.any_missing and self.missing[batch].any()
+        exact = self.summed is not None and not missing
+        if exact and self.fused is not None:
+            return self.fused.summed_stats(x, model.params.theta,
+                                           [p.family for p in self.summed.parts])
         if exact:
             return self.summed.expected_stats(x, w)
-        if len(self.latent) or self.missing[batch].any():
-            self.sweep(self.parts, x, model.params.theta, self.rng, self.clamp[batch])
+        if len(self.latent) or missing:
+            self.sweep(x, self.clamp[batch])
             self.rows[batch] = x
-        return expected_stats(model, x, w)
+        return self.stats(x)
 
     def negative(self, batch: np.ndarray) -> np.ndarray:
         model, opts = self.model, self.opts
@@ -137,13 +150,31 @@ class _Phases:
         else:
             x = self.chains
         for _ in range(opts.k):
-            self.sweep(self.parts, x, model.params.theta, self.rng)
+            self.sweep(x)
         if opts.method == "pcd":
             if self.has_inputs:
                 self.chains[batch] = x
             else:
                 self.chains = x
-        return expected_stats(model, x, np.full(len(x), 1.0 / len(x)))
+        return self.stats(x)
+
+    def sweep(self, x: np.ndarray, clamp: np.ndarray | None = None) -> None:
+        """One Gibbs sweep of x in place: fused where it applies, otherwise the block parts of
+        the backend, compiled on first use."""
+        theta = self.model.params.theta
+        if self.fused is not None:
+            self.fused.sweep(x, theta, self.rng, clamp)
+            return
+        if self._sweeper is None:
+            self._sweeper = _sweeper(self.model, self.opts.backend)
+        parts, step = self._sweeper
+        step(parts, x, theta, self.rng, clamp)
+
+    def stats(self, x: np.ndarray) -> np.ndarray:
+        """The average of dF/dtheta over the rows of x."""
+        if self.fused is not None:
+            return self.fused.stats(x, self.model.params.theta)
+        return expected_stats(self.model, x, np.full(len(x), 1.0 / len(x)))
 
 
 def _sweeper(model, backend: str):
@@ -234,10 +265,10 @@ def fit(model, data, **kwargs) -> FitResult:
             if opts.schedule == "linear":
                 optimizer.lr = base_lr * (1.0 - step / total)
             step += 1
-            theta += optimizer.step(gap - opts.weight_decay * theta)
+            theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
             if phases.gaussian:
                 _keep_proper(model, phases, good, theta, epoch)
-            if not np.all(np.isfinite(theta)):
+            if not np.isfinite(theta).all():
                 bad = int(np.flatnonzero(~np.isfinite(theta))[0])
                 theta[:] = good
                 err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "

@@ -167,23 +167,29 @@ def pseudo_gradient(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def stochastic_pseudo_loglik(model, summed: SummedOut, x: np.ndarray, visible: list[PartKernel],
+def stochastic_pseudo_loglik(model, summed, x: np.ndarray, visible: list[PartKernel],
                              rng: np.random.Generator) -> np.ndarray:
     """N * log p(x_i | x_-i) for one random observed variable i per row, latents summed out
-    (scikit-learn's BernoulliRBM.score_samples convention), per row."""
+    (scikit-learn's BernoulliRBM.score_samples convention), per row. `summed` gives
+    `log_marginal(x)` (a `SummedOut`, or the fused `Marginal`)."""
     rows = x.shape[0]
     ids = np.concatenate([p.ids for p in visible])
-    values = [p.values for p in visible for _ in p.ids]
+    sizes = np.concatenate([np.full(len(p.ids), len(p.values)) for p in visible])
+    table = np.zeros((len(ids), sizes.max()))          # each variable's values, padded
+    start = 0
+    for p in visible:
+        table[start:start + len(p.ids), :len(p.values)] = p.values
+        start += len(p.ids)
     pick = rng.integers(0, len(ids), rows)
     base = summed.log_marginal(x)
-    alts = []
-    for r in range(rows):
-        for v in values[pick[r]]:
-            alts.append((r, v))
-    alt_rows = np.array([a[0] for a in alts])
+    alt_rows = np.repeat(np.arange(rows), sizes[pick])  # one row per value of the picked variable
+    first = np.cumsum(sizes[pick]) - sizes[pick]
+    values = table[pick[alt_rows], np.arange(len(alt_rows)) - first[alt_rows]]
+    cols = ids[pick[alt_rows]]
+    other = values != x[alt_rows, cols]                 # the row's own value: `base` already
+    alt_rows, cols, values = alt_rows[other], cols[other], values[other]
     xs = x[alt_rows].copy()
-    xs[np.arange(len(alts)), ids[pick[alt_rows]]] = [a[1] for a in alts]
-    alt = summed.log_marginal(xs)
-    norm = np.full(rows, -np.inf)
-    np.logaddexp.at(norm, alt_rows, alt)
+    xs[np.arange(len(alt_rows)), cols] = values
+    norm = base.copy()
+    np.logaddexp.at(norm, alt_rows, summed.log_marginal(xs))
     return len(ids) * (base - norm)

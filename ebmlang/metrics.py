@@ -43,7 +43,7 @@ class Metric:
             x = self.x.copy()
             x[:, self.phases.latent] = 0.0
             value = float(np.mean(stochastic_pseudo_loglik(
-                self.model, self.phases.summed, x, self.visible, self.rng)))
+                self.model, self.phases.marginal, x, self.visible, self.rng)))
         return {"metric": self.kind, "value": value}
 
     def stats(self) -> dict:

@@ -31,7 +31,10 @@ class SGD:
         self.velocity = np.zeros(n)
 
     def step(self, grad: np.ndarray) -> np.ndarray:
-        self.velocity = self.momentum * self.velocity + self.lr * grad
+        if not self.momentum:           # the same numbers, one product fewer
+            self.velocity = self.lr * grad
+        else:
+            self.velocity = self.momentum * self.velocity + self.lr * grad
         return self.velocity
 
 
