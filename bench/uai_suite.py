@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-import ebmlang
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's ebmlang
+import ebmlang  # noqa: E402
 from ebmlang.diagnostics import split_rhat
 from ebmlang.logz import logz
 from ebmlang.map import map_estimate
