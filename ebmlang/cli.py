@@ -7,6 +7,7 @@ Exit status: 0 success, 1 a user error (bad model, data file or flag), 2 an inte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from typing import Callable
@@ -104,24 +105,35 @@ def cmd_conditionals(args) -> int:
 
 def cmd_sample(args) -> int:
     from .report import sample_summary
+    from .sample import csv_writer
+    from .trace import Trace
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
     inputs, clamp = read_inputs(model, args.input, args.chains) if args.input is not None \
         else (None, None)
-    samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
-                           thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
-                           progress=False if args.no_progress else None,
-                           backend=args.backend)
+    with contextlib.ExitStack() as stack:
+        watch = []
+        if args.output is not None:  # the CSV is written as the draws come
+            watch.append(stack.enter_context(csv_writer(model, args.output, args.chains)).add)
+        trace = None
+        if args.output is None or args.plot is not None:
+            trace = Trace(model, args.chains, args.draws, model.state_ids())
+            watch.append(trace.add)
+        samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
+                               thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
+                               progress=False if args.no_progress else None,
+                               backend=args.backend, keep=False, watch=watch)
+    if trace is not None:
+        trace.finish(samples.acceptance)
     if args.plot is not None:
         from .plots import plot_samples
-        plot_samples(samples, args.plot)
+        plot_samples(trace, args.plot)
     if args.output is not None:
-        samples.to_csv(args.output)
         print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
               f"{len(samples.ids):,} variables)")
     else:
-        print(sample_summary(samples, burn_in=args.burn_in, thin=args.thin))
+        print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin))
     return 0
 
 

@@ -291,13 +291,10 @@ def _format_block(block: np.ndarray, ints: np.ndarray) -> bytes:
 
 
 def write_samples_csv(path: PathLike, header: list[str], data: np.ndarray,
-                      int_columns: np.ndarray | None = None, more: np.ndarray | None = None) -> None:
-    """Atomically write `header` and `data` rows as CSV; NaN becomes an empty cell. `more`
-    (same rows, any numeric dtype) continues each row: the columns are joined a block at a
-    time, so a large `more` is never copied whole."""
-    data = np.asarray(data)
-    cols = data.shape[1] + (more.shape[1] if more is not None else 0) if data.ndim == 2 else -1
-    if not header or cols != len(header) or (more is not None and len(more) != len(data)):
+                      int_columns: np.ndarray | None = None) -> None:
+    """Atomically write `header` and `data` rows as CSV; NaN becomes an empty cell."""
+    data = np.asarray(data, dtype=np.float64)
+    if not header or data.ndim != 2 or data.shape[1] != len(header):
         raise InternalError(f"write_samples_csv: data {data.shape} for {len(header)} columns")
     ints = np.zeros(len(header), bool) if int_columns is None else np.asarray(int_columns, bool)
     head = io.StringIO()
@@ -306,10 +303,7 @@ def write_samples_csv(path: PathLike, header: list[str], data: np.ndarray,
     with _atomic(path, binary=True) as f:
         f.write(head.getvalue().encode("utf-8"))
         for start in range(0, data.shape[0], step):
-            block = data[start:start + step]
-            if more is not None:
-                block = np.column_stack([block, more[start:start + step]])
-            f.write(_format_block(block.astype(np.float64, copy=False), ints))
+            f.write(_format_block(data[start:start + step], ints))
 
 
 def key_span(path: str, key: str) -> Span | None:

@@ -120,10 +120,10 @@ def bulk_ess(x: np.ndarray) -> float:
 def summarize(samples) -> list[tuple[str, float, float, float]]:
     """(name, mean, R-hat, bulk ESS) for the energy and every scalar summary of each stat
     (indexed stats: their mean over elements)."""
+    from .report import as_trace
+    trace = as_trace(samples)
     rows = []
-    series = {"energy": -samples.log_potential()}
-    for name, vals in samples.stats().items():
-        series[name] = vals.reshape(vals.shape[0], vals.shape[1], -1).mean(axis=2)
+    series = {"energy": trace.energy, **trace.series}
     for name, x in series.items():
         rows.append((name, float(x.mean()), split_rhat(x), bulk_ess(x)))
     return rows

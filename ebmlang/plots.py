@@ -36,22 +36,22 @@ def _save(fig, path: str) -> None:
 def plot_samples(samples, path: str) -> None:
     """Draws of each 2-D family (the last draw of up to 8 chains) and traces of every stat
     and of the energy, one line per chain."""
+    from .report import as_trace
     plt = _pyplot()
-    model = samples.model
+    trace = as_trace(samples)
+    model = trace.model
     grids = [f for f in model.vars.values() if f.sampled and f.space.ndim == 2 and f.space.dense]
-    series = {"energy": -samples.log_potential()}
-    for name, vals in samples.stats().items():
-        series[name] = vals.reshape(vals.shape[0], vals.shape[1], -1).mean(axis=2)
-    shown = min(samples.chains, 8)
+    series = {"energy": trace.energy, **trace.series}
+    shown = min(trace.chains, 8)
     rows = len(grids) + len(series)
     fig, axes = plt.subplots(rows, max(shown, 1), figsize=(2.2 * max(shown, 1), 2.2 * rows),
                              squeeze=False)
     for r, f in enumerate(grids):
-        draws = samples[f.name]
+        last = trace.last[:, f.offset:f.offset + f.space.size].reshape((-1,) + f.space.shape)
         for c in range(axes.shape[1]):
             ax = axes[r, c]
             if c < shown:
-                ax.imshow(draws[c, -1], cmap="gray", interpolation="nearest")
+                ax.imshow(last[c], cmap="gray", interpolation="nearest")
                 ax.set_title(f"{f.name}, chain {c}", fontsize=8)
             ax.axis("off")
     for r, (name, x) in enumerate(series.items(), start=len(grids)):

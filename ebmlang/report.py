@@ -126,7 +126,9 @@ def _sampling(model) -> list[str]:
 # ---------------------------------------------------------------- ebmlang sample
 
 def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
-    """Means of each sampled family, mean and sd of each stat, mean log-potential."""
+    """Means of each sampled family, mean and sd of each stat, mean log-potential, and the
+    convergence diagnostics; of a `Samples` or of a `trace.Trace` built while sampling."""
+    samples = as_trace(samples)
     model = samples.model
     burn = samples.draws // 2 if burn_in is None else burn_in
     lines = [f"{model.name}: {samples.chains} chains x {samples.draws:,} draws "
@@ -137,9 +139,9 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
         if f.sampled:
             shape = f"({_shape(f.space.shape)})" if f.space.ndim else ""
             rows.append(("mean", f.name, f"{samples.mean(f.name):.4g}", "", shape))
-    for name, vals in samples.stats().items():
-        rows.append(_stat_row(name, vals))
-    lp = samples.log_potential()
+    for name in samples.series:
+        rows.append(_stat_row(samples, name))
+    lp = -samples.energy
     rows.append(("mean", "log potential", f"{float(lp.mean()):.6g}",
                  f"sd {float(lp.std()):.4g}", "(log p + log Z)"))
     lines_diag = _diagnostics(samples)
@@ -163,11 +165,13 @@ def _diagnostics(samples) -> list[str]:
         + warnings_for(rows)
 
 
-def _stat_row(name: str, vals: np.ndarray) -> tuple[str, ...]:
-    flat = vals.reshape(vals.shape[0] * vals.shape[1], -1)
-    mean = float(flat.mean())
-    sd = float(flat.std(axis=0).mean())
-    note = ""
-    if vals.ndim > 2:
-        note = f"(shape {_shape(vals.shape[2:])}: mean and sd averaged over elements)"
-    return ("stat", name, f"{mean:.4g}", f"sd {sd:.4g}", note)
+def _stat_row(trace, name: str) -> tuple[str, ...]:
+    shape = trace.stat_shape[name]
+    note = f"(shape {_shape(shape)}: mean and sd averaged over elements)" if shape else ""
+    return ("stat", name, f"{trace.stat_mean(name):.4g}", f"sd {trace.stat_sd(name):.4g}", note)
+
+
+def as_trace(samples):
+    """A `trace.Trace` of kept `Samples` (or the trace itself)."""
+    from .trace import Trace
+    return samples if isinstance(samples, Trace) else samples.trace()

@@ -17,17 +17,29 @@ class Samples:
     1 MB); `states`, `family[...]` and the summaries read it as float64."""
 
     model: object
-    full: np.ndarray        # (chains, draws, n_state)
+    full: np.ndarray | None # (chains, draws, n_state); None when sampled with keep=False
     ids: np.ndarray         # state positions of the var and latent families, in name order
-    acceptance: dict = None # MH family -> acceptance rate after burn-in
+    acceptance: dict        # MH family -> acceptance rate after burn-in
+    chains: int
+    draws: int
 
-    @property
-    def chains(self) -> int:
-        return self.full.shape[0]
+    def kept(self) -> np.ndarray:
+        """The kept draws (chains, draws, n_state), or an error when they were not kept."""
+        if self.full is None:
+            raise UserError("the draws were not kept (sample(..., keep=False)); keep them, or "
+                            "pass watch= callbacks to see them as they are drawn")
+        return self.full
 
-    @property
-    def draws(self) -> int:
-        return self.full.shape[1]
+    def trace(self):
+        """The summaries' view of the draws (see `ebmlang.trace`), computed a block at a time."""
+        from .trace import Trace
+        full = self.kept()
+        c, d, n = full.shape
+        tr = Trace(self.model, c, d, self.ids)
+        step = max(1, CHUNK_CELLS // max(c * n, 1))
+        for k in range(0, d, step):
+            tr.add(k, full[:, k:k + step])
+        return tr.finish(self.acceptance)
 
     @property
     def names(self) -> list[str]:
@@ -40,15 +52,12 @@ class Samples:
         return self._sampled().astype(np.float64)
 
     def _sampled(self) -> np.ndarray:
-        ids = self.ids
-        if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
-            return self.full[:, :, ids[0]:ids[0] + len(ids)]
-        return self.full[:, :, ids]
+        return sampled_columns(self.kept(), self.ids)
 
     def __getitem__(self, family: str) -> np.ndarray:
         """(chains, draws, *shape) for a family over plain ranges, else (chains, draws, n)."""
         f = self.model.vars[family]
-        block = self.full[:, :, f.offset:f.offset + f.space.size].astype(np.float64)
+        block = self.kept()[:, :, f.offset:f.offset + f.space.size].astype(np.float64)
         if f.space.ndim == 0:
             return block[:, :, 0]
         if f.space.dense:
@@ -58,12 +67,12 @@ class Samples:
     def mean(self, family: str) -> float:
         """The mean of a family's values over every kept draw and element."""
         f = self.model.vars[family]
-        return float(self.full[:, :, f.offset:f.offset + f.space.size].mean(dtype=np.float64))
+        return float(self.kept()[:, :, f.offset:f.offset + f.space.size].mean(dtype=np.float64))
 
     def _rows(self, fn):
         """fn over every kept draw, a few rows at a time (bounded temporaries), (chains, draws,
         ...) or a dict of such."""
-        c, d, n = self.full.shape
+        c, d, n = self.kept().shape
         flat = self.full.reshape(c * d, n)
         step = max(1, CHUNK_CELLS // max(n, 1))
         parts = [fn(flat[i:i + step].astype(np.float64)) for i in range(0, c * d, step)]
@@ -87,17 +96,33 @@ class Samples:
 
     def to_csv(self, path: str) -> None:
         """The samples CSV: `chain,draw,` then every var and latent, a row per kept draw."""
-        from .csvio import write_samples_csv
-        c, d = self.full.shape[:2]
-        states = self._sampled().reshape(c * d, -1)
-        chain = np.repeat(np.arange(c), d)
-        draw = np.tile(np.arange(d), c)
-        ints = np.ones(states.shape[1] + 2, bool)
-        for f in self.model.vars.values():
-            if f.sampled and not f.domain.integer:
-                ints[2 + _positions(self, f)] = False
-        write_samples_csv(path, _Header(self.model, states.shape[1]),
-                          np.column_stack([chain, draw]), ints, states)
+        full = self.kept()
+        c, d, n = full.shape
+        step = max(1, CHUNK_CELLS // max(c * n, 1))
+        with csv_writer(self.model, path, c) as out:
+            for k in range(0, d, step):
+                out.add(k, full[:, k:k + step])
+
+
+def csv_writer(model, path, chains: int):
+    """A `samplecsv.samples_csv` writer of this model's var and latent columns: its `add(k,
+    xs)` takes full states (chains, draws, n_state), as `sample(watch=...)` gives them."""
+    from .samplecsv import samples_csv
+    ids = model.state_ids()
+    ints = np.ones(len(ids) + 2, bool)
+    for f in model.vars.values():
+        if f.sampled and not f.domain.integer:
+            ints[2 + np.searchsorted(ids, np.arange(f.offset, f.offset + f.space.size))] = False
+    return samples_csv(path, _Header(model, len(ids)), ints, chains,
+                       lambda xs: sampled_columns(xs, ids))
+
+
+def sampled_columns(xs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The var and latent columns of states xs (..., n_state): a view when they are
+    contiguous (they are, unless inputs sit between them)."""
+    if len(ids) and ids[-1] - ids[0] + 1 == len(ids):
+        return xs[..., ids[0]:ids[0] + len(ids)]
+    return xs[..., ids]
 
 
 class _Header:
@@ -113,11 +138,6 @@ class _Header:
     def __iter__(self):
         yield from ("chain", "draw")
         yield from self.model.iter_ground_names()
-
-
-def _positions(samples, f):
-    idx = np.searchsorted(samples.ids, np.arange(f.offset, f.offset + f.space.size))
-    return idx
 
 
 def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarray:
@@ -148,8 +168,14 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
 
 
 def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
-           params=None, progress=False, clamp=None, backend=None) -> Samples:
+           params=None, progress=False, clamp=None, backend=None, keep=True,
+           watch=()) -> Samples:
     """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`.
+
+    `watch`: callables `fn(k, xs)` that see the kept draws as they come, a block at a time
+    (xs: draws k, k + 1, ... of every chain, (chains, block, n_state)); with `keep=False` only
+    they do, and memory stays at one block whatever the number of draws (`ebmlang sample`
+    writes its CSV and its summary this way).
 
     `backend`: "numba" (the default: compiled kernels for finite-domain Gibbs parts, numpy for
     the others) or "numpy" (the reference).
@@ -177,11 +203,10 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     theta = model.params.theta
     parts, step = _backend(model, backend)
     total = burn_in + draws * thin
-    keep = np.empty((chains, draws, model.checked.n_state), store_dtype(model, x))
+    out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
     reset_scales(model, parts)
     check_proper(model, x)
-    kept = 0
     for sweep in range(total):
         step(parts, x, theta, rng, clamp)
         if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
@@ -189,13 +214,39 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         if sweep == burn_in - 1:
             _reset_counts(parts)
         if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
-            keep[:, kept] = x
-            kept += 1
+            out.add(x)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return Samples(model, keep, ids, acceptance(parts))
+    out.flush()
+    return Samples(model, out.all, ids, acceptance(parts), chains, draws)
+
+
+class _Kept:
+    """Where kept draws go: into the array of all of them (keep), and to the watchers a block
+    at a time (from a bounded buffer when the draws are not kept)."""
+
+    def __init__(self, chains, draws, n, dtype, keep: bool, watch):
+        self.block = max(1, CHUNK_CELLS // max(chains * n, 1))
+        self.all = np.empty((chains, draws, n), dtype) if keep else None
+        self.buf = self.all if keep else np.empty((chains, min(draws, self.block), n), dtype)
+        self.watch, self.kept, self.done = list(watch), 0, 0
+
+    def add(self, x: np.ndarray) -> None:
+        self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
+        self.kept += 1
+        if self.watch and self.kept - self.done == self.block:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.watch or self.kept == self.done:
+            return
+        xs = self.buf[:, self.done:self.kept] if self.all is not None else \
+            self.buf[:, :self.kept - self.done]
+        for fn in self.watch:
+            fn(self.done, xs)
+        self.done = self.kept
 
 
 def store_dtype(model, x: np.ndarray) -> np.dtype:
