@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .numba_codegen import MAX_UNROLL, generate_numba, plans, tabled_source, term_sig
-from .numba_tables import Table, tabulation
+from .numba_tables import MIN_RUN, Table, runs, tabulation
 from .runtime import UPDATES
 
 
@@ -194,14 +194,17 @@ class CompiledPart:
         else:
             width, k = t.rel.shape[1], len(self.values)
             if width <= MAX_UNROLL and k <= MAX_UNROLL:
-                self.kernel = f"tabled, {width} neighbours x {k} values"
-                kernels = load_generated(tabled_source(width, k))
+                how = "tabled, runs" if t.runs is not None else "tabled"
+                self.kernel = f"{how}, {width} neighbours x {k} values"
+                kernels = load_generated(tabled_source(width, k, t.runs is not None))
+                where = t.runs if t.runs is not None else (self.ids, t.pat)
+                self._args = where + (self.values, t.rel, t.coef, t.cst, t.pbase, t.cdf)
             else:
                 self.kernel = "tabled"
                 kernels = numba_kernels
+                self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst,
+                              t.pbase, t.cdf)
             fns = kernels.tabled, kernels.ptabled
-            self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst, t.pbase,
-                          t.cdf)
             self._build = getattr(mod, f"table_{self.family}")
         self._fns = {False: fns[0], True: fns[1]}
 
@@ -217,10 +220,12 @@ class CompiledPart:
         self._fns[parallel](x, theta, rng.bit_generator.random_raw((chains, 2)), *self._args)
 
 
-def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
+def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") -> list[list]:
     """Every block's parts: a CompiledPart where the family compiles, else the numpy
     PartKernel of `model.parts()` (shared, so MH scales and counts are the same objects).
-    `tabulate`: None decides by table size, True whenever possible, False never."""
+    `tabulate`: None decides by table size, True whenever possible, False never. `layout`, for
+    a tabulated part: "runs" (variables as runs of one pattern), "stream" (an id and a pattern
+    per variable), or "auto": runs when they hold MIN_RUN variables on average."""
     ps = plans(model)
     module = numpy_parts = None
     cache: dict = {}
@@ -240,9 +245,22 @@ def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
             ids = inc.ids
             if table is not None:           # the builder needs only the representatives
                 inc, table.reps = restrict(inc, table.reps), np.arange(len(table.reps))
+                _lay_out(table, ids, len(values), layout)
             row.append(CompiledPart(p.family, ids, values, inc, module, table))
         out.append(row)
     return out
+
+
+def _lay_out(table: Table, ids: np.ndarray, k: int, layout: str) -> None:
+    """Runs for the kernel when the layout asks for them and they are long enough."""
+    if layout not in ("auto", "runs", "stream"):
+        raise ValueError(f"layout {layout!r}: auto, runs or stream")
+    if table.rel.shape[1] > MAX_UNROLL or k > MAX_UNROLL or layout == "stream":
+        return
+    most = len(ids) if layout == "runs" else len(ids) // MIN_RUN
+    table.runs = runs(ids, table.pat, most)
+    if table.runs is not None:
+        table.pat = None
 
 
 def gibbs_step(parts: list[list], x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,

@@ -25,6 +25,7 @@ import numpy as np
 
 MAX_TABLE = 1 << 16       # table entries (configurations x values) per part
 MIN_TABLE = 1024          # tabulate whenever the configurations are fewer than this
+MIN_RUN = 4               # variables per run, on average, for the kernel by runs
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Table:
     pbase: np.ndarray             # (P,) = base[signature of p]
     cdf: np.ndarray               # cumulative probabilities, K per configuration
     theta: bytes | None = None        # the params cdf holds the conditional for
+    runs: tuple | None = None         # (start, step, length, pattern) per run, see `runs`
 
     def refresh(self, build, theta, values, inc) -> None:
         key = theta.tobytes()
@@ -168,3 +170,30 @@ def tabulation(model, inc, values, tabulate) -> Table | None:
                  np.diff(inc.nb_ptr)[first].astype(np.int64),
                  np.array([weights[g][1] for g in psig], np.float64), base[psig],
                  np.zeros(int(base[-1])))
+
+
+def runs(ids: np.ndarray, pat: np.ndarray, most: int) -> tuple | None:
+    """The variables as runs of one pattern at evenly spaced ids, (start, step, length,
+    pattern) per run, or None when that takes more than `most` runs. A lattice's part is a few
+    runs per row (interior, edges), so the kernel reads a pattern per run instead of an id and a
+    pattern per variable. The variables of a block are independent given the rest, so they are
+    taken in order of (pattern, id), which makes the runs long."""
+    order = np.lexsort((ids, pat))
+    i, p = ids[order], pat[order]
+    d = np.diff(i)
+    link = p[1:] == p[:-1]                         # a and a + 1 may share a run
+    stop = np.flatnonzero(~link[1:] | (d[1:] != d[:-1])) + 1    # link a does not continue a - 1
+    out, a, m = [], 0, len(i)
+    while a < m:
+        if len(out) == most:
+            return None
+        if a == m - 1 or not link[a]:
+            out.append((i[a], 1, 1, p[a]))
+            a += 1
+            continue
+        k = np.searchsorted(stop, a, side="right")
+        end = int(stop[k]) if k < len(stop) else m - 1   # the run's last variable
+        out.append((i[a], d[a], end - a + 1, p[a]))
+        a = end + 1
+    cols = np.array(out, np.int64).reshape(-1, 4).T
+    return tuple(np.ascontiguousarray(c) for c in cols)
