@@ -197,8 +197,9 @@ class CompiledPart:
                 how = "tabled, runs" if t.runs is not None else "tabled"
                 self.kernel = f"{how}, {width} neighbours x {k} values"
                 kernels = load_generated(tabled_source(width, k, t.runs is not None))
-                where = t.runs if t.runs is not None else (self.ids, t.pat)
-                self._args = where + (self.values, t.rel, t.coef, t.cst, t.pbase, t.cdf)
+                where = (t.runs,) if t.runs is not None else (self.ids, t.pat)
+                self._args = where + (self.values, np.hstack([t.rel, t.pbase[:, None]]),
+                                      np.hstack([t.coef, t.cst[:, None]]), t.cdf)
             else:
                 self.kernel = "tabled"
                 kernels = numba_kernels

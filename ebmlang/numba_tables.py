@@ -46,7 +46,7 @@ class Table:
     pbase: np.ndarray             # (P,) = base[signature of p]
     cdf: np.ndarray               # cumulative probabilities, K per configuration
     theta: bytes | None = None        # the params cdf holds the conditional for
-    runs: tuple | None = None         # (start, step, length, pattern) per run, see `runs`
+    runs: np.ndarray | None = None    # (R, 4): start, step, length, pattern per run; `runs`
 
     def refresh(self, build, theta, values, inc) -> None:
         key = theta.tobytes()
@@ -172,9 +172,9 @@ def tabulation(model, inc, values, tabulate) -> Table | None:
                  np.zeros(int(base[-1])))
 
 
-def runs(ids: np.ndarray, pat: np.ndarray, most: int) -> tuple | None:
-    """The variables as runs of one pattern at evenly spaced ids, (start, step, length,
-    pattern) per run, or None when that takes more than `most` runs. A lattice's part is a few
+def runs(ids: np.ndarray, pat: np.ndarray, most: int) -> np.ndarray | None:
+    """The variables as runs of one pattern at evenly spaced ids, rows (start, step, length,
+    pattern), or None when that takes more than `most` runs. A lattice's part is a few
     runs per row (interior, edges), so the kernel reads a pattern per run instead of an id and a
     pattern per variable. The variables of a block are independent given the rest, so they are
     taken in order of (pattern, id), which makes the runs long."""
@@ -195,5 +195,4 @@ def runs(ids: np.ndarray, pat: np.ndarray, most: int) -> tuple | None:
         end = int(stop[k]) if k < len(stop) else m - 1   # the run's last variable
         out.append((i[a], d[a], end - a + 1, p[a]))
         a = end + 1
-    cols = np.array(out, np.int64).reshape(-1, 4).T
-    return tuple(np.ascontiguousarray(c) for c in cols)
+    return np.array(out, np.int64).reshape(-1, 4)

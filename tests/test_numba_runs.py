@@ -67,7 +67,7 @@ def test_runs_match_enumeration(name):
     model._numba_parts = compiled_parts(model, tabulate=True, layout="runs")
     kinds = _kinds(model._numba_parts)
     assert kinds and all(k.startswith("tabled, runs") for k in kinds), kinds
-    assert max(p.table.runs[2].max() for b in model._numba_parts for p in b) == longest
+    assert max(p.table.runs[:, 2].max() for b in model._numba_parts for p in b) == longest
     draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=6, inputs=inputs,
                          backend="numba")
     for z, where in marginal_errors(model, draws, exact_marginals(model, inputs)):
@@ -88,7 +88,7 @@ factor z[i in 0..3, j in 0..3, k in 0..7] : 0.25 * s[i, j, k] * s[i, j, (k + 1) 
 factor f[i in 0..3, j in 0..3, k in 0..7] : 0.1 * s[i, j, k]
 """)
     model._numba_parts = compiled_parts(model, tabulate=True, layout="runs")
-    assert max(p.table.runs[2].max() for b in model._numba_parts for p in b) == 3
+    assert max(p.table.runs[:, 2].max() for b in model._numba_parts for p in b) == 3
     a, b = (model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=s, backend=backend)
             for s, backend in ((1, "numpy"), (2, "numba")))
     stats = [(i, i) for i in range(128)] + [(int(u), int(v)) for t in model.terms[:3]
@@ -145,7 +145,7 @@ def test_runs_cover_each_variable_once():
         ids[: m // 2] = np.arange(m // 2) * int(rng.integers(1, 4))   # some arithmetic stretches
         ids = np.unique(ids)
         pat = rng.integers(0, 3, len(ids)) * (rng.random() < 0.5)
-        start, step, length, rpat = runs(ids, pat, len(ids))
+        start, step, length, rpat = runs(ids, pat, len(ids)).T
         got = sorted((int(s + n * d), int(q)) for s, d, k, q in zip(start, step, length, rpat)
                      for n in range(k))
         assert got == sorted(zip(ids.tolist(), pat.tolist()))
