@@ -2,12 +2,13 @@
 content, and the ground arrays its kernels loop over.
 
 For a block part of a compiled family, `CompiledPart` holds, built once with numpy from the
-terms' read ids: per term, CSR incidence arrays (for each variable of the part, the instances
-that read it and a bit mask of which reads hit it), and the ids of each variable's neighbours (the
-other reads of those instances, in the same order). When every neighbour has a finite domain and
-no param differs between instances, the conditional depends only on the neighbours' values: the
-variables are grouped by blanket signature (the sequence of terms and hit masks) and the
-conditional is tabulated per signature and rebuilt only when the params change.
+terms' read ids (`numba_ground`): per term, CSR incidence arrays (for each variable of the part,
+the instances that read it and a bit mask of which reads hit it), and the ids of each variable's
+neighbours (the other reads of those instances, in the same order). When every neighbour has a
+finite domain and no param differs between instances, the conditional depends only on the
+neighbours' values: the variables are grouped by blanket signature (the sequence of terms and
+hit masks) and the conditional is tabulated per signature and rebuilt only when the params
+change; such a part keeps only its patterns (or runs) and its representatives' incidence.
 
 Kernels update the state in place: the variables of one block share no term instance, so this
 is the same as the numpy backend's update of the whole block from one state. Each chain draws
@@ -30,8 +31,9 @@ import numpy as np
 # for a descheduled thread (on 2 shared cores, 10x slower than serial); passive waiting does not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .numba_codegen import MAX_UNROLL, generate_numba, plans, tabled_source, term_sig
-from .numba_tables import MIN_RUN, Table, runs, tabulation
+from .numba_codegen import generate_numba, plans
+from .numba_ground import incidence, scratch
+from .numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
 from .runtime import UPDATES
 
 
@@ -75,93 +77,6 @@ def load_generated(source: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-# ---------------------------------------------------------------- ground arrays
-
-@dataclass
-class Incidence:
-    """For one part: per term (ptr, inst, hit, pos, idx), and each variable's neighbours."""
-
-    ids: np.ndarray               # (m,) the part's variables
-    terms: tuple
-    nb_ptr: np.ndarray            # (m + 1,) offsets into nb_ids
-    nb_ids: np.ndarray            # state ids of the other reads, term by term, instance by instance
-
-    @property
-    def flat(self) -> tuple:
-        """The term arrays as the generated functions take them: ptr0, inst0, ..., idx0, ptr1..."""
-        return tuple(a for arrays in self.terms for a in arrays)
-
-
-def _term_incidence(t, where: np.ndarray, m: int):
-    """CSR of the term's instances by the variable of the part they read, and, flattened in the
-    same order, the ids of their other reads and which variable each belongs to."""
-    ids = np.stack([r.ids for r in t.reads])                   # (R, n)
-    pos = where[ids]
-    hitm = pos >= 0
-    rows = np.flatnonzero(hitm.any(axis=0))
-    target = pos[:, rows].max(axis=0)
-    hit = (hitm[:, rows].astype(np.int64) << np.arange(len(t.reads), dtype=np.int64)[:, None]) \
-        .sum(axis=0)
-    order = np.lexsort((rows, hit, target))        # the same order for every variable
-    inst, target, hit = rows[order], target[order], hit[order]
-    hitm = hitm[:, inst]
-    ptr = np.zeros(m + 1, np.int64)
-    np.cumsum(np.bincount(target, minlength=m), out=ptr[1:])
-    other = ~hitm.T                                            # (nnz, R), entry-major
-    nb = ids[:, inst].T[other]
-    owner = np.repeat(target, other.sum(axis=1))
-    return ptr, inst, hit, nb, owner
-
-
-def _term_arrays(model, t, cache: dict):
-    """(pos, idx): theta positions of the param reads and, if the body uses them, the bound
-    indices, per instance; shared by every part."""
-    key = (t.owner, t.number)
-    if key not in cache:
-        _, sig = term_sig(t, model.checked.consts)
-        pos = np.stack([p.pos for p in t.preads]) if len(t.preads) > 1 else \
-            t.preads[0].pos[None, :] if t.preads else np.zeros((0, 0), np.int64)
-        idx = t.space.tuples[:, :sig.n_index].T.astype(np.float64) if sig.n_index \
-            else np.zeros((0, 0))
-        cache[key] = (np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(idx))
-    return cache[key]
-
-
-def restrict(inc: Incidence, rows: np.ndarray) -> Incidence:
-    """The incidence of the variables `rows` only (a table keeps its representatives')."""
-    def sub(ptr, *lists):
-        lo, hi = ptr[rows], ptr[rows + 1]
-        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]).astype(np.int64)
-        new = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
-        return (new,) + tuple(np.ascontiguousarray(v[take]) for v in lists)
-    terms = tuple(sub(ptr, inst, hit) + (pos, idx) for ptr, inst, hit, pos, idx in inc.terms)
-    nb_ptr, nb_ids = sub(inc.nb_ptr, inc.nb_ids)
-    return Incidence(inc.ids[rows], terms, nb_ptr, nb_ids)
-
-
-def incidence(model, ids: np.ndarray, terms: tuple, cache: dict) -> Incidence:
-    m = len(ids)
-    where = np.full(model.checked.n_state, -1, np.int64)
-    where[ids] = np.arange(m)
-    tuples, nbs, owners = [], [], []
-    for k in terms:
-        t = model.terms[k]
-        ptr, inst, hit, nb, owner = _term_incidence(t, where, m)
-        tuples.append((ptr, inst, hit) + _term_arrays(model, t, cache))
-        nbs.append(nb)
-        owners.append(owner)
-    counts = [np.bincount(o, minlength=m) for o in owners]
-    nb_ptr = np.zeros(m + 1, np.int64)
-    np.cumsum(sum(counts), out=nb_ptr[1:])
-    nb_ids = np.empty(nb_ptr[-1], np.int64)
-    before = nb_ptr[:-1].copy()                                # where each term's block starts
-    for nb, owner, c in zip(nbs, owners, counts):
-        start = np.cumsum(c) - c                               # the owner's first entry in nb
-        nb_ids[before[owner] + np.arange(len(nb)) - start[owner]] = nb
-        before += c
-    return Incidence(ids, tuple(tuples), nb_ptr, nb_ids)
 
 
 # ---------------------------------------------------------------- parts and the sweep
@@ -228,7 +143,7 @@ def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") ->
     a tabulated part: "runs" (variables as runs of one pattern), "stream" (an id and a pattern
     per variable), or "auto": runs when they hold MIN_RUN variables on average."""
     ps = plans(model)
-    module = numpy_parts = None
+    module = numpy_parts = where = None
     cache: dict = {}
     out = []
     for b, block in enumerate(model.graph.blocks):
@@ -241,13 +156,14 @@ def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") ->
                 continue
             module = module or load_generated(generate_numba(model))
             values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
-            inc = incidence(model, p.ids.astype(np.int64), plan.terms, cache)
-            table = tabulation(model, inc, values, tabulate)
-            ids = inc.ids
-            if table is not None:           # the builder needs only the representatives
-                inc, table.reps = restrict(inc, table.reps), np.arange(len(table.reps))
-                _lay_out(table, ids, len(values), layout)
-            row.append(CompiledPart(p.family, ids, values, inc, module, table))
+            where = scratch(model) if where is None else where
+            found = tabulation(model, p.ids, plan.terms, values, tabulate, where)
+            if found is None:
+                inc, table = incidence(model, p.ids, plan.terms, where, "all", cache), None
+            else:
+                table, inc = found
+                _lay_out(table, p.ids, len(values), layout)
+            row.append(CompiledPart(p.family, p.ids, values, inc, module, table))
         out.append(row)
     return out
 

@@ -151,3 +151,23 @@ def test_runs_cover_each_variable_once():
         assert got == sorted(zip(ids.tolist(), pat.tolist()))
         if len(start) > 1:
             assert runs(ids, pat, len(start) - 1) is None
+
+
+@pytest.mark.parametrize("tabulate", [True, False], ids=["table", "direct"])
+def test_int32_ground_ids_are_accepted(tabulate):
+    """The model may hold its ground ids as int32 (read ids, param positions, block parts):
+    the compiled parts are built from them as from int64 ones, and sample exactly."""
+    src, inputs, _ = LATTICES["torus_2x8"]
+    model = ebmlang.compile(src)
+    for t in model.terms:
+        for r in t.reads:
+            r.ids = r.ids.astype(np.int32)
+        for p in t.preads:
+            p.pos = p.pos.astype(np.int32)
+    for block in model.graph.blocks:
+        for part in block.parts:
+            part.ids = part.ids.astype(np.int32)
+    model._numba_parts = compiled_parts(model, tabulate=tabulate)
+    draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=8, backend="numba")
+    for z, where in marginal_errors(model, draws, exact_marginals(model)):
+        assert z < 5, where
