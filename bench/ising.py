@@ -67,6 +67,8 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
     model = ebmlang.load(MODEL, L=L, beta=BETA)
     x0 = spins.reshape(chains, -1).astype(np.float64)
     kinds = [("ebmlang numba", model.parts("numba"), numba_backend.gibbs_step)]
+    kinds.append(("ebmlang numba, table by id + pattern stream",
+                  numba_backend.compiled_parts(model, layout="stream"), numba_backend.gibbs_step))
     kinds.append(("ebmlang numba, no table",
                   numba_backend.compiled_parts(model, tabulate=False), numba_backend.gibbs_step))
     if chains > 1:
