@@ -32,7 +32,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .numba_codegen import generate_numba, plans
-from .numba_ground import incidence, scratch
+from .numba_ground import Incidence, incidence, scratch
 from .numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
 from .runtime import UPDATES
 

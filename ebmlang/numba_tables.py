@@ -41,7 +41,7 @@ CHUNK = 1 << 16           # variables whose incidence is built at a time, for th
 @dataclass
 class Table:
     # for the builder: one representative variable per signature g, its neighbours' domains;
-    # the part keeps the incidence of the representatives only (numba_backend.restrict)
+    # the part keeps the incidence of the representatives only (see `tabulation`)
     reps: np.ndarray              # (G,) a variable of each signature
     base: np.ndarray              # (G + 1,) offsets into cdf
     nb_dom: np.ndarray            # the representatives' neighbours' domains, in their order
@@ -157,7 +157,6 @@ def _weights(doms, nb_dom, lo, hi) -> tuple[np.ndarray, float, int]:
     return coef, cst, int(np.prod(ks, dtype=object))
 
 
-
 def _chunk_rows(model, ids, terms, where) -> tuple[np.ndarray, list[int]]:
     """Each variable's pattern as a row: per term its hit masks (+ 1, 0-padded), then its
     neighbours' ids minus its own; and the width of each of these blocks."""
@@ -181,8 +180,8 @@ def _patterns(model, ids, terms, where) -> tuple[np.ndarray, np.ndarray, list[in
     padded = []
     for u, w in found:                     # every chunk's rows to the widest blocks
         cols = np.cumsum([0] + w)
-        padded.append(np.hstack([np.pad(u[:, cols[b]:cols[b + 1]], ((0, 0), (0, widths[b] - w[b])))
-                                 for b in range(len(w))]))
+        padded.append(np.hstack([np.pad(u[:, cols[b]:cols[b + 1]],
+                                        ((0, 0), (0, widths[b] - w[b]))) for b in range(len(w))]))
     rows, inverse = _unique_rows(np.vstack(padded))
     offsets = np.cumsum([0] + [len(u) for u, _ in found])
     pat = np.concatenate([inverse[o + inv] for o, inv in zip(offsets, inverses)])

@@ -8,11 +8,13 @@ pairwise moment E[x_a x_b], each within 5 batch-means standard errors of the exa
 in test_sampler_exact.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.numba_backend import CompiledPart, compiled_parts
+from ebmlang.numba_backend import CompiledPart, compiled_parts, gibbs_step
 from ebmlang.numba_tables import runs
 from exact import exact_marginals, exact_moments
 from test_sampler_exact import MODELS, batch_se, marginal_errors
@@ -76,17 +78,20 @@ def test_runs_match_enumeration(name):
         assert z < 5, (name, where)
 
 
-def test_runs_on_a_3d_lattice_agree_with_numpy():
-    """4 x 4 x 8, open along i, periodic along j and k, a field (too large to enumerate): each
-    site's magnetization and each bond's E[s_a s_b] by runs against the numpy backend (the
-    reference), within 5 combined batch-means standard errors."""
-    model = ebmlang.compile("""
+CUBE = """
 var s[i in 0..3, j in 0..3, k in 0..7] : spin
 factor x[i in 0..2, j in 0..3, k in 0..7] : 0.25 * s[i, j, k] * s[i + 1, j, k]
 factor y[i in 0..3, j in 0..3, k in 0..7] : 0.25 * s[i, j, k] * s[i, (j + 1) % 4, k]
 factor z[i in 0..3, j in 0..3, k in 0..7] : 0.25 * s[i, j, k] * s[i, j, (k + 1) % 8]
 factor f[i in 0..3, j in 0..3, k in 0..7] : 0.1 * s[i, j, k]
-""")
+"""
+
+
+def test_runs_on_a_3d_lattice_agree_with_numpy():
+    """4 x 4 x 8, open along i, periodic along j and k, a field (too large to enumerate): each
+    site's magnetization and each bond's E[s_a s_b] by runs against the numpy backend (the
+    reference), within 5 combined batch-means standard errors."""
+    model = ebmlang.compile(CUBE)
     model._numba_parts = compiled_parts(model, tabulate=True, layout="runs")
     assert max(p.table.runs[:, 2].max() for b in model._numba_parts for p in b) == 3
     a, b = (model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=s, backend=backend)
@@ -109,6 +114,36 @@ def _lattice(shape: tuple[int, ...]) -> str:
         nb = ", ".join(f"(i{e} + 1) % {n}" if e == d else f"i{e}" for e in range(len(shape)))
         lines.append(f"factor f{d}[{idx}] : 0.3 * s[{own}] * s[{nb}]")
     return "\n".join(lines)
+
+
+SAME_DRAWS = {"cube": CUBE, "potts_chain": LATTICES["potts_chain"][0],
+              "torus_12x10": _lattice((12, 10)) + "\nfactor h[i0 in 0..11, i1 in 0..9] : "
+                                                  "0.2 * s[i0, i1]"}
+
+
+@pytest.mark.parametrize("name", sorted(SAME_DRAWS))
+def test_runs_draw_as_the_stream_in_their_order(name):
+    """The kernel by runs is the kernel by stream with the variables taken in order of
+    (pattern, id): the same seed gives the same draws, bit for bit."""
+    model = ebmlang.compile(SAME_DRAWS[name])
+    by_runs = compiled_parts(model, tabulate=True, layout="runs")
+    reordered = []
+    for block in compiled_parts(model, tabulate=True, layout="stream"):
+        row = []
+        for p in block:
+            o = np.lexsort((p.ids, p.table.pat))
+            table = dataclasses.replace(p.table, pat=p.table.pat[o], theta=None)
+            row.append(CompiledPart(p.family, p.ids[o], p.values, p.inc, p.module, table))
+        reordered.append(row)
+    assert _kinds(by_runs) != _kinds(reordered)
+    x0 = np.asarray(model.sample(draws=1, chains=3, seed=0).full[:, 0], np.float64)
+    out = []
+    for parts in (by_runs, reordered):
+        x, rng = x0.copy(), np.random.default_rng(9)
+        for _ in range(25):
+            gibbs_step(parts, x, model.params.theta, rng)
+        out.append(x)
+    assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], x0)
 
 
 def test_auto_layout_runs_on_lattices_only(tmp_path):
