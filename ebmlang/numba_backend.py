@@ -84,9 +84,9 @@ def load_generated(source: str):
 PARALLEL_WORK = 1 << 16    # chains x variables of a call worth waking the threads for
 
 
-@dataclass
+@dataclass(eq=False)
 class CompiledPart:
-    """A block part updated by the generated kernels, in place."""
+    """A block part updated by the generated kernels, in place (compared by identity)."""
 
     family: str
     ids: np.ndarray
@@ -98,6 +98,7 @@ class CompiledPart:
     accepted: int = 0
     proposed: int = 0
     kernel: str = field(init=False)           # the kernel's name, for check and tests
+    fused: "FusedBlocks | None" = None        # the sweep of consecutive blocks it belongs to
 
     def __post_init__(self):
         from . import numba_kernels
@@ -165,6 +166,7 @@ def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") ->
                 _lay_out(table, p.ids, len(values), layout)
             row.append(CompiledPart(p.family, p.ids, values, inc, module, table))
         out.append(row)
+    _fuse_runs(out)
     return out
 
 
@@ -180,11 +182,96 @@ def _lay_out(table: Table, ids: np.ndarray, k: int, layout: str) -> None:
         table.pat = None
 
 
+# ---------------------------------------------------------------- blocks in one kernel call
+
+@dataclass
+class FusedBlocks:
+    """Consecutive blocks of one part each, all updated by the same kernel by runs, swept in
+    one call (one dispatch and one seeding instead of one per block: a sixth of a 64 x 64
+    Ising sweep). Their runs, patterns and tables are stacked; each member's cdf is a view of
+    the stacked one, so refreshing a member's table refreshes the sweep's."""
+
+    members: list
+    args: tuple
+    size: int
+    blocks: list = field(init=False)          # [[member], ...], as the sweep's parts hold them
+
+    def __post_init__(self):
+        self.blocks = [[p] for p in self.members]
+
+    def update(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+               parallel: bool | None = None) -> None:
+        """The members' updates in order, in place: the same chain as updating each in turn."""
+        for p in self.members:
+            p.table.refresh(p._build, theta, p.values, p.inc)
+        chains = x.shape[0]
+        if parallel is None:
+            parallel = chains > 1 and chains * self.size >= PARALLEL_WORK
+        fn = self.members[0]._fns[parallel]
+        fn(x, theta, rng.bit_generator.random_raw((chains, 2)), *self.args)
+
+
+def _stack(members: list) -> FusedBlocks:
+    runs, rel, coef, cdf = [], [], [], []
+    patterns = entries = 0
+    for p in members:
+        r, _values, prel, pcoef, pcdf = p._args
+        runs.append(r + np.array([0, 0, 0, patterns]))
+        rel.append(prel + np.eye(1, prel.shape[1], prel.shape[1] - 1, np.int64) * entries)
+        coef.append(pcoef)
+        cdf.append(pcdf)
+        patterns, entries = patterns + len(prel), entries + len(pcdf)
+    stacked = np.concatenate(cdf)
+    for p, start in zip(members, np.cumsum([0] + [len(c) for c in cdf])):
+        p.table.cdf = stacked[start:start + len(p.table.cdf)]
+        p._args = p._args[:-1] + (p.table.cdf,)
+    args = (np.vstack(runs), members[0].values, np.vstack(rel), np.vstack(coef), stacked)
+    return FusedBlocks(members, args, sum(len(p.ids) for p in members))
+
+
+def _fuse_runs(blocks: list[list]) -> None:
+    """Fuse every maximal sequence of two or more blocks whose single part runs the same
+    kernel by runs on the same values."""
+    def key(block):
+        p = block[0] if len(block) == 1 else None
+        if isinstance(p, CompiledPart) and p.table is not None and p.table.runs is not None:
+            return p.kernel, p.values.tobytes()
+        return None
+    b = 0
+    while b < len(blocks):
+        e = b + 1
+        while key(blocks[b]) is not None and e < len(blocks) and key(blocks[e]) == key(blocks[b]):
+            e += 1
+        if e - b > 1:
+            fused = _stack([block[0] for block in blocks[b:e]])
+            for p in fused.members:
+                p.fused = fused
+        b = e
+
+
+def _fused_at(parts: list[list], b: int) -> FusedBlocks | None:
+    """The fused sweep that starts at block b, when blocks b, b + 1, ... are its members (a
+    caller may have swapped parts, e.g. fit's einsum parts)."""
+    fused = getattr(parts[b][0], "fused", None) if parts[b] else None
+    if fused is None or parts[b:b + len(fused.blocks)] != fused.blocks:   # by identity
+        return None
+    return fused
+
+
 def gibbs_step(parts: list[list], x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
                clamp: np.ndarray | None = None) -> np.ndarray:
     """`runtime.gibbs_step` over a mix of compiled and numpy parts: compiled parts update x in
-    place (no part of a block reads another's variables), numpy parts from the same state."""
-    for block in parts:
+    place (no part of a block reads another's variables), numpy parts from the same state;
+    fused blocks in one call, unless some variables are clamped."""
+    b = 0
+    while b < len(parts):
+        fused = _fused_at(parts, b) if clamp is None else None
+        if fused is not None:
+            fused.update(x, theta, rng)
+            b += len(fused.members)
+            continue
+        block = parts[b]
+        b += 1
         new = []
         for part in block:
             if isinstance(part, CompiledPart):

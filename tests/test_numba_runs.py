@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.numba_backend import CompiledPart, compiled_parts, gibbs_step
+from ebmlang.numba_backend import CompiledPart, _fused_at, compiled_parts
 from ebmlang.numba_tables import runs
 from exact import exact_marginals, exact_moments
 from test_sampler_exact import MODELS, batch_se, marginal_errors
@@ -70,6 +70,8 @@ def test_runs_match_enumeration(name):
     kinds = _kinds(model._numba_parts)
     assert kinds and all(k.startswith("tabled, runs") for k in kinds), kinds
     assert max(p.table.runs[:, 2].max() for b in model._numba_parts for p in b) == longest
+    fused = [p.fused is not None for b in model._numba_parts for p in b]  # one call a sweep...
+    assert all(fused) if len(kinds) == 1 else not any(fused)             # ...of one kernel
     draws = model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=6, inputs=inputs,
                          backend="numba")
     for z, where in marginal_errors(model, draws, exact_marginals(model, inputs)):
@@ -141,9 +143,41 @@ def test_runs_draw_as_the_stream_in_their_order(name):
     for parts in (by_runs, reordered):
         x, rng = x0.copy(), np.random.default_rng(9)
         for _ in range(25):
-            gibbs_step(parts, x, model.params.theta, rng)
+            for block in parts:            # part by part: not fused
+                block[0].update(x, model.params.theta, rng)
         out.append(x)
     assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], x0)
+
+
+def test_fused_blocks_chains_and_clamps():
+    """The blocks of a lattice are swept in one call: spreading its chains over threads changes
+    no draw; a swapped part breaks the fusion; clamped variables hold (the sweep then goes
+    block by block) and the others agree with the numpy backend."""
+    src = LATTICES["torus_2x8"][0]
+    model = ebmlang.compile(src)
+    parts = compiled_parts(model, tabulate=True, layout="runs")
+    fused = parts[0][0].fused
+    assert fused is not None and fused.members == [b[0] for b in parts]
+    x0 = np.where(np.random.default_rng(0).random((4, 16)) < 0.5, -1.0, 1.0)
+    out = []
+    for parallel in (False, True):
+        x, rng = x0.copy(), np.random.default_rng(5)
+        for _ in range(20):
+            fused.update(x, model.params.theta, rng, parallel=parallel)
+        out.append(x)
+    assert np.array_equal(out[0], out[1])
+    assert _fused_at(parts, 0) is fused and _fused_at([parts[0], list(parts[1])], 0) is fused
+    assert _fused_at([parts[0], model.parts()[1]], 0) is None
+    model._numba_parts = parts
+    clamp = np.full(16, np.nan)
+    clamp[[0, 5, 11]] = [1, -1, 1]
+    a, b = (model.sample(draws=DRAWS, chains=CHAINS, burn_in=BURN, seed=s, clamp=clamp,
+                         backend=backend) for s, backend in ((1, "numpy"), (2, "numba")))
+    assert np.all(b.full[:, :, [0, 5, 11]] == [1, -1, 1])
+    for i in set(range(16)) - {0, 5, 11}:
+        ia, ib = ((d.full[:, :, i] == 1).astype(float) for d in (a, b))
+        se = np.hypot(max(batch_se(ia), 1e-3), max(batch_se(ib), 1e-3))
+        assert abs(ia.mean() - ib.mean()) < 5 * se, i
 
 
 def test_auto_layout_runs_on_lattices_only(tmp_path):
