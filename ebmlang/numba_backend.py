@@ -108,16 +108,13 @@ class CompiledPart:
             fns = getattr(mod, self.kernel), getattr(mod, f"pgibbs_{self.family}")
             self._args = (self.ids, self.values, inc.nb_ptr, inc.nb_ids) + inc.flat
         else:
-            width, k = t.rel.shape[1], len(self.values)
-            if width <= MAX_UNROLL and k <= MAX_UNROLL:
-                how = "tabled, runs" if t.runs is not None else "tabled"
-                self.kernel = f"{how}, {width} neighbours x {k} values"
-                kernels = load_generated(tabled_source(width, k, t.runs is not None))
+            self.kernel, source = table_kernel(t, len(self.values))
+            if source is not None:
+                kernels = load_generated(source)
                 where = (t.runs,) if t.runs is not None else (self.ids, t.pat)
                 self._args = where + (self.values, np.hstack([t.rel, t.pbase[:, None]]),
                                       np.hstack([t.coef, t.cst[:, None]]), t.cdf)
             else:
-                self.kernel = "tabled"
                 kernels = numba_kernels
                 self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst,
                               t.pbase, t.cdf)
@@ -156,18 +153,61 @@ def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") ->
                 row.append(numpy_parts[b][q])
                 continue
             module = module or load_generated(generate_numba(model))
-            values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
             where = scratch(model) if where is None else where
-            found = tabulation(model, p.ids, plan.terms, values, tabulate, where)
-            if found is None:
-                inc, table = incidence(model, p.ids, plan.terms, where, "all", cache), None
-            else:
-                table, inc = found
-                _lay_out(table, p.ids, len(values), layout)
+            values, inc, table = _part_arrays(model, p, plan.terms, tabulate, layout, where,
+                                              cache)
             row.append(CompiledPart(p.family, p.ids, values, inc, module, table))
         out.append(row)
     _fuse_runs(out)
     return out
+
+
+def _part_arrays(model, p, terms, tabulate, layout, where, cache):
+    """(values, incidence, table or None) of block part p: the table and its representatives'
+    incidence when the conditional tabulates, else the incidence of every variable."""
+    values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
+    found = tabulation(model, p.ids, terms, values, tabulate, where)
+    if found is None:
+        return values, incidence(model, p.ids, terms, where, "all", cache), None
+    table, inc = found
+    _lay_out(table, p.ids, len(values), layout)
+    return values, inc, table
+
+
+def table_kernel(table: Table, k: int) -> tuple[str, str | None]:
+    """The name of the kernel a tabulated part runs and its generated source (None: the
+    hand-written `numba_kernels.tabled`, for blankets wider than MAX_UNROLL)."""
+    width = table.rel.shape[1]
+    if width > MAX_UNROLL or k > MAX_UNROLL:
+        return "tabled", None
+    how = "tabled, runs" if table.runs is not None else "tabled"
+    return f"{how}, {width} neighbours x {k} values", tabled_source(width, k,
+                                                                  table.runs is not None)
+
+
+def table_kernels_text(model) -> str:
+    """The table kernels the model's tabulated parts run, for `ebmlang code`: they depend on the
+    ground blankets (width, domain size, runs), so the parts' tables are built (numpy only:
+    nothing is compiled or loaded)."""
+    ps, where, used = plans(model), None, {}
+    for block in model.graph.blocks:
+        for p in block.parts:
+            if ps[p.family].reason is not None:
+                continue
+            where = scratch(model) if where is None else where
+            values, _, table = _part_arrays(model, p, ps[p.family].terms, None, "auto", where, {})
+            if table is not None:
+                name, source = table_kernel(table, len(values))
+                label = block.label if len(block.parts) == 1 else f"{block.label}: {p.family}"
+                used.setdefault((name, source), []).append(label)
+    out = []
+    for (name, source), labels in used.items():
+        out.append(f"\n\n# {'-' * 30} {name} ({', '.join(labels)})\n")
+        out.append(source or "# ebmlang.numba_kernels.tabled (hand-written, not generated)\n")
+    if out:
+        out.insert(0, f"\n\n# {'-' * 70} table kernels\n# the tabulated parts' updates; "
+                      "consecutive blocks that run one kernel by runs are swept in one call")
+    return "".join(out)
 
 
 def _lay_out(table: Table, ids: np.ndarray, k: int, layout: str) -> None:

@@ -9,6 +9,7 @@ in test_sampler_exact.
 """
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from exact import exact_marginals, exact_moments
 from test_sampler_exact import MODELS, batch_se, marginal_errors
 
 DRAWS, CHAINS, BURN = 1500, 4, 200
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 LATTICES = {
     # non-square torus, wrap-around on both axes, a field: runs of 3 at step 2 per row
@@ -202,6 +204,24 @@ factor edge[(u, v) in E] : 0.2 * x[u] * x[v]
     assert kinds and not any("runs" in k for k in kinds), kinds
     rbm = ebmlang.compile(MODELS["rbm"][0])
     assert _kinds(rbm.parts("numba")) == {"gibbs_v", "gibbs_h"}
+
+
+def test_code_shows_the_table_kernels_that_run(capsys):
+    """`ebmlang code` prints the source of every table kernel the parts run (they depend on the
+    ground blankets, not only on the model's text), and nothing of the kind where no part is
+    tabulated."""
+    from ebmlang import cli
+    from ebmlang.numba_backend import table_kernel, table_kernels_text
+    model = ebmlang.compile(_lattice((16, 16)))
+    text = table_kernels_text(model)
+    for block in model.parts("numba"):
+        name, source = table_kernel(block[0].table, len(block[0].values))
+        assert name == block[0].kernel and f"{name} (s colour" in text and source in text
+    assert table_kernels_text(ebmlang.compile(MODELS["rbm"][0])) == ""
+    assert cli.main(["code", str(EXAMPLES / "ising.ebm"), "--backend", "numba"]) == 0
+    out = capsys.readouterr().out
+    assert "table kernels" in out and "def _chain(c, x, seeds, runs, values, rel, coef, cdf):" \
+        in out
 
 
 def test_runs_cover_each_variable_once():
