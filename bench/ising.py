@@ -67,6 +67,8 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
     model = ebmlang.load(MODEL, L=L, beta=BETA)
     x0 = spins.reshape(chains, -1).astype(np.float64)
     kinds = [("ebmlang numba", model.parts("numba"), numba_backend.gibbs_step)]
+    kinds.append(("ebmlang numba, table by id + pattern stream",
+                  numba_backend.compiled_parts(model, layout="stream"), numba_backend.gibbs_step))
     kinds.append(("ebmlang numba, no table",
                   numba_backend.compiled_parts(model, tabulate=False), numba_backend.gibbs_step))
     if chains > 1:
@@ -242,7 +244,8 @@ def startup_rows() -> list[str]:
 
 def profile_rows(L: int = 64) -> list[str]:
     """One sweep of ebmlang's numba path taken apart: the kernel calls alone, with the
-    per-part Python work (seeds, table check, dispatch), the sweep, and `model.sample`."""
+    per-part Python work (seeds, table check, dispatch), both blocks in one call (what
+    gibbs_step runs on a lattice), the sweep, and `model.sample`."""
     import timeit
     model = ebmlang.load(MODEL, L=L, beta=BETA)
     parts = model.parts("numba")
@@ -261,14 +264,19 @@ def profile_rows(L: int = 64) -> list[str]:
         for p in flat:
             p.update(x, theta, rng)
 
+    def fused():
+        flat[0].fused.update(x, theta, rng)
+
     def sample():
         model.sample(draws=200, chains=1, burn_in=0, seed=0)
 
     n = 2000
     rows = [f"L = {L}, one chain, {L * L // 2:,} variables per part:", "",
             "| what | us / sweep |", "|---|---:|"]
-    for name, fn, k in (("kernel calls only (2 parts)", kernels, n),
-                        ("+ seeds, table check (CompiledPart.update)", updates, n),
+    for name, fn, k in (("kernel calls only, part by part (2 calls)", kernels, n),
+                        ("+ seeds, table check (CompiledPart.update, 2 calls)", updates, n),
+                        ("both blocks in one call, seeds, table checks (FusedBlocks.update)",
+                         fused, n),
                         ("+ the block loop (numba_backend.gibbs_step)",
                          lambda: numba_backend.gibbs_step(parts, x, theta, rng), n),
                         ("model.sample per kept draw (+ storing it: sample.py copies the "

@@ -67,7 +67,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_code(args) -> int:
-    """The numpy terms, then where each block part runs and the numba kernels."""
+    """The numpy terms, then where each block part runs, the numba kernels and the table kernels
+    the tabulated parts run."""
+    from .numba_backend import table_kernels_text
     from .numba_codegen import placement_text
     model = _load(args)
     if args.backend in (None, "numpy"):
@@ -75,6 +77,7 @@ def cmd_code(args) -> int:
     if args.backend in (None, "numba"):
         where = "".join(f"# {line}\n" for line in placement_text(model).splitlines())
         print(f"\n\n# {'-' * 70} numba backend\n{where}{model.code('numba')}", end="")
+        print(table_kernels_text(model), end="")
     return 0
 
 

@@ -2,12 +2,13 @@
 content, and the ground arrays its kernels loop over.
 
 For a block part of a compiled family, `CompiledPart` holds, built once with numpy from the
-terms' read ids: per term, CSR incidence arrays (for each variable of the part, the instances
-that read it and a bit mask of which reads hit it), and the ids of each variable's neighbours (the
-other reads of those instances, in the same order). When every neighbour has a finite domain and
-no param differs between instances, the conditional depends only on the neighbours' values: the
-variables are grouped by blanket signature (the sequence of terms and hit masks) and the
-conditional is tabulated per signature and rebuilt only when the params change.
+terms' read ids (`numba_ground`): per term, CSR incidence arrays (for each variable of the part,
+the instances that read it and a bit mask of which reads hit it), and the ids of each variable's
+neighbours (the other reads of those instances, in the same order). When every neighbour has a
+finite domain and no param differs between instances, the conditional depends only on the
+neighbours' values: the variables are grouped by blanket signature (the sequence of terms and
+hit masks) and the conditional is tabulated per signature and rebuilt only when the params
+change; such a part keeps only its patterns (or runs) and its representatives' incidence.
 
 Kernels update the state in place: the variables of one block share no term instance, so this
 is the same as the numpy backend's update of the whole block from one state. Each chain draws
@@ -30,8 +31,9 @@ import numpy as np
 # for a descheduled thread (on 2 shared cores, 10x slower than serial); passive waiting does not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .numba_codegen import MAX_UNROLL, generate_numba, plans, tabled_source, term_sig
-from .numba_tables import Table, tabulation
+from .numba_codegen import generate_numba, plans
+from .numba_ground import Incidence, incidence, scratch
+from .numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
 from .runtime import UPDATES
 
 
@@ -77,101 +79,14 @@ def load_generated(source: str):
     return module
 
 
-# ---------------------------------------------------------------- ground arrays
-
-@dataclass
-class Incidence:
-    """For one part: per term (ptr, inst, hit, pos, idx), and each variable's neighbours."""
-
-    ids: np.ndarray               # (m,) the part's variables
-    terms: tuple
-    nb_ptr: np.ndarray            # (m + 1,) offsets into nb_ids
-    nb_ids: np.ndarray            # state ids of the other reads, term by term, instance by instance
-
-    @property
-    def flat(self) -> tuple:
-        """The term arrays as the generated functions take them: ptr0, inst0, ..., idx0, ptr1..."""
-        return tuple(a for arrays in self.terms for a in arrays)
-
-
-def _term_incidence(t, where: np.ndarray, m: int):
-    """CSR of the term's instances by the variable of the part they read, and, flattened in the
-    same order, the ids of their other reads and which variable each belongs to."""
-    ids = np.stack([r.ids for r in t.reads])                   # (R, n)
-    pos = where[ids]
-    hitm = pos >= 0
-    rows = np.flatnonzero(hitm.any(axis=0))
-    target = pos[:, rows].max(axis=0)
-    hit = (hitm[:, rows].astype(np.int64) << np.arange(len(t.reads), dtype=np.int64)[:, None]) \
-        .sum(axis=0)
-    order = np.lexsort((rows, hit, target))        # the same order for every variable
-    inst, target, hit = rows[order], target[order], hit[order]
-    hitm = hitm[:, inst]
-    ptr = np.zeros(m + 1, np.int64)
-    np.cumsum(np.bincount(target, minlength=m), out=ptr[1:])
-    other = ~hitm.T                                            # (nnz, R), entry-major
-    nb = ids[:, inst].T[other]
-    owner = np.repeat(target, other.sum(axis=1))
-    return ptr, inst, hit, nb, owner
-
-
-def _term_arrays(model, t, cache: dict):
-    """(pos, idx): theta positions of the param reads and, if the body uses them, the bound
-    indices, per instance; shared by every part."""
-    key = (t.owner, t.number)
-    if key not in cache:
-        _, sig = term_sig(t, model.checked.consts)
-        pos = np.stack([p.pos for p in t.preads]) if len(t.preads) > 1 else \
-            t.preads[0].pos[None, :] if t.preads else np.zeros((0, 0), np.int64)
-        idx = t.space.tuples[:, :sig.n_index].T.astype(np.float64) if sig.n_index \
-            else np.zeros((0, 0))
-        cache[key] = (np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(idx))
-    return cache[key]
-
-
-def restrict(inc: Incidence, rows: np.ndarray) -> Incidence:
-    """The incidence of the variables `rows` only (a table keeps its representatives')."""
-    def sub(ptr, *lists):
-        lo, hi = ptr[rows], ptr[rows + 1]
-        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]).astype(np.int64)
-        new = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
-        return (new,) + tuple(np.ascontiguousarray(v[take]) for v in lists)
-    terms = tuple(sub(ptr, inst, hit) + (pos, idx) for ptr, inst, hit, pos, idx in inc.terms)
-    nb_ptr, nb_ids = sub(inc.nb_ptr, inc.nb_ids)
-    return Incidence(inc.ids[rows], terms, nb_ptr, nb_ids)
-
-
-def incidence(model, ids: np.ndarray, terms: tuple, cache: dict) -> Incidence:
-    m = len(ids)
-    where = np.full(model.checked.n_state, -1, np.int64)
-    where[ids] = np.arange(m)
-    tuples, nbs, owners = [], [], []
-    for k in terms:
-        t = model.terms[k]
-        ptr, inst, hit, nb, owner = _term_incidence(t, where, m)
-        tuples.append((ptr, inst, hit) + _term_arrays(model, t, cache))
-        nbs.append(nb)
-        owners.append(owner)
-    counts = [np.bincount(o, minlength=m) for o in owners]
-    nb_ptr = np.zeros(m + 1, np.int64)
-    np.cumsum(sum(counts), out=nb_ptr[1:])
-    nb_ids = np.empty(nb_ptr[-1], np.int64)
-    before = nb_ptr[:-1].copy()                                # where each term's block starts
-    for nb, owner, c in zip(nbs, owners, counts):
-        start = np.cumsum(c) - c                               # the owner's first entry in nb
-        nb_ids[before[owner] + np.arange(len(nb)) - start[owner]] = nb
-        before += c
-    return Incidence(ids, tuple(tuples), nb_ptr, nb_ids)
-
-
 # ---------------------------------------------------------------- parts and the sweep
 
 PARALLEL_WORK = 1 << 16    # chains x variables of a call worth waking the threads for
 
 
-@dataclass
+@dataclass(eq=False)
 class CompiledPart:
-    """A block part updated by the generated kernels, in place."""
+    """A block part updated by the generated kernels, in place (compared by identity)."""
 
     family: str
     ids: np.ndarray
@@ -183,6 +98,7 @@ class CompiledPart:
     accepted: int = 0
     proposed: int = 0
     kernel: str = field(init=False)           # the kernel's name, for check and tests
+    fused: "FusedBlocks | None" = None        # the sweep of consecutive blocks it belongs to
 
     def __post_init__(self):
         from . import numba_kernels
@@ -192,16 +108,17 @@ class CompiledPart:
             fns = getattr(mod, self.kernel), getattr(mod, f"pgibbs_{self.family}")
             self._args = (self.ids, self.values, inc.nb_ptr, inc.nb_ids) + inc.flat
         else:
-            width, k = t.rel.shape[1], len(self.values)
-            if width <= MAX_UNROLL and k <= MAX_UNROLL:
-                self.kernel = f"tabled, {width} neighbours x {k} values"
-                kernels = load_generated(tabled_source(width, k))
+            self.kernel, source = table_kernel(t, len(self.values))
+            if source is not None:
+                kernels = load_generated(source)
+                where = (t.runs,) if t.runs is not None else (self.ids, t.pat)
+                self._args = where + (self.values, np.hstack([t.rel, t.pbase[:, None]]),
+                                      np.hstack([t.coef, t.cst[:, None]]), t.cdf)
             else:
-                self.kernel = "tabled"
                 kernels = numba_kernels
+                self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst,
+                              t.pbase, t.cdf)
             fns = kernels.tabled, kernels.ptabled
-            self._args = (self.ids, self.values, t.pat, t.rel, t.coef, t.wid, t.cst, t.pbase,
-                          t.cdf)
             self._build = getattr(mod, f"table_{self.family}")
         self._fns = {False: fns[0], True: fns[1]}
 
@@ -217,12 +134,14 @@ class CompiledPart:
         self._fns[parallel](x, theta, rng.bit_generator.random_raw((chains, 2)), *self._args)
 
 
-def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
+def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") -> list[list]:
     """Every block's parts: a CompiledPart where the family compiles, else the numpy
     PartKernel of `model.parts()` (shared, so MH scales and counts are the same objects).
-    `tabulate`: None decides by table size, True whenever possible, False never."""
+    `tabulate`: None decides by table size, True whenever possible, False never. `layout`, for
+    a tabulated part: "runs" (variables as runs of one pattern), "stream" (an id and a pattern
+    per variable), or "auto": runs when they hold MIN_RUN variables on average."""
     ps = plans(model)
-    module = numpy_parts = None
+    module = numpy_parts = where = None
     cache: dict = {}
     out = []
     for b, block in enumerate(model.graph.blocks):
@@ -234,22 +153,165 @@ def compiled_parts(model, tabulate: bool | None = None) -> list[list]:
                 row.append(numpy_parts[b][q])
                 continue
             module = module or load_generated(generate_numba(model))
-            values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
-            inc = incidence(model, p.ids.astype(np.int64), plan.terms, cache)
-            table = tabulation(model, inc, values, tabulate)
-            ids = inc.ids
-            if table is not None:           # the builder needs only the representatives
-                inc, table.reps = restrict(inc, table.reps), np.arange(len(table.reps))
-            row.append(CompiledPart(p.family, ids, values, inc, module, table))
+            where = scratch(model) if where is None else where
+            values, inc, table = _part_arrays(model, p, plan.terms, tabulate, layout, where,
+                                              cache)
+            row.append(CompiledPart(p.family, p.ids, values, inc, module, table))
         out.append(row)
+    _fuse_runs(out)
     return out
+
+
+def _part_arrays(model, p, terms, tabulate, layout, where, cache):
+    """(values, incidence, table or None) of block part p: the table and its representatives'
+    incidence when the conditional tabulates, else the incidence of every variable."""
+    values = np.ascontiguousarray(model.vars[p.family].domain.values, np.float64)
+    found = tabulation(model, p.ids, terms, values, tabulate, where)
+    if found is None:
+        return values, incidence(model, p.ids, terms, where, "all", cache), None
+    table, inc = found
+    _lay_out(table, p.ids, len(values), layout)
+    return values, inc, table
+
+
+def table_kernel(table: Table, k: int) -> tuple[str, str | None]:
+    """The name of the kernel a tabulated part runs and its generated source (None: the
+    hand-written `numba_kernels.tabled`, for blankets wider than MAX_UNROLL)."""
+    width = table.rel.shape[1]
+    if width > MAX_UNROLL or k > MAX_UNROLL:
+        return "tabled", None
+    how = "tabled, runs" if table.runs is not None else "tabled"
+    return f"{how}, {width} neighbours x {k} values", tabled_source(width, k,
+                                                                  table.runs is not None)
+
+
+def table_kernels_text(model) -> str:
+    """The table kernels the model's tabulated parts run, for `ebmlang code`: they depend on the
+    ground blankets (width, domain size, runs), so the parts' tables are built (numpy only:
+    nothing is compiled or loaded)."""
+    ps, where, used = plans(model), None, {}
+    for block in model.graph.blocks:
+        for p in block.parts:
+            if ps[p.family].reason is not None:
+                continue
+            where = scratch(model) if where is None else where
+            values, _, table = _part_arrays(model, p, ps[p.family].terms, None, "auto", where, {})
+            if table is not None:
+                name, source = table_kernel(table, len(values))
+                label = block.label if len(block.parts) == 1 else f"{block.label}: {p.family}"
+                used.setdefault((name, source), []).append(label)
+    out = []
+    for (name, source), labels in used.items():
+        out.append(f"\n\n# {'-' * 30} {name} ({', '.join(labels)})\n")
+        out.append(source or "# ebmlang.numba_kernels.tabled (hand-written, not generated)\n")
+    if out:
+        out.insert(0, f"\n\n# {'-' * 70} table kernels\n# the tabulated parts' updates; "
+                      "consecutive blocks that run one kernel by runs are swept in one call")
+    return "".join(out)
+
+
+def _lay_out(table: Table, ids: np.ndarray, k: int, layout: str) -> None:
+    """Runs for the kernel when the layout asks for them and they are long enough."""
+    if layout not in ("auto", "runs", "stream"):
+        raise ValueError(f"layout {layout!r}: auto, runs or stream")
+    if table.rel.shape[1] > MAX_UNROLL or k > MAX_UNROLL or layout == "stream":
+        return
+    most = len(ids) if layout == "runs" else len(ids) // MIN_RUN
+    table.runs = runs(ids, table.pat, most)
+    if table.runs is not None:
+        table.pat = None
+
+
+# ---------------------------------------------------------------- blocks in one kernel call
+
+@dataclass
+class FusedBlocks:
+    """Consecutive blocks of one part each, all updated by the same kernel by runs, swept in
+    one call (one dispatch and one seeding instead of one per block: a sixth of a 64 x 64
+    Ising sweep). Their runs, patterns and tables are stacked; each member's cdf is a view of
+    the stacked one, so refreshing a member's table refreshes the sweep's."""
+
+    members: list
+    args: tuple
+    size: int
+    blocks: list = field(init=False)          # [[member], ...], as the sweep's parts hold them
+
+    def __post_init__(self):
+        self.blocks = [[p] for p in self.members]
+
+    def update(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+               parallel: bool | None = None) -> None:
+        """The members' updates in order, in place: the same chain as updating each in turn."""
+        for p in self.members:
+            p.table.refresh(p._build, theta, p.values, p.inc)
+        chains = x.shape[0]
+        if parallel is None:
+            parallel = chains > 1 and chains * self.size >= PARALLEL_WORK
+        fn = self.members[0]._fns[parallel]
+        fn(x, theta, rng.bit_generator.random_raw((chains, 2)), *self.args)
+
+
+def _stack(members: list) -> FusedBlocks:
+    runs, rel, coef, cdf = [], [], [], []
+    patterns = entries = 0
+    for p in members:
+        r, _values, prel, pcoef, pcdf = p._args
+        runs.append(r + np.array([0, 0, 0, patterns]))
+        rel.append(prel + np.eye(1, prel.shape[1], prel.shape[1] - 1, np.int64) * entries)
+        coef.append(pcoef)
+        cdf.append(pcdf)
+        patterns, entries = patterns + len(prel), entries + len(pcdf)
+    stacked = np.concatenate(cdf)
+    for p, start in zip(members, np.cumsum([0] + [len(c) for c in cdf])):
+        p.table.cdf = stacked[start:start + len(p.table.cdf)]
+        p._args = p._args[:-1] + (p.table.cdf,)
+    args = (np.vstack(runs), members[0].values, np.vstack(rel), np.vstack(coef), stacked)
+    return FusedBlocks(members, args, sum(len(p.ids) for p in members))
+
+
+def _fuse_runs(blocks: list[list]) -> None:
+    """Fuse every maximal sequence of two or more blocks whose single part runs the same
+    kernel by runs on the same values."""
+    def key(block):
+        p = block[0] if len(block) == 1 else None
+        if isinstance(p, CompiledPart) and p.table is not None and p.table.runs is not None:
+            return p.kernel, p.values.tobytes()
+        return None
+    b = 0
+    while b < len(blocks):
+        e = b + 1
+        while key(blocks[b]) is not None and e < len(blocks) and key(blocks[e]) == key(blocks[b]):
+            e += 1
+        if e - b > 1:
+            fused = _stack([block[0] for block in blocks[b:e]])
+            for p in fused.members:
+                p.fused = fused
+        b = e
+
+
+def _fused_at(parts: list[list], b: int) -> FusedBlocks | None:
+    """The fused sweep that starts at block b, when blocks b, b + 1, ... are its members (a
+    caller may have swapped parts, e.g. fit's einsum parts)."""
+    fused = getattr(parts[b][0], "fused", None) if parts[b] else None
+    if fused is None or parts[b:b + len(fused.blocks)] != fused.blocks:   # by identity
+        return None
+    return fused
 
 
 def gibbs_step(parts: list[list], x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
                clamp: np.ndarray | None = None) -> np.ndarray:
     """`runtime.gibbs_step` over a mix of compiled and numpy parts: compiled parts update x in
-    place (no part of a block reads another's variables), numpy parts from the same state."""
-    for block in parts:
+    place (no part of a block reads another's variables), numpy parts from the same state;
+    fused blocks in one call, unless some variables are clamped."""
+    b = 0
+    while b < len(parts):
+        fused = _fused_at(parts, b) if clamp is None else None
+        if fused is not None:
+            fused.update(x, theta, rng)
+            b += len(fused.members)
+            continue
+        block = parts[b]
+        b += 1
         new = []
         for part in block:
             if isinstance(part, CompiledPart):
