@@ -101,6 +101,8 @@ def main() -> None:
             ("sample -n 10 --burn-in 10 --chains 1 -o OUT.csv",
              ["sample", *base, "-n", "10", "--burn-in", "10", "--chains", "1", "--no-progress",
               "-o", str(tmp)]),
+            ("sample --chains 1 (the default -n 1000, burn-in 500; summary)",
+             ["sample", *base, "--chains", "1", "--no-progress"]),
             ("sample ... --backend numpy (summary)",
              ["sample", *base, "-n", "10", "--burn-in", "10", "--chains", "1", "--no-progress",
               "--backend", "numpy"])]
