@@ -31,6 +31,7 @@ import numpy as np
 # for a descheduled thread (on 2 shared cores, 10x slower than serial); passive waiting does not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from .cachedir import cache_dir
 from .numba_codegen import generate_numba, plans
 from .numba_ground import Incidence, incidence, scratch
 from .numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
@@ -38,12 +39,6 @@ from .runtime import UPDATES
 
 
 # ---------------------------------------------------------------- cache
-
-def cache_dir() -> Path:
-    """Where generated modules and numba's compiled code live: $EBMLANG_CACHE or
-    ~/.cache/ebmlang."""
-    env = os.environ.get("EBMLANG_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "ebmlang"
 
 
 def cache_key(source: str) -> str:
