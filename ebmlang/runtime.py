@@ -10,6 +10,8 @@ weights of 1e3 neither overflow nor give NaN.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -43,13 +45,27 @@ class TermKernel:
         """
         t = self.term
         sel = slice(None) if rows is None else rows
-        V = [x[:, r.ids[sel]] for r in t.reads]
+        V = [x[:, r.ids[sel]] if rows is not None or self._runs[k] is None else
+             x[:, self._runs[k]] for k, r in enumerate(t.reads)]
         if override is not None:
             masks, value = override
             for k, m in masks:
                 V[k] = np.where(m, value, V[k])
-        P = [p.pos[sel] if p.dynamic else theta[p.pos[sel]] for p in t.preads]
+        P = [p.pos[sel] if p.dynamic else
+             theta[p.pos[:1]] if p.pos.strides == (0,) else theta[p.pos[sel]] for p in t.preads]
         return V, P, _Columns(t.space, rows)
+
+    @functools.cached_property
+    def _runs(self) -> list[slice | None]:
+        """Per read, the slice of the state it reads when its ids are consecutive (a view
+        instead of a gather), else None."""
+        out = []
+        for r in self.term.reads:
+            ids = r.ids
+            run = len(ids) > 1 and ids.strides != (0,) and ids[-1] - ids[0] == len(ids) - 1 \
+                and bool(np.all(np.diff(ids) == 1))
+            out.append(slice(int(ids[0]), int(ids[-1]) + 1) if run else None)
+        return out
 
     def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
         """Signed log-potential of instances `rows` (all if None), (chains, len(rows))."""

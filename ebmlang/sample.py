@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +47,10 @@ class Samples:
         """Ground names of the var and latent variables (`s[0,1]`), the columns of `states`."""
         return self.model.ground_names()
 
-    @property
+    @functools.cached_property
     def states(self) -> np.ndarray:
-        """(chains, draws, ground variables) over var and latent families, float64."""
+        """(chains, draws, ground variables) over var and latent families, float64 (made on
+        first use, then kept)."""
         return self._sampled().astype(np.float64)
 
     def _sampled(self) -> np.ndarray:

@@ -184,11 +184,29 @@ def test_map_reaches_the_published_score(name):
 
 @pytest.mark.parametrize("name", _cases(PROBLEMS, SLOW_GIBBS))
 def test_gibbs_marginals_or_the_diagnostic_says_why_not(name):
-    """Where the chains mix (every variable's R-hat <= 1.01), the Gibbs marginals are within
-    0.03 of the published ones; where they do not, R-hat says so: a marginal off by more than
-    0.03 is never reported as mixed."""
-    import sys
-    sys.path.insert(0, str(ROOT / "bench"))
-    from uai_suite import gibbs_check
-    err, rhat, _ = gibbs_check(ebmlang.load(SHARED / f"{name}.uai"), SHARED / f"{name}.uai")
-    assert err < 0.03 or rhat > 1.01, (err, rhat)
+    """Where the chains mix (every variable's R-hat <= 1.01), each Gibbs marginal is within 5
+    Monte Carlo standard errors (batch means over 4 chains x 1000 draws) of the published one;
+    where they do not, R-hat says so. (A fixed 0.03 was too tight for the slowly mixing CSP
+    networks: CSP_13 mixes, R-hat 1.006, and its worst marginal is off by 0.032 = 2.6 SE.)"""
+    import math
+    from ebmlang.diagnostics import split_rhat
+    from ebmlang.uai import read_marginals
+    from test_sampler_exact import batch_se
+    path = SHARED / f"{name}.uai"
+    model = ebmlang.load(path)
+    samples = model.sample(draws=1000, chains=4, seed=0, backend="numpy")
+    ref = iter(read_marginals(str(path) + ".MAR"))
+    index = dict(zip(model.ground_names(), model.state_ids()))
+    worst_z, worst_rhat = 0.0, 1.0
+    for uai_name, r in zip(model.uai_names, ref):
+        if uai_name is None:
+            continue
+        col = samples.full[:, :, index[uai_name]].astype(float)
+        if not np.all(col == col[0, 0]):
+            rh = split_rhat(col)
+            worst_rhat = max(worst_rhat, math.inf if math.isnan(rh) else rh)
+        for v, p in zip(model.vars[uai_name.split("[")[0]].domain.values, r):
+            ind = (col == v).astype(float)
+            se = max(batch_se(ind), math.sqrt(p * (1 - p) / ind.size), 1e-4)
+            worst_z = max(worst_z, abs(ind.mean() - p) / se)
+    assert worst_z < 5 or worst_rhat > 1.01, (worst_z, worst_rhat)
