@@ -80,7 +80,7 @@ def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
     edges = _ground_edges(model, terms)
     blocks, colouring = _blocks(model, edges, family_of, fams)
     return Graph(g, lambda: _ground_edges(model, terms), family_of, blocks, colouring,
-                 _blanket_sizes(edges, model))
+                 blanket_sizes(edges, model))
 
 
 def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
@@ -104,12 +104,8 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
     return np.column_stack([key // n, key % n])
 
 
-def blanket_sizes(graph: Graph, model: CheckedModel) -> dict[str, tuple[int, int]]:
+def blanket_sizes(edges: np.ndarray, model: CheckedModel) -> dict[str, tuple[int, int]]:
     """Smallest and largest ground Markov blanket (sampled neighbours) in each family."""
-    return graph.blankets
-
-
-def _blanket_sizes(edges: np.ndarray, model: CheckedModel) -> dict[str, tuple[int, int]]:
     deg = np.bincount(edges.ravel(), minlength=model.n_state)
     out = {}
     for f in model.vars.values():

@@ -305,6 +305,15 @@ def id_dtype(n: int) -> type:
     return np.int32 if n < 2**31 else np.int64
 
 
+def id_slice(ids: np.ndarray) -> slice | None:
+    """The slice of the state that ids (sorted or not) read, when they are consecutive and
+    increasing (a view instead of a gather), else None."""
+    if len(ids) < 2 or ids.strides == (0,) or ids[-1] - ids[0] != len(ids) - 1 or \
+            not np.all(np.diff(ids) == 1):
+        return None
+    return slice(int(ids[0]), int(ids[-1]) + 1)
+
+
 def _uniform(a: np.ndarray) -> np.ndarray:
     """`a` itself, or a read-only broadcast of its one value when every entry is the same (a
     scalar param read by every instance): no memory per instance."""

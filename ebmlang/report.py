@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import blanket_sizes
 from .printing import expr_text
 
 
@@ -104,7 +103,7 @@ def _sampler_text(model, f) -> str:
 
 
 def _sampling(model) -> list[str]:
-    sizes = blanket_sizes(model.graph, model.checked)
+    sizes = model.graph.blankets
     conditionals = model.conditionals()
     lines = ["sampling"]
     for f in model.vars.values():

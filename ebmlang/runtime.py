@@ -19,7 +19,7 @@ import numpy as np
 
 from .codegen import ensure_shape
 from .graph import Block
-from .lower import Term
+from .lower import Term, id_slice
 
 
 @dataclass
@@ -57,15 +57,8 @@ class TermKernel:
 
     @functools.cached_property
     def _runs(self) -> list[slice | None]:
-        """Per read, the slice of the state it reads when its ids are consecutive (a view
-        instead of a gather), else None."""
-        out = []
-        for r in self.term.reads:
-            ids = r.ids
-            run = len(ids) > 1 and ids.strides != (0,) and ids[-1] - ids[0] == len(ids) - 1 \
-                and bool(np.all(np.diff(ids) == 1))
-            out.append(slice(int(ids[0]), int(ids[-1]) + 1) if run else None)
-        return out
+        """Per read, the slice of the state it reads when its ids are consecutive, else None."""
+        return [id_slice(r.ids) for r in self.term.reads]
 
     def values(self, x: np.ndarray, theta: np.ndarray, rows=None, override=None) -> np.ndarray:
         """Signed log-potential of instances `rows` (all if None), (chains, len(rows))."""

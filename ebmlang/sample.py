@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .lower import id_slice
 from .runtime import gibbs_step
 
 
@@ -34,12 +35,9 @@ class Samples:
     def trace(self):
         """The summaries' view of the draws (see `ebmlang.trace`), computed a block at a time."""
         from .trace import Trace
-        full = self.kept()
-        c, d, n = full.shape
-        tr = Trace(self.model, c, d, self.ids)
-        step = max(1, CHUNK_CELLS // max(c * n, 1))
-        for k in range(0, d, step):
-            tr.add(k, full[:, k:k + step])
+        tr = Trace(self.model, self.chains, self.draws, self.ids)
+        for k, xs in _blocks(self.kept()):
+            tr.add(k, xs)
         return tr.finish(self.acceptance)
 
     @property
@@ -54,7 +52,7 @@ class Samples:
         return self._sampled().astype(np.float64)
 
     def _sampled(self) -> np.ndarray:
-        return sampled_columns(self.kept(), self.ids)
+        return self.kept()[..., sampled_columns(self.ids)]
 
     def __getitem__(self, family: str) -> np.ndarray:
         """(chains, draws, *shape) for a family over plain ranges, else (chains, draws, n)."""
@@ -65,11 +63,6 @@ class Samples:
         if f.space.dense:
             return block.reshape(block.shape[:2] + f.space.shape)
         return block
-
-    def mean(self, family: str) -> float:
-        """The mean of a family's values over every kept draw and element."""
-        f = self.model.vars[family]
-        return float(self.kept()[:, :, f.offset:f.offset + f.space.size].mean(dtype=np.float64))
 
     def _rows(self, fn):
         """fn over every kept draw, a few rows at a time (bounded temporaries), (chains, draws,
@@ -98,12 +91,22 @@ class Samples:
 
     def to_csv(self, path: str) -> None:
         """The samples CSV: `chain,draw,` then every var and latent, a row per kept draw."""
-        full = self.kept()
-        c, d, n = full.shape
-        step = max(1, CHUNK_CELLS // max(c * n, 1))
-        with csv_writer(self.model, path, c) as out:
-            for k in range(0, d, step):
-                out.add(k, full[:, k:k + step])
+        with csv_writer(self.model, path, self.chains) as out:
+            for k, xs in _blocks(self.kept()):
+                out.add(k, xs)
+
+
+def block_draws(chains: int, n: int) -> int:
+    """How many draws of every chain make one block of at most CHUNK_CELLS state cells."""
+    return max(1, CHUNK_CELLS // max(chains * n, 1))
+
+
+def _blocks(full: np.ndarray):
+    """(k, draws k, k + 1, ... of every chain) over kept draws (chains, draws, n), a block
+    at a time."""
+    step = block_draws(full.shape[0], full.shape[2])
+    for k in range(0, full.shape[1], step):
+        yield k, full[:, k:k + step]
 
 
 def csv_writer(model, path, chains: int):
@@ -115,16 +118,15 @@ def csv_writer(model, path, chains: int):
     for f in model.vars.values():
         if f.sampled and not f.domain.integer:
             ints[2 + np.searchsorted(ids, np.arange(f.offset, f.offset + f.space.size))] = False
-    return samples_csv(path, _Header(model, len(ids)), ints, chains,
-                       lambda xs: sampled_columns(xs, ids))
+    columns = sampled_columns(ids)
+    return samples_csv(path, _Header(model, len(ids)), ints, chains, lambda xs: xs[..., columns])
 
 
-def sampled_columns(xs: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The var and latent columns of states xs (..., n_state): a view when they are
-    contiguous (they are, unless inputs sit between them)."""
-    if len(ids) and ids[-1] - ids[0] + 1 == len(ids):
-        return xs[..., ids[0]:ids[0] + len(ids)]
-    return xs[..., ids]
+def sampled_columns(ids: np.ndarray) -> slice | np.ndarray:
+    """What selects the var and latent columns `ids` of states (..., n_state): a slice (a
+    view) when they are consecutive, as they are unless inputs sit between them."""
+    run = id_slice(ids)
+    return ids if run is None else run
 
 
 class _Header:
@@ -230,7 +232,7 @@ class _Kept:
     at a time (from a bounded buffer when the draws are not kept)."""
 
     def __init__(self, chains, draws, n, dtype, keep: bool, watch):
-        self.block = max(1, CHUNK_CELLS // max(chains * n, 1))
+        self.block = block_draws(chains, n)
         self.all = np.empty((chains, draws, n), dtype) if keep else None
         self.buf = self.all if keep else np.empty((chains, min(draws, self.block), n), dtype)
         self.watch, self.kept, self.done = list(watch), 0, 0
