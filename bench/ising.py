@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import ebmlang  # noqa: E402
 import ising_kernels as K  # noqa: E402
-from ebmlang import numba_backend, runtime  # noqa: E402
+from ebmlang import numba_backend
+from ebmlang import runtime  # noqa: E402
 from ebmlang.diagnostics import bulk_ess  # noqa: E402
 
 BETA = 0.44

@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import UserError  # noqa: E402
-from .model import Model, compile_model as compile, load  # noqa: E402,F401
+from ebmlang.errors import UserError  # noqa: E402
+from ebmlang.model import Model, compile_model as compile, load  # noqa: E402,F401
 
 __all__ = ["Model", "UserError", "compile", "load", "__version__"]

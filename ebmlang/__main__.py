@@ -1,5 +1,5 @@
 """`python -m ebmlang`: the command line."""
 
-from .cli import main
+from ebmlang.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Span, NO_SPAN
+from ebmlang.errors import Span, NO_SPAN
 
 
 @dataclass(frozen=True)

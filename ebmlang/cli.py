@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import UserError, did_you_mean
+from ebmlang.errors import UserError, did_you_mean
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with usage errors as exit status 1, like every other user error."""
@@ -46,7 +46,7 @@ def _count(lo: int) -> Callable[[str], int]:
 
 def _load(args):
     import ebmlang
-    from .check import parse_override
+    from ebmlang.check import parse_override
     consts = dict(parse_override(text) for text in args.set)
     evidence = getattr(args, "evidence", None)
     model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
@@ -56,9 +56,9 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
-    from .fused import fit_text
-    from .numba_codegen import placement_text
-    from .report import check_report
+    from ebmlang.fused import fit_text
+    from ebmlang.numba_codegen import placement_text
+    from ebmlang.report import check_report
     model = _load(args)
     print(check_report(model))
     print(placement_text(model))
@@ -69,8 +69,8 @@ def cmd_check(args) -> int:
 def cmd_code(args) -> int:
     """The numpy terms, then where each block part runs, the numba kernels and the table kernels
     the tabulated parts run."""
-    from .numba_backend import table_kernels_text
-    from .numba_codegen import placement_text
+    from ebmlang.numba_backend import table_kernels_text
+    from ebmlang.numba_codegen import placement_text
     model = _load(args)
     if args.backend in (None, "numpy"):
         print(model.code(), end="")
@@ -82,7 +82,7 @@ def cmd_code(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    from .dot import to_dot, write_graph
+    from ebmlang.dot import to_dot, write_graph
     model = _load(args)
     if args.output is None:
         print(to_dot(model), end="")
@@ -95,7 +95,7 @@ def cmd_graph(args) -> int:
 def cmd_conditionals(args) -> int:
     model = _load(args)
     try:
-        from .symbolic import conditionals
+        from ebmlang.symbolic import conditionals
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.symbolic":
             raise
@@ -107,9 +107,9 @@ def cmd_conditionals(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .report import sample_summary
-    from .sample import csv_writer
-    from .trace import Trace
+    from ebmlang.report import sample_summary
+    from ebmlang.sample import csv_writer
+    from ebmlang.trace import Trace
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -130,7 +130,7 @@ def cmd_sample(args) -> int:
     if trace is not None:
         trace.finish(samples.acceptance)
     if args.plot is not None:
-        from .plots import plot_samples
+        from ebmlang.plots import plot_samples
         plot_samples(trace, args.plot)
     if args.output is not None:
         print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
@@ -142,7 +142,7 @@ def cmd_sample(args) -> int:
 
 def load_params(model, path: str) -> None:
     """Assign every param in a params JSON file; unknown names are an error."""
-    from .csvio import key_span, coerce_param, read_params_json
+    from ebmlang.csvio import key_span, coerce_param, read_params_json
     values = read_params_json(path)
     for name, value in values.items():
         if name not in model.params:
@@ -156,7 +156,7 @@ def load_params(model, path: str) -> None:
 def read_inputs(model, path: str, chains: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(input values (rows, input variables) or None, clamped values (rows, n_state) with NaN
     where free, or None) from an --input CSV: inputs are required, var columns optional."""
-    from .data import load_evidence
+    from ebmlang.data import load_evidence
     rows = load_evidence(model, path).x
     if rows.shape[0] not in (1, chains):
         raise UserError(f"the input file has {rows.shape[0]} rows: give one row (shared by every "
@@ -173,7 +173,7 @@ def read_inputs(model, path: str, chains: int) -> tuple[np.ndarray | None, np.nd
 
 
 def _input_domains(model) -> dict[str, np.ndarray | None]:
-    from .csvio import format_ground_name
+    from ebmlang.csvio import format_ground_name
     out = {}
     for f in model.vars.values():
         if f.kind == "input":
@@ -215,7 +215,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> ArgumentParser:
-    from . import __version__
+    from ebmlang import __version__
     parser = ArgumentParser(prog="ebmlang", description="Energy-based models: check, inspect, "
                             "sample, fit and score.")
     parser.add_argument("--version", action="version", version=f"ebmlang {__version__}")

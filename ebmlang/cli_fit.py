@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 
 def _line(entry: dict, opts) -> str:
@@ -39,10 +39,10 @@ def _header(model, opts) -> str:
 
 
 def cmd_fit(args) -> int:
-    from .cli import _load, load_params
-    from .csvio import write_params_json
-    from .fit import Diverged, FitOptions
-    from .optim import DEFAULT_LR
+    from ebmlang.cli import _load, load_params
+    from ebmlang.csvio import write_params_json
+    from ebmlang.fit import Diverged, FitOptions
+    from ebmlang.optim import DEFAULT_LR
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -65,16 +65,16 @@ def cmd_fit(args) -> int:
     write_params_json(out, model.params.to_dict(), result.to_meta(model))
     print(f"wrote {out}")
     if args.plot is not None:
-        from .plots import plot_fit
+        from ebmlang.plots import plot_fit
         plot_fit(result.history, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from .cli import _load, load_params
-    from .csvio import atomic_write
-    from .score import score
+    from ebmlang.cli import _load, load_params
+    from ebmlang.csvio import atomic_write
+    from ebmlang.score import score
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -156,8 +156,8 @@ def _number(text, ok, what):
 
 
 def cmd_convert(args) -> int:
-    from .cli import _load
-    from .uai import write_ebm, write_uai
+    from ebmlang.cli import _load
+    from ebmlang.uai import write_ebm, write_uai
     model = _load(args)
     target = args.output
     if target.endswith(".uai"):

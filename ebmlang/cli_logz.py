@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 
 def cmd_logz(args) -> int:
-    from .cli import _load, load_params
-    from .logz import logz
+    from ebmlang.cli import _load, load_params
+    from ebmlang.logz import logz
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -33,8 +33,8 @@ def format_value(res) -> str:
 
 def _read_one_input(model, path: str) -> np.ndarray:
     """The input columns of a one-row CSV, in state order: log Z depends on the inputs."""
-    from .cli import _input_domains
-    from .csvio import read_data_csv
+    from ebmlang.cli import _input_domains
+    from ebmlang.csvio import read_data_csv
     names = model.ground_names(("input",))
     if not names:
         raise UserError("the model has no input variables; --input is not needed", file=path)
@@ -49,7 +49,7 @@ def _read_one_input(model, path: str) -> np.ndarray:
 
 def add_parsers(sub, common, count) -> None:
     """The `logz` subcommand."""
-    from .logz import METHODS, SCHEDULES
+    from ebmlang.logz import METHODS, SCHEDULES
     p = sub.add_parser("logz", help="the log partition function: exact, by variable "
                        "elimination, or estimated by annealed importance sampling")
     common(p)

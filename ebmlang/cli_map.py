@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 PRINT_COLUMNS = 64         # print the CSV itself up to this many columns and rows, else a
 PRINT_ROWS = 50            # summary
@@ -24,8 +24,8 @@ PICTURE_WIDTH = 80         # draw 2-D binary families up to this wide in the sum
 
 
 def cmd_map(args) -> int:
-    from .cli import _load, load_params
-    from .map import map_estimate
+    from ebmlang.cli import _load, load_params
+    from ebmlang.map import map_estimate
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -87,7 +87,7 @@ def summary(result) -> str:
 
 def _evidence(model, args) -> np.ndarray | None:
     """(rows, n_state) of given values, NaN where free, or None when nothing is given."""
-    from .data import load_evidence
+    from ebmlang.data import load_evidence
     rows = load_evidence(model, args.input).x if args.input is not None else None
     for spec in args.input_png:
         rows = _add_png(model, rows, spec)
@@ -127,7 +127,7 @@ def _family(model, name, kinds, what):
 
 
 def _add_png(model, rows, spec: str) -> np.ndarray:
-    from .images import grey_to_binary, read_png
+    from ebmlang.images import grey_to_binary, read_png
     name, path = _split_spec(spec)
     kinds = ("input",) if name is None and _binary_2d(model, ("input",)) else ("input", "var")
     f = _family(model, name, kinds, "--input-png")
@@ -147,7 +147,7 @@ def _add_png(model, rows, spec: str) -> np.ndarray:
 
 
 def _write_png(model, result, spec: str) -> None:
-    from .images import binary_to_grey, write_png
+    from ebmlang.images import binary_to_grey, write_png
     name, path = _png_target(spec)
     f = _family(model, name, ("var", "latent"), "-o FILE.png")
     if len(result.states) != 1:
@@ -160,7 +160,7 @@ def _write_png(model, result, spec: str) -> None:
 
 def add_parsers(sub, common, count) -> None:
     """The `map` subcommand."""
-    from .map import ANNEAL_SWEEPS, METHODS
+    from ebmlang.map import ANNEAL_SWEEPS, METHODS
     p = sub.add_parser("map", help="the most probable state (graph cuts, ICM or annealing)")
     common(p)
     p.add_argument("--input", metavar="X.csv", help="inputs, and var columns to clamp (empty "

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .errors import InternalError, Span, UserError, did_you_mean
+from ebmlang.errors import InternalError, Span, UserError, did_you_mean
 
 PathLike = str | os.PathLike[str]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .csvio import parse_ground_name, format_ground_name, read_data_csv
-from .errors import UserError
+from ebmlang.csvio import parse_ground_name, format_ground_name, read_data_csv
+from ebmlang.errors import UserError
 
 
 @dataclass

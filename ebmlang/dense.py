@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ast as A
-from .contract import Contraction, cached
+from ebmlang import ast as A
+from ebmlang.contract import Contraction, cached
 
 _LETTERS = "abcdefghijklmnopqrstuvwxy"   # z is the chain axis
 

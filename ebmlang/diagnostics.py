@@ -120,7 +120,7 @@ def bulk_ess(x: np.ndarray) -> float:
 def summarize(samples) -> list[tuple[str, float, float, float]]:
     """(name, mean, R-hat, bulk ESS) for the energy and every scalar summary of each stat
     (indexed stats: their mean over elements)."""
-    from .report import as_trace
+    from ebmlang.report import as_trace
     trace = as_trace(samples)
     rows = []
     series = {"energy": trace.energy, **trace.series}
@@ -141,7 +141,7 @@ def to_inference_data(samples):
     try:
         import arviz as az
     except ImportError:
-        from .errors import UserError
+        from ebmlang.errors import UserError
         raise UserError("exporting to ArviZ needs arviz: pip install arviz") from None
     model = samples.model
     posterior = {f.name: samples[f.name] for f in model.vars.values() if f.sampled}

@@ -11,8 +11,8 @@ import shutil
 import subprocess
 from collections import Counter
 
-from .csvio import atomic_write, atomic_write_bytes
-from .errors import UserError
+from ebmlang.csvio import atomic_write, atomic_write_bytes
+from ebmlang.errors import UserError
 
 _VAR_STYLE = {
     "var": 'shape=ellipse',

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from .codegen import ensure_shape
-from .errors import UserError
-from .exact import logsumexp
+from ebmlang.codegen import ensure_shape
+from ebmlang.errors import UserError
+from ebmlang.exact import logsumexp
 
 MAX_TABLE = 1 << 26       # entries of the largest intermediate table we are willing to build
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)

@@ -10,8 +10,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import ast as A
-from .errors import UserError, did_you_mean
+from ebmlang import ast as A
+from ebmlang.errors import UserError, did_you_mean
 
 
 def _sigmoid(x):

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import Data, load_data
-from .errors import UserError
-from .fused import FusedModel, Marginal
-from .gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
-from .metrics import Metric
-from .optim import make_optimizer
-from .runtime import gibbs_step
+from ebmlang.data import Data, load_data
+from ebmlang.errors import UserError
+from ebmlang.fused import FusedModel, Marginal
+from ebmlang.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
+from ebmlang.metrics import Metric
+from ebmlang.optim import make_optimizer
+from ebmlang.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact")
 
@@ -183,7 +183,7 @@ def _sweeper(model, backend: str):
     kernel) or the backend is numpy."""
     if backend == "numpy":
         return model.parts(), gibbs_step
-    from .numba_backend import gibbs_step as mixed_step
+    from ebmlang.numba_backend import gibbs_step as mixed_step
     compiled, plain = model.parts("numba"), model.parts()
     if backend == "auto":
         compiled = [[p if any(t.dense for t in plain[b][q].touches) else c
@@ -211,7 +211,7 @@ def _fill(model, x: np.ndarray, rng) -> np.ndarray:
 
 def _keep_proper(model, phases, good, theta, epoch) -> None:
     """Shrink a step that would make a Gaussian conditional improper; stop if none is proper."""
-    from .sample import improper
+    from ebmlang.sample import improper
     delta = theta - good
     for _ in range(40):
         if improper(model, phases.chains) is None:
@@ -243,7 +243,7 @@ def fit(model, data, **kwargs) -> FitResult:
     opts.check()
     data = load_data(model, data)
     if opts.method == "exact":
-        from .fit_exact import fit_exact
+        from ebmlang.fit_exact import fit_exact
         return fit_exact(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)

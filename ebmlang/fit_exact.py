@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from .exact import check_enumerable, enumerate_states, logsumexp
-from .errors import UserError
-from .gradient import expected_stats
+from ebmlang.exact import check_enumerable, enumerate_states, logsumexp
+from ebmlang.errors import UserError
+from ebmlang.gradient import expected_stats
 
 
 class _Group:
@@ -57,7 +57,7 @@ def _objective(model, groups, n_rows: int, decay: float):
 
 
 def fit_exact(model, data, opts):
-    from .fit import FitResult
+    from ebmlang.fit import FitResult
     check_enumerable(model, "method exact")
     input_ids = model.state_ids(("input",))
     groups = []

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import Contraction, cached
-from .exact import logsumexp
-from .runtime import draw_categorical
+from ebmlang.contract import Contraction, cached
+from ebmlang.exact import logsumexp
+from ebmlang.runtime import draw_categorical
 
 
 class _Use:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exact import logsumexp
-from .runtime import PartKernel, build_part, local_logits
+from ebmlang.exact import logsumexp
+from ebmlang.runtime import PartKernel, build_part, local_logits
 
 
 def expected_stats(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 from networkx.algorithms.flow import boykov_kolmogorov
 
-from .codegen import ensure_shape
+from ebmlang.codegen import ensure_shape
 
 # Measured (min-cut including building the graph, this 2-core machine): examples/denoise.ebm at
 # 32x32 (1,024 nodes, ~3,000 edges): boykov_kolmogorov 55 ms, preflow_push 72 ms,
@@ -212,7 +212,7 @@ def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None
     by variables): its interaction
     (log-potential, so >= 0 means submodular energy) as text, and whether it is >= 0 at the
     current params for every instance (None when the sign depends on inputs or indices)."""
-    from .symbolic import term_expr, term_symbols
+    from ebmlang.symbolic import term_expr, term_symbols
     out = {}
     for t in model.terms:
         fams = [model.vars[r.family] for r in t.reads]
@@ -231,7 +231,7 @@ def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None
 def _interaction(model, t, fams, sampled, term_expr, term_symbols):
     import sympy as sp
 
-    from .printing import expr_text
+    from ebmlang.printing import expr_text
     v, p, idx = term_symbols(t)
     expr = term_expr(t, model.checked.consts)
     a, b = sampled

@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}     # colour type -> samples per pixel
@@ -36,7 +36,7 @@ def encode_png(grey: np.ndarray) -> bytes:
 
 def write_png(path, grey: np.ndarray) -> None:
     """Atomically write a greyscale image."""
-    from .csvio import atomic_write_bytes
+    from ebmlang.csvio import atomic_write_bytes
     atomic_write_bytes(path, encode_png(grey))
 
 

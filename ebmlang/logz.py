@@ -20,15 +20,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import UserError
-from .exact import (
+from ebmlang.errors import UserError
+from ebmlang.exact import (
     MAX_STATES,
     exact_log_z_available,
     log_partition,
     logsumexp,
     state_count,
 )
-from .runtime import draw_categorical, local_at, local_logits
+from ebmlang.runtime import draw_categorical, local_at, local_logits
 
 METHODS = ("auto", "exact", "ve", "ais")
 SCHEDULES = ("sigmoid", "linear")
@@ -81,7 +81,7 @@ def _base_state(model, inputs) -> np.ndarray:
         raise UserError(f"the model has inputs ({names}) and its log Z depends on them: give "
                         "one row of input values with --input X.csv (Python: inputs=...)")
     if isinstance(inputs, dict):
-        from .sample import _inputs_from_dict
+        from ebmlang.sample import _inputs_from_dict
         inputs = _inputs_from_dict(model, inputs)
     vals = np.atleast_2d(np.asarray(inputs, float))
     if vals.shape[0] != 1:
@@ -100,7 +100,7 @@ def choose(model):
     (perhaps with one conditionally independent group summed out), else elimination when the
     tables of a heuristic order are small (the width alone does not say: domains differ in
     size), else AIS."""
-    from .elimination import (
+    from ebmlang.elimination import (
         MAX_TABLE,
         MAX_WORK,
         SCREEN_WIDTH,
@@ -141,7 +141,7 @@ def _exact(model, x0, why: str) -> LogZ:
 
 
 def _ve(model, x0, why: str, the_plan) -> LogZ:
-    from .elimination import log_partition_ve
+    from ebmlang.elimination import log_partition_ve
     value, the_plan = log_partition_ve(model, x0, the_plan)
     return LogZ(value, None, "ve", the_plan.describe(), why, width=the_plan.width)
 
@@ -172,7 +172,7 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
     theta, parts = model.params.theta, model.parts()
-    from .sample import progress_bar
+    from ebmlang.sample import progress_bar
     bar = progress_bar(steps, progress, f"{model.name}: annealing", "step")
     logw = np.zeros(chains)
     for t in range(1, steps + 1):

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ast as A
-from .check import CheckedModel, VarFamily, explain_overrides
-from .errors import UserError, count, did_you_mean
-from .exprs import FUNCTIONS, as_int_array, eval_static, fold
-from .space import Space, build_space
-from .split import (
+from ebmlang import ast as A
+from ebmlang.check import CheckedModel, VarFamily, explain_overrides
+from ebmlang.errors import UserError, count, did_you_mean
+from ebmlang.exprs import FUNCTIONS, as_int_array, eval_static, fold
+from ebmlang.space import Space, build_space
+from ebmlang.split import (
     binding_names,
     children,
     inline_stats,

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import graphcut
-from .errors import UserError
-from .runtime import draw_categorical, gibbs_step, local_at, local_logits
+from ebmlang import graphcut
+from ebmlang.errors import UserError
+from ebmlang.runtime import draw_categorical, gibbs_step, local_at, local_logits
 
 METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
 ANNEAL_SWEEPS = 500
@@ -72,7 +72,7 @@ class MapResult:
 
     def to_csv(self, path) -> None:
         """The MAP CSV: every ground var and latent, then log_potential; one row per row."""
-        from .csvio import write_samples_csv
+        from ebmlang.csvio import write_samples_csv
         ints = [f.domain.integer for f in self.model.vars.values() if f.sampled
                 for _ in range(f.space.size)]
         data = np.column_stack([self.values, self.log_potential])
@@ -87,10 +87,10 @@ def clamp_rows(model, inputs=None, data=None) -> np.ndarray:
 
     `inputs`: (rows, input variables) in state order, or a dict {family: array}; `data`:
     (rows, n_state) with NaN for missing cells, or anything `load_data` reads."""
-    from .sample import _inputs_from_dict
+    from ebmlang.sample import _inputs_from_dict
     n = model.checked.n_state
     if data is not None and not isinstance(data, np.ndarray):
-        from .data import load_data
+        from ebmlang.data import load_data
         data = load_data(model, data).x
     rows = np.full((1, n), np.nan) if data is None else np.array(data, float, ndmin=2)
     if rows.shape[1] != n:
@@ -171,7 +171,7 @@ def _graphcut_verdicts(model, clamp):
 def _elimination_plan(model, clamp):
     """(an elimination plan, None) when max-product elimination is feasible, else
     (None, why not)."""
-    from .elimination import plan
+    from ebmlang.elimination import plan
     if np.any(~np.isnan(clamp[:, model.state_ids()])):
         return None, "some variables are clamped"
     try:
@@ -185,7 +185,7 @@ def _elimination_plan(model, clamp):
 
 def _by_elimination(model, clamp, the_plan, why) -> MapResult:
     """The exact MAP by max-product variable elimination, row by row (inputs fixed)."""
-    from .elimination import ground_factors, maximize, sampled_sizes
+    from ebmlang.elimination import ground_factors, maximize, sampled_sizes
     sizes = sampled_sizes(model)
     values = {}
     for f in model.vars.values():
@@ -215,7 +215,7 @@ def _by_graphcut(model, clamp, verdicts) -> MapResult:
 
 def _by_search(model, clamp, method, rng, sweeps, chains, why) -> MapResult:
     """ICM or annealing, `chains` restarts per row, the best kept."""
-    from .sample import check_proper, init_state, reset_scales
+    from ebmlang.sample import check_proper, init_state, reset_scales
     if method == "icm":
         mh = sorted({p.family for b in model.parts() for p in b if p.method == "mh"})
         if mh:
@@ -248,7 +248,7 @@ def _by_search(model, clamp, method, rng, sweeps, chains, why) -> MapResult:
 def icm(model, x, clamp, theta, max_sweeps: int = ICM_SWEEPS, rng=None) -> int:
     """Coordinate ascent over the Gibbs blocks until no variable changes (MH families, only
     with `rng`: GREEDY_SWEEPS sweeps of improving moves). Returns the sweeps run."""
-    from .sample import adapt_scales
+    from ebmlang.sample import adapt_scales
     parts = model.parts()
     has_mh = any(p.method == "mh" for b in parts for p in b)
     limit = min(max_sweeps, GREEDY_SWEEPS) if has_mh else max_sweeps
@@ -305,7 +305,7 @@ def _quadratic(ell):
 
 def anneal(model, x, clamp, theta, rng, sweeps: int) -> None:
     """Gibbs sweeps on beta * log p, beta rising geometrically from BETA0 to BETA1."""
-    from .sample import ADAPT_EVERY, adapt_scales
+    from ebmlang.sample import ADAPT_EVERY, adapt_scales
     parts = model.parts()
     betas = np.geomspace(BETA0, BETA1, max(sweeps, 1)) if sweeps else []
     for t, beta in enumerate(betas):
@@ -373,7 +373,7 @@ def impute(model, data, draws: int = 200, burn_in: int | None = None, chains: in
     """Fill the missing cells of `data` (NaN, or anything `load_data` reads) with their
     posterior mode or mean given the observed cells and inputs, by Gibbs sampling with the
     observed cells clamped (`gibbs_step(..., clamp=...)`)."""
-    from .sample import check_proper, init_state
+    from ebmlang.sample import check_proper, init_state
     clamp = clamp_rows(model, inputs, data)
     burn_in = draws // 2 if burn_in is None else burn_in
     rng = np.random.default_rng(seed)

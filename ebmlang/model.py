@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ast as A
-from .check import CheckedModel, check, parse_override
-from .codegen import generate, load_module, term_function_name
-from .errors import Source, UserError
-from .exprs import StaticEnv, eval_static
-from .graph import Graph, build_graph
-from .lower import Term, lower
-from .parse import parse
-from .runtime import TermKernel, block_parts, total_log_potential
+from ebmlang import ast as A
+from ebmlang.check import CheckedModel, check, parse_override
+from ebmlang.codegen import generate, load_module, term_function_name
+from ebmlang.errors import Source, UserError
+from ebmlang.exprs import StaticEnv, eval_static
+from ebmlang.graph import Graph, build_graph
+from ebmlang.lower import Term, lower
+from ebmlang.parse import parse
+from ebmlang.runtime import TermKernel, block_parts, total_log_potential
 
 
 def blas_threads():
@@ -127,14 +127,14 @@ class Model:
         self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
                                    ns[term_function_name(t, False, "grad")],
                                    ns[term_function_name(t, False, "where")]) for t in self.terms]
-        from .dense import detect
+        from ebmlang.dense import detect
         for k in self.kernels:
             k.dense = detect(k.term, checked)
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
         self.params = Params(checked, _init_params(checked))
         self._parts = None
         self._numba_parts = None
-        from .symbolic import real_form
+        from ebmlang.symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
@@ -177,7 +177,7 @@ class Model:
         the numpy ones elsewhere (see `numba_backend.compiled_parts`)."""
         if backend == "numba":
             if self._numba_parts is None:
-                from .numba_backend import compiled_parts
+                from ebmlang.numba_backend import compiled_parts
                 self._numba_parts = compiled_parts(self)
                 trim_heap()
             return self._numba_parts
@@ -191,7 +191,7 @@ class Model:
 
     def iter_ground_names(self, kinds=("var", "latent"), chunk: int = 65536):
         """The ground names one at a time, their index tuples made a chunk at a time."""
-        from .csvio import format_ground_name
+        from ebmlang.csvio import format_ground_name
         for f in self.vars.values():
             if f.kind not in kinds:
                 continue
@@ -240,7 +240,7 @@ class Model:
                progress: bool | None = False, clamp=None, backend: str | None = None,
                keep: bool = True, watch=()):
         """Gibbs draws; see `ebmlang.sample.sample`."""
-        from .sample import sample
+        from ebmlang.sample import sample
         try:
             with blas_threads():
                 return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
@@ -252,7 +252,7 @@ class Model:
     def fit(self, data, method: str = "pcd", **kwargs):
         """Fit the params to data (a CSV path, a dict of arrays or a DataFrame); see
         `ebmlang.fit.fit`. Updates `params` in place; returns the result with its history."""
-        from .fit import fit
+        from ebmlang.fit import fit
         try:
             with blas_threads():
                 return fit(self, data, method=method, **kwargs)
@@ -262,7 +262,7 @@ class Model:
     def logz(self, method: str = "auto", **kwargs):
         """log Z: exact, by variable elimination, or by annealed importance sampling; see
         `ebmlang.logz.logz`."""
-        from .logz import logz
+        from ebmlang.logz import logz
         try:
             return logz(self, method=method, **kwargs)
         except UserError as err:
@@ -270,13 +270,13 @@ class Model:
 
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
-        from .symbolic import conditionals
+        from ebmlang.symbolic import conditionals
         return conditionals(self)
 
     def code(self, backend: str = "numpy") -> str:
         """The generated source: the numpy terms, or (backend "numba") the compiled kernels."""
         if backend == "numba":
-            from .numba_codegen import generate_numba
+            from ebmlang.numba_codegen import generate_numba
             return generate_numba(self)
         return self.source
 
@@ -285,7 +285,7 @@ class Model:
 
 
 def _owner_space(checked, index, name):
-    from .space import build_space
+    from ebmlang.space import build_space
     return build_space(index, checked.env("in an index"), checked.ranges, checked.sets,
                        f"factor '{name}'")
 
@@ -318,7 +318,7 @@ def load(path, evidence=None, **consts) -> Model:
     keyword arguments override consts."""
     p = Path(path)
     if p.suffix.lower() == ".uai":
-        from .uai import load_uai
+        from ebmlang.uai import load_uai
         return load_uai(p, evidence)
     if evidence is not None:
         raise UserError("evidence files are for UAI networks (.uai)", file=str(evidence))

@@ -31,11 +31,11 @@ import numpy as np
 # for a descheduled thread (on 2 shared cores, 10x slower than serial); passive waiting does not.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .cachedir import cache_dir
-from .numba_codegen import generate_numba, plans
-from .numba_ground import Incidence, incidence, scratch
-from .numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
-from .runtime import UPDATES
+from ebmlang.cachedir import cache_dir
+from ebmlang.numba_codegen import generate_numba, plans
+from ebmlang.numba_ground import Incidence, incidence, scratch
+from ebmlang.numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
+from ebmlang.runtime import UPDATES
 
 
 # ---------------------------------------------------------------- cache
@@ -45,7 +45,8 @@ def cache_key(source: str) -> str:
     """sha256 of the generated text, the helpers it imports, and the versions that compile it."""
     import numba
 
-    from . import __version__, numba_kernels
+    from ebmlang import __version__
+    from ebmlang import numba_kernels
     helpers = Path(numba_kernels.__file__).read_bytes()
     h = hashlib.sha256(source.encode())
     for part in (helpers, numba.__version__.encode(), np.__version__.encode(),
@@ -96,7 +97,7 @@ class CompiledPart:
     fused: "FusedBlocks | None" = None        # the sweep of consecutive blocks it belongs to
 
     def __post_init__(self):
-        from . import numba_kernels
+        from ebmlang import numba_kernels
         mod, inc, t = self.module, self.inc, self.table
         if t is None:
             self.kernel = f"gibbs_{self.family}"

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__
-from .numba_codegen import _JIT, term_sig
-from .numba_ground import _hitting, incidence
+from ebmlang import __version__
+from ebmlang.numba_codegen import _JIT, term_sig
+from ebmlang.numba_ground import _hitting, incidence
 
 MAX_TABLE = 1 << 16       # table entries (configurations x values) per part
 MIN_TABLE = 1024          # tabulate whenever the configurations are fewer than this

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 DEFAULT_LR = {"adam": 0.02, "sgd": 0.05}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
-from . import ast as A
-from .errors import Source, Span, UserError
+from ebmlang import ast as A
+from ebmlang.errors import Source, Span, UserError
 
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
@@ -62,7 +62,7 @@ def parser() -> Lark:
 
 
 def _cache_file() -> str | bool:
-    from .cachedir import cache_dir
+    from ebmlang.cachedir import cache_dir
     try:
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ebmlang.errors import UserError
 
 
 def _pyplot():
@@ -23,7 +23,7 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-    from .csvio import atomic_write_bytes
+    from ebmlang.csvio import atomic_write_bytes
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
     buf = io.BytesIO()
     try:
@@ -36,7 +36,7 @@ def _save(fig, path: str) -> None:
 def plot_samples(samples, path: str) -> None:
     """Draws of each 2-D family (the last draw of up to 8 chains) and traces of every stat
     and of the energy, one line per chain."""
-    from .report import as_trace
+    from ebmlang.report import as_trace
     plt = _pyplot()
     trace = as_trace(samples)
     model = trace.model

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .printing import expr_text
+from ebmlang.printing import expr_text
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:
@@ -57,7 +57,7 @@ def check_report(model) -> str:
 
 def _learning(model) -> list[str]:
     """dF/dparam per term: the sufficient statistics the learner's data and model phases match."""
-    from .symbolic import sufficient_statistics
+    from ebmlang.symbolic import sufficient_statistics
     rows = [(name if k == 0 else "", "d/d" + name if k == 0 else "", label, text)
             for name, stats in sufficient_statistics(model).items()
             for k, (label, text) in enumerate(stats)]
@@ -154,7 +154,7 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
 
 def _diagnostics(samples) -> list[str]:
     """R-hat and bulk ESS of the energy and every stat, with a warning where R-hat > 1.01."""
-    from .diagnostics import summarize, warnings_for
+    from ebmlang.diagnostics import summarize, warnings_for
     if samples.chains < 2 or samples.draws < 4:
         return ["diagnostics need at least 2 chains of 4 draws"]
     rows = summarize(samples)
@@ -172,5 +172,5 @@ def _stat_row(trace, name: str) -> tuple[str, ...]:
 
 def as_trace(samples):
     """A `trace.Trace` of kept `Samples` (or the trace itself)."""
-    from .trace import Trace
+    from ebmlang.trace import Trace
     return samples if isinstance(samples, Trace) else samples.trace()

@@ -17,9 +17,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .codegen import ensure_shape
-from .graph import Block
-from .lower import Term, id_slice
+from ebmlang.codegen import ensure_shape
+from ebmlang.graph import Block
+from ebmlang.lower import Term, id_slice
 
 
 @dataclass

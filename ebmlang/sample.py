@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
-from .lower import id_slice
-from .runtime import gibbs_step
+from ebmlang.errors import UserError
+from ebmlang.lower import id_slice
+from ebmlang.runtime import gibbs_step
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Samples:
 
     def trace(self):
         """The summaries' view of the draws (see `ebmlang.trace`), computed a block at a time."""
-        from .trace import Trace
+        from ebmlang.trace import Trace
         tr = Trace(self.model, self.chains, self.draws, self.ids)
         for k, xs in _blocks(self.kept()):
             tr.add(k, xs)
@@ -86,7 +86,7 @@ class Samples:
 
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""
-        from .diagnostics import to_inference_data
+        from ebmlang.diagnostics import to_inference_data
         return to_inference_data(self)
 
     def to_csv(self, path: str) -> None:
@@ -112,7 +112,7 @@ def _blocks(full: np.ndarray):
 def csv_writer(model, path, chains: int):
     """A `samplecsv.samples_csv` writer of this model's var and latent columns: its `add(k,
     xs)` takes full states (chains, draws, n_state), as `sample(watch=...)` gives them."""
-    from .samplecsv import samples_csv
+    from ebmlang.samplecsv import samples_csv
     ids = model.state_ids()
     ints = np.ones(len(ids) + 2, bool)
     for f in model.vars.values():
@@ -276,7 +276,7 @@ def _backend(model, backend):
     if backend == "numpy":
         return model.parts(), gibbs_step
     if backend == "numba":
-        from .numba_backend import gibbs_step as compiled_step
+        from ebmlang.numba_backend import gibbs_step as compiled_step
         return model.parts("numba"), compiled_step
     raise UserError(f"unknown backend '{backend}': use numba or numpy")
 
@@ -325,7 +325,7 @@ def improper(model, x) -> str | None:
     states x at the current params, or None when every one is proper."""
     if not any(m[0] == "gaussian" for m in model.methods.values()):
         return None
-    from .runtime import local_logits
+    from ebmlang.runtime import local_logits
     for block in model.parts():
         for part in block:
             if part.method != "gaussian":

@@ -18,8 +18,8 @@ import tempfile
 
 import numpy as np
 
-from .csvio import _BLOCK_CELLS, _atomic, _format_block
-from .errors import UserError
+from ebmlang.csvio import _BLOCK_CELLS, _atomic, _format_block
+from ebmlang.errors import UserError
 
 
 @contextlib.contextmanager

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import load_data
-from .errors import UserError
-from .exact import exact_log_z_available, log_partition
-from .gradient import SummedOut
+from ebmlang.data import load_data
+from ebmlang.errors import UserError
+from ebmlang.exact import exact_log_z_available, log_partition
+from ebmlang.gradient import SummedOut
 
 
 def score(model, data) -> dict[str, np.ndarray | None]:
@@ -57,7 +57,7 @@ def _exact_log_z(model):
         return lambda u: log_partition(model, u)
     if any(not f.domain.finite for f in model.vars.values() if f.sampled):
         return None
-    from .logz import choose, logz
+    from ebmlang.logz import choose, logz
     method, _, _ = choose(model)
     if method != "ve":
         return None

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from .csvio import _INT_RE, _NUM_RE, PathLike, _csv_rows, _read_text, _show
-from .errors import Span, UserError
+from ebmlang.csvio import _INT_RE, _NUM_RE, PathLike, _csv_rows, _read_text, _show
+from ebmlang.errors import Span, UserError
 
 
 def _field_col(text: str, line: int, field: int) -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from . import ast as A
-from .check import CheckedModel
-from .errors import UserError, count
+from ebmlang import ast as A
+from ebmlang.check import CheckedModel
+from ebmlang.errors import UserError, count
 
 
 def substitute(e: A.Expr, mapping: dict[str, A.Expr]) -> A.Expr:

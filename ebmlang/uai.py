@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Span, UserError
+from ebmlang.errors import Span, UserError
 
 
 @dataclass
@@ -211,7 +211,7 @@ def evidence_path(path: Path, evidence) -> Path | None:
 def load_uai(path, evidence=None):
     """A UAI network (conditioned on its evidence) compiled as an ebmlang model; the model
     remembers `uai_names`: the ground name of each original variable (None if observed)."""
-    from .model import compile_model
+    from ebmlang.model import compile_model
     path = Path(path)
     net = read_uai(str(path))
     ev_path = evidence_path(path, evidence)
@@ -323,7 +323,7 @@ def _term_tables(model, kernel, position):
 
 
 def write_uai(model, path: str) -> None:
-    from .csvio import atomic_write
+    from ebmlang.csvio import atomic_write
     cards, scopes, tables = ground_tables(model)
     with atomic_write(path) as fh:
         fh.write(f"MARKOV\n{len(cards)}\n{' '.join(map(str, cards))}\n{len(scopes)}\n")
@@ -336,7 +336,7 @@ def write_uai(model, path: str) -> None:
 def write_ebm(model, path: str) -> list[str]:
     """A UAI-loaded model as readable .ebm text, its set files beside it, and its tables as a
     params file (`OUT.params.json`); returns the files written."""
-    from .csvio import atomic_write, write_params_json
+    from ebmlang.csvio import atomic_write, write_params_json
     out = Path(path)
     tr = model.uai
     with atomic_write(out) as fh:
