@@ -19,7 +19,7 @@ import ebmlang  # noqa: E402
 from ebmlang.diagnostics import split_rhat
 from ebmlang.logz import logz
 from ebmlang.map import map_estimate
-from ebmlang.uai import read_marginals, read_pr, sampled_marginals
+from ebmlang.io.uai import read_marginals, read_pr, sampled_marginals
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "uai"
 

@@ -82,7 +82,7 @@ def cmd_code(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    from ebmlang.dot import to_dot, write_graph
+    from ebmlang.io.dot import to_dot, write_graph
     model = _load(args)
     if args.output is None:
         print(to_dot(model), end="")
@@ -142,7 +142,7 @@ def cmd_sample(args) -> int:
 
 def load_params(model, path: str) -> None:
     """Assign every param in a params JSON file; unknown names are an error."""
-    from ebmlang.csvio import key_span, coerce_param, read_params_json
+    from ebmlang.io.csvio import key_span, coerce_param, read_params_json
     values = read_params_json(path)
     for name, value in values.items():
         if name not in model.params:
@@ -156,7 +156,7 @@ def load_params(model, path: str) -> None:
 def read_inputs(model, path: str, chains: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(input values (rows, input variables) or None, clamped values (rows, n_state) with NaN
     where free, or None) from an --input CSV: inputs are required, var columns optional."""
-    from ebmlang.data import load_evidence
+    from ebmlang.io.data import load_evidence
     rows = load_evidence(model, path).x
     if rows.shape[0] not in (1, chains):
         raise UserError(f"the input file has {rows.shape[0]} rows: give one row (shared by every "
@@ -173,7 +173,7 @@ def read_inputs(model, path: str, chains: int) -> tuple[np.ndarray | None, np.nd
 
 
 def _input_domains(model) -> dict[str, np.ndarray | None]:
-    from ebmlang.csvio import format_ground_name
+    from ebmlang.io.csvio import format_ground_name
     out = {}
     for f in model.vars.values():
         if f.kind == "input":

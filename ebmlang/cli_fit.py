@@ -40,7 +40,7 @@ def _header(model, opts) -> str:
 
 def cmd_fit(args) -> int:
     from ebmlang.cli import _load, load_params
-    from ebmlang.csvio import write_params_json
+    from ebmlang.io.csvio import write_params_json
     from ebmlang.fit import Diverged, FitOptions
     from ebmlang.optim import DEFAULT_LR
     model = _load(args)
@@ -73,7 +73,7 @@ def cmd_fit(args) -> int:
 
 def cmd_score(args) -> int:
     from ebmlang.cli import _load, load_params
-    from ebmlang.csvio import atomic_write
+    from ebmlang.io.csvio import atomic_write
     from ebmlang.score import score
     model = _load(args)
     if args.params is not None:
@@ -157,7 +157,7 @@ def _number(text, ok, what):
 
 def cmd_convert(args) -> int:
     from ebmlang.cli import _load
-    from ebmlang.uai import write_ebm, write_uai
+    from ebmlang.io.uai import write_ebm, write_uai
     model = _load(args)
     target = args.output
     if target.endswith(".uai"):

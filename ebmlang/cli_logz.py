@@ -34,7 +34,7 @@ def format_value(res) -> str:
 def _read_one_input(model, path: str) -> np.ndarray:
     """The input columns of a one-row CSV, in state order: log Z depends on the inputs."""
     from ebmlang.cli import _input_domains
-    from ebmlang.csvio import read_data_csv
+    from ebmlang.io.csvio import read_data_csv
     names = model.ground_names(("input",))
     if not names:
         raise UserError("the model has no input variables; --input is not needed", file=path)

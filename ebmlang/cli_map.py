@@ -87,7 +87,7 @@ def summary(result) -> str:
 
 def _evidence(model, args) -> np.ndarray | None:
     """(rows, n_state) of given values, NaN where free, or None when nothing is given."""
-    from ebmlang.data import load_evidence
+    from ebmlang.io.data import load_evidence
     rows = load_evidence(model, args.input).x if args.input is not None else None
     for spec in args.input_png:
         rows = _add_png(model, rows, spec)
@@ -127,7 +127,7 @@ def _family(model, name, kinds, what):
 
 
 def _add_png(model, rows, spec: str) -> np.ndarray:
-    from ebmlang.images import grey_to_binary, read_png
+    from ebmlang.io.images import grey_to_binary, read_png
     name, path = _split_spec(spec)
     kinds = ("input",) if name is None and _binary_2d(model, ("input",)) else ("input", "var")
     f = _family(model, name, kinds, "--input-png")
@@ -147,7 +147,7 @@ def _add_png(model, rows, spec: str) -> np.ndarray:
 
 
 def _write_png(model, result, spec: str) -> None:
-    from ebmlang.images import binary_to_grey, write_png
+    from ebmlang.io.images import binary_to_grey, write_png
     name, path = _png_target(spec)
     f = _family(model, name, ("var", "latent"), "-o FILE.png")
     if len(result.states) != 1:

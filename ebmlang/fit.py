@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang.data import Data, load_data
+from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.fused import FusedModel, Marginal
 from ebmlang.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient

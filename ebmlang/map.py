@@ -72,7 +72,7 @@ class MapResult:
 
     def to_csv(self, path) -> None:
         """The MAP CSV: every ground var and latent, then log_potential; one row per row."""
-        from ebmlang.csvio import write_samples_csv
+        from ebmlang.io.csvio import write_samples_csv
         ints = [f.domain.integer for f in self.model.vars.values() if f.sampled
                 for _ in range(f.space.size)]
         data = np.column_stack([self.values, self.log_potential])
@@ -90,7 +90,7 @@ def clamp_rows(model, inputs=None, data=None) -> np.ndarray:
     from ebmlang.sample import _inputs_from_dict
     n = model.checked.n_state
     if data is not None and not isinstance(data, np.ndarray):
-        from ebmlang.data import load_data
+        from ebmlang.io.data import load_data
         data = load_data(model, data).x
     rows = np.full((1, n), np.nan) if data is None else np.array(data, float, ndmin=2)
     if rows.shape[1] != n:

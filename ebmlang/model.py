@@ -191,7 +191,7 @@ class Model:
 
     def iter_ground_names(self, kinds=("var", "latent"), chunk: int = 65536):
         """The ground names one at a time, their index tuples made a chunk at a time."""
-        from ebmlang.csvio import format_ground_name
+        from ebmlang.io.csvio import format_ground_name
         for f in self.vars.values():
             if f.kind not in kinds:
                 continue
@@ -318,7 +318,7 @@ def load(path, evidence=None, **consts) -> Model:
     keyword arguments override consts."""
     p = Path(path)
     if p.suffix.lower() == ".uai":
-        from ebmlang.uai import load_uai
+        from ebmlang.io.uai import load_uai
         return load_uai(p, evidence)
     if evidence is not None:
         raise UserError("evidence files are for UAI networks (.uai)", file=str(evidence))

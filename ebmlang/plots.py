@@ -23,7 +23,7 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-    from ebmlang.csvio import atomic_write_bytes
+    from ebmlang.io.csvio import atomic_write_bytes
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
     buf = io.BytesIO()
     try:

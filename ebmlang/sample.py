@@ -112,7 +112,7 @@ def _blocks(full: np.ndarray):
 def csv_writer(model, path, chains: int):
     """A `samplecsv.samples_csv` writer of this model's var and latent columns: its `add(k,
     xs)` takes full states (chains, draws, n_state), as `sample(watch=...)` gives them."""
-    from ebmlang.samplecsv import samples_csv
+    from ebmlang.io.samplecsv import samples_csv
     ids = model.state_ids()
     ints = np.ones(len(ids) + 2, bool)
     for f in model.vars.values():

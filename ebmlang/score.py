@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.data import load_data
+from ebmlang.io.data import load_data
 from ebmlang.errors import UserError
 from ebmlang.exact import exact_log_z_available, log_partition
 from ebmlang.gradient import SummedOut

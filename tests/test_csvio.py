@@ -1,4 +1,4 @@
-"""Tests for ebmlang.csvio: data, samples, set and parameter files."""
+"""Tests for ebmlang.io.csvio: data, samples, set and parameter files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from ebmlang import csvio
-from ebmlang.csvio import (
+from ebmlang.io import csvio
+from ebmlang.io.csvio import (
     atomic_write,
     atomic_write_bytes,
     coerce_param,
@@ -23,7 +23,7 @@ from ebmlang.csvio import (
     write_samples_csv,
 )
 from ebmlang.errors import InternalError, UserError
-from ebmlang.setcsv import read_set_csv
+from ebmlang.io.setcsv import read_set_csv
 
 BIN = np.array([0.0, 1.0])
 

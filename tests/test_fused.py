@@ -234,7 +234,7 @@ def test_fit_equals_the_reference_backend():
 
 def test_fit_uses_the_fused_update_only_where_it_applies():
     """backend auto only (numpy and numba stay the references), pcd or cd, no inputs."""
-    from ebmlang.data import load_data
+    from ebmlang.io.data import load_data
     rbm = ebmlang.load("examples/rbm.ebm", M=4)
     data = load_data(rbm, {"v": np.zeros((5, 64))})
     for opts, fused in ((FitOptions(), True), (FitOptions(method="cd"), True),

@@ -14,9 +14,9 @@ import pytest
 
 import ebmlang
 from ebmlang import cli
-from ebmlang.data import load_evidence
+from ebmlang.io.data import load_evidence
 from ebmlang.exact import enumerate_states
-from ebmlang.images import encode_png, read_png, write_png
+from ebmlang.io.images import encode_png, read_png, write_png
 from ebmlang.map import clamp_rows, impute, map_estimate
 
 DENOISE = "examples/denoise.ebm"

@@ -9,7 +9,7 @@ import pytest
 import ebmlang
 from ebmlang.cli import main
 from ebmlang.exact import log_partition, probabilities
-from ebmlang.uai import read_uai
+from ebmlang.io.uai import read_uai
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "uai"
@@ -190,7 +190,7 @@ def test_gibbs_marginals_or_the_diagnostic_says_why_not(name):
     networks: CSP_13 mixes, R-hat 1.006, and its worst marginal is off by 0.032 = 2.6 SE.)"""
     import math
     from ebmlang.diagnostics import split_rhat
-    from ebmlang.uai import read_marginals
+    from ebmlang.io.uai import read_marginals
     from test_sampler_exact import batch_se
     path = SHARED / f"{name}.uai"
     model = ebmlang.load(path)

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ebmlang.csvio import _INT_RE, _NUM_RE, PathLike, _csv_rows, _read_text, _show
+from ebmlang.io.csvio import _INT_RE, _NUM_RE, PathLike, _csv_rows, _read_text, _show
 from ebmlang.errors import Span, UserError
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.csvio import parse_ground_name, format_ground_name, read_data_csv
+from ebmlang.io.csvio import parse_ground_name, format_ground_name, read_data_csv
 from ebmlang.errors import UserError
 
 

@@ -323,7 +323,7 @@ def _term_tables(model, kernel, position):
 
 
 def write_uai(model, path: str) -> None:
-    from ebmlang.csvio import atomic_write
+    from ebmlang.io.csvio import atomic_write
     cards, scopes, tables = ground_tables(model)
     with atomic_write(path) as fh:
         fh.write(f"MARKOV\n{len(cards)}\n{' '.join(map(str, cards))}\n{len(scopes)}\n")
@@ -336,7 +336,7 @@ def write_uai(model, path: str) -> None:
 def write_ebm(model, path: str) -> list[str]:
     """A UAI-loaded model as readable .ebm text, its set files beside it, and its tables as a
     params file (`OUT.params.json`); returns the files written."""
-    from ebmlang.csvio import atomic_write, write_params_json
+    from ebmlang.io.csvio import atomic_write, write_params_json
     out = Path(path)
     tr = model.uai
     with atomic_write(out) as fh:

@@ -36,7 +36,7 @@ def encode_png(grey: np.ndarray) -> bytes:
 
 def write_png(path, grey: np.ndarray) -> None:
     """Atomically write a greyscale image."""
-    from ebmlang.csvio import atomic_write_bytes
+    from ebmlang.io.csvio import atomic_write_bytes
     atomic_write_bytes(path, encode_png(grey))
 
 

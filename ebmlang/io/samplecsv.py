@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from ebmlang.csvio import _BLOCK_CELLS, _atomic, _format_block
+from ebmlang.io.csvio import _BLOCK_CELLS, _atomic, _format_block
 from ebmlang.errors import UserError
 
 

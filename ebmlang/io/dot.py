@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from collections import Counter
 
-from ebmlang.csvio import atomic_write, atomic_write_bytes
+from ebmlang.io.csvio import atomic_write, atomic_write_bytes
 from ebmlang.errors import UserError
 
 _VAR_STYLE = {
