@@ -46,7 +46,7 @@ def _count(lo: int) -> Callable[[str], int]:
 
 def _load(args):
     import ebmlang
-    from ebmlang.check import parse_override
+    from ebmlang.frontend.check import parse_override
     consts = dict(parse_override(text) for text in args.set)
     evidence = getattr(args, "evidence", None)
     model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \

@@ -16,10 +16,10 @@ import linecache
 import numpy as np
 from sympy.printing.numpy import NumPyPrinter
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang import __version__
 from ebmlang.lower import Term
-from ebmlang.printing import expr_text
+from ebmlang.frontend.printing import expr_text
 
 PRELUDE = '''import numpy
 import numpy as np

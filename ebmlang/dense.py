@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.contract import Contraction, cached
 
 _LETTERS = "abcdefghijklmnopqrstuvwxy"   # z is the chain axis

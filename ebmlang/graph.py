@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from ebmlang.check import CheckedModel
+from ebmlang.frontend.check import CheckedModel
 from ebmlang.errors import UserError
 from ebmlang.lower import Term, id_dtype
-from ebmlang.printing import expr_text
+from ebmlang.frontend.printing import expr_text
 
 MAX_GREEDY = 2_000_000  # ground variables of one family we colour greedily
 

@@ -231,7 +231,7 @@ def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None
 def _interaction(model, t, fams, sampled, term_expr, term_symbols):
     import sympy as sp
 
-    from ebmlang.printing import expr_text
+    from ebmlang.frontend.printing import expr_text
     v, p, idx = term_symbols(t)
     expr = term_expr(t, model.checked.consts)
     a, b = sampled

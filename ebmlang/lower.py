@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang import ast as A
-from ebmlang.check import CheckedModel, VarFamily, explain_overrides
+from ebmlang.frontend import ast as A
+from ebmlang.frontend.check import CheckedModel, VarFamily, explain_overrides
 from ebmlang.errors import UserError, count, did_you_mean
-from ebmlang.exprs import FUNCTIONS, as_int_array, eval_static, fold
-from ebmlang.space import Space, build_space
+from ebmlang.frontend.exprs import FUNCTIONS, as_int_array, eval_static, fold
+from ebmlang.frontend.space import Space, build_space
 from ebmlang.split import (
     binding_names,
     children,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmlang import ast as A
-from ebmlang.check import CheckedModel, check, parse_override
+from ebmlang.frontend import ast as A
+from ebmlang.frontend.check import CheckedModel, check, parse_override
 from ebmlang.codegen import generate, load_module, term_function_name
 from ebmlang.errors import Source, UserError
-from ebmlang.exprs import StaticEnv, eval_static
+from ebmlang.frontend.exprs import StaticEnv, eval_static
 from ebmlang.graph import Graph, build_graph
 from ebmlang.lower import Term, lower
-from ebmlang.parse import parse
+from ebmlang.frontend.parse import parse
 from ebmlang.runtime import TermKernel, block_parts, total_log_potential
 
 
@@ -285,7 +285,7 @@ class Model:
 
 
 def _owner_space(checked, index, name):
-    from ebmlang.space import build_space
+    from ebmlang.frontend.space import build_space
     return build_space(index, checked.env("in an index"), checked.ranges, checked.sets,
                        f"factor '{name}'")
 

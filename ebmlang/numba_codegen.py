@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ebmlang import __version__
-from ebmlang import ast as A
-from ebmlang.printing import expr_text
+from ebmlang.frontend import ast as A
+from ebmlang.frontend.printing import expr_text
 
 MAX_READS = 62          # reads of one term: a bit each in the incidence `hit` mask
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.printing import expr_text
+from ebmlang.frontend.printing import expr_text
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:

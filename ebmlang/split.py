@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ebmlang import ast as A
-from ebmlang.check import CheckedModel
+from ebmlang.frontend import ast as A
+from ebmlang.frontend.check import CheckedModel
 from ebmlang.errors import UserError, count
 
 

@@ -21,11 +21,11 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.errors import UserError
-from ebmlang.exprs import ARITH, COMPARE
+from ebmlang.frontend.exprs import ARITH, COMPARE
 from ebmlang.lower import Term
-from ebmlang.printing import expr_text
+from ebmlang.frontend.printing import expr_text
 
 
 class Ind(sp.Function):
@@ -355,7 +355,7 @@ def _contribution(model, fam, term: Term, read, own, value) -> _Contrib:
 
 
 def _fallback(model, term: Term, read, own, value) -> _Contrib:
-    from ebmlang.printing import index_text
+    from ebmlang.frontend.printing import index_text
     names = {n: sp.Symbol(n if n not in {s.name for s in own} else n + "'", integer=True)
              for n in term.names}
     conv = ToSympy(model, names, {read.node: value})

@@ -82,7 +82,7 @@ def test_grammar_is_lalr_without_conflicts():
 
 def test_keywords_are_the_words_of_the_grammar():
     """Every keyword of the grammar is refused as a name, and nothing else is."""
-    from ebmlang.parse import KEYWORDS, parser
+    from ebmlang.frontend.parse import KEYWORDS, parser
     words = set()
     for t in parser().terminals:
         if t.pattern.type == "str" and t.pattern.value.isalpha():

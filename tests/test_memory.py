@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import ebmlang
-from ebmlang import ast as A
-from ebmlang.space import build_space
-from ebmlang.exprs import StaticEnv
+from ebmlang.frontend import ast as A
+from ebmlang.frontend.space import build_space
+from ebmlang.frontend.exprs import StaticEnv
 
 
 def _space(bounds, where=None):

@@ -98,7 +98,7 @@ def test_scalar_printer_refuses_what_it_cannot_print():
     model = ebmlang.compile("var x : bool\nfactor f : 0.5 * x")
     printer = ScalarPrinter(model.terms[0], {})
     with pytest.raises(Unsupported):
-        printer(ebmlang.ast.Name("nowhere"))
+        printer(ebmlang.frontend.ast.Name("nowhere"))
 
 
 def test_mh_and_gaussian_parts_run_on_numpy_and_say_so():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 
 # binding strength, loosest first (the order of the grammar)
 _PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,

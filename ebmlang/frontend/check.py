@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.errors import Note, Source, Span, UserError, did_you_mean
-from ebmlang.exprs import FUNCTIONS, StaticEnv, as_number, eval_int, eval_number
+from ebmlang.frontend.exprs import FUNCTIONS, StaticEnv, as_number, eval_int, eval_number
 from ebmlang.io.setcsv import read_set_csv
-from ebmlang.space import RangeDecl, Space, build_space
+from ebmlang.frontend.space import RangeDecl, Space, build_space
 
 MAX_DOMAIN = 4096  # values a finite domain may have for Gibbs enumeration
 

@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.errors import UserError, did_you_mean
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.errors import UserError, did_you_mean
-from ebmlang.exprs import StaticEnv, as_int_array, eval_static, free_names
+from ebmlang.frontend.exprs import StaticEnv, as_int_array, eval_static, free_names
 
 MAX_GROUND = 50_000_000  # ground elements of one family; more is refused at once
 

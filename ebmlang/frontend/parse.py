@@ -10,7 +10,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
-from ebmlang import ast as A
+from ebmlang.frontend import ast as A
 from ebmlang.errors import Source, Span, UserError
 
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
@@ -49,7 +49,7 @@ def _grammar_text() -> str:
     try:
         return resources.files("ebmlang.grammar").joinpath("ebm.lark").read_text()
     except (ModuleNotFoundError, FileNotFoundError):
-        here = Path(__file__).resolve().parent.parent / "grammar" / "ebm.lark"
+        here = Path(__file__).resolve().parents[2] / "grammar" / "ebm.lark"  # a source checkout
         return here.read_text()
 
 
