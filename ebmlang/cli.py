@@ -95,12 +95,12 @@ def cmd_graph(args) -> int:
 def cmd_conditionals(args) -> int:
     model = _load(args)
     try:
-        from ebmlang.symbolic import conditionals
+        from ebmlang.middle.symbolic import conditionals
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.symbolic":
             raise
         raise UserError("'ebmlang conditionals' is not available in this build "
-                        "(ebmlang.symbolic is missing)") from None
+                        "(ebmlang.middle.symbolic is missing)") from None
     conds = conditionals(model)
     print("\n\n".join((c.latex if args.latex else c.text).rstrip("\n") for c in conds.values()))
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ebmlang.frontend import ast as A
-from ebmlang.contract import Contraction, cached
+from ebmlang.middle.contract import Contraction, cached
 
 _LETTERS = "abcdefghijklmnopqrstuvwxy"   # z is the chain axis
 

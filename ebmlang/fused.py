@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.contract import Contraction, cached
+from ebmlang.middle.contract import Contraction, cached
 from ebmlang.exact import logsumexp
 from ebmlang.runtime import draw_categorical
 

@@ -12,8 +12,8 @@ from ebmlang.frontend.check import CheckedModel, check, parse_override
 from ebmlang.codegen import generate, load_module, term_function_name
 from ebmlang.errors import Source, UserError
 from ebmlang.frontend.exprs import StaticEnv, eval_static
-from ebmlang.graph import Graph, build_graph
-from ebmlang.lower import Term, lower
+from ebmlang.middle.graph import Graph, build_graph
+from ebmlang.middle.lower import Term, lower
 from ebmlang.frontend.parse import parse
 from ebmlang.runtime import TermKernel, block_parts, total_log_potential
 
@@ -134,7 +134,7 @@ class Model:
         self.params = Params(checked, _init_params(checked))
         self._parts = None
         self._numba_parts = None
-        from ebmlang.symbolic import real_form
+        from ebmlang.middle.symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
@@ -270,7 +270,7 @@ class Model:
 
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
-        from ebmlang.symbolic import conditionals
+        from ebmlang.middle.symbolic import conditionals
         return conditionals(self)
 
     def code(self, backend: str = "numpy") -> str:

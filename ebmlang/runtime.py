@@ -18,8 +18,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ebmlang.codegen import ensure_shape
-from ebmlang.graph import Block
-from ebmlang.lower import Term, id_slice
+from ebmlang.middle.graph import Block
+from ebmlang.middle.lower import Term, id_slice
 
 
 @dataclass

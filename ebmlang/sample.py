@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.lower import id_slice
+from ebmlang.middle.lower import id_slice
 from ebmlang.runtime import gibbs_step
 
 

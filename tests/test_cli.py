@@ -135,7 +135,7 @@ def test_code(capsys, rbm):
 
 
 def test_conditionals(capsys, rbm):
-    pytest.importorskip("ebmlang.symbolic")
+    pytest.importorskip("ebmlang.middle.symbolic")
     code, out, err = run(capsys, "conditionals", rbm)
     assert code == 0, err
     assert out.strip()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ebmlang.contract import Contraction
+from ebmlang.middle.contract import Contraction
 
 CASES = [
     (["za", "ab"], "zb"),           # the RBM's field on h: v @ W

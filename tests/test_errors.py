@@ -304,7 +304,7 @@ def _guard(monkeypatch) -> list[str]:
     """Ban eval, limit exec to ebmlang's generated code, make sympify refuse strings.
 
     Violations are recorded as well as raised: ebmlang swallows some exceptions (around
-    sympy.lambdify in ebmlang.symbolic), so a raise alone could go unnoticed. Besides ebmlang's
+    sympy.lambdify in ebmlang.middle.symbolic), so a raise alone could go unnoticed. Besides ebmlang's
     own `<ebmlang-generated-...>` code (from ebmlang.codegen), exec is allowed for code compiled
     from a .py file on disk (the import system loading a module) and where `_allowed` says so.
     """

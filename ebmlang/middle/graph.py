@@ -19,7 +19,7 @@ import numpy as np
 
 from ebmlang.frontend.check import CheckedModel
 from ebmlang.errors import UserError
-from ebmlang.lower import Term, id_dtype
+from ebmlang.middle.lower import Term, id_dtype
 from ebmlang.frontend.printing import expr_text
 
 MAX_GREEDY = 2_000_000  # ground variables of one family we colour greedily

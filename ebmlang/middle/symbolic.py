@@ -24,7 +24,7 @@ from sympy.printing.str import StrPrinter
 from ebmlang.frontend import ast as A
 from ebmlang.errors import UserError
 from ebmlang.frontend.exprs import ARITH, COMPARE
-from ebmlang.lower import Term
+from ebmlang.middle.lower import Term
 from ebmlang.frontend.printing import expr_text
 
 

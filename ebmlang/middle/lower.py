@@ -19,7 +19,7 @@ from ebmlang.frontend.check import CheckedModel, VarFamily, explain_overrides
 from ebmlang.errors import UserError, count, did_you_mean
 from ebmlang.frontend.exprs import FUNCTIONS, as_int_array, eval_static, fold
 from ebmlang.frontend.space import Space, build_space
-from ebmlang.split import (
+from ebmlang.middle.split import (
     binding_names,
     children,
     inline_stats,

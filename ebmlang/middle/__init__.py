@@ -1,0 +1,1 @@
+"""The checked model made ground: sums split, reads lowered, the factor graph and blocks, symbolic conditionals."""
