@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import ebmlang  # noqa: E402
 import ising_kernels as K  # noqa: E402
-from ebmlang import numba_backend
-from ebmlang import runtime  # noqa: E402
+from ebmlang.backends import numba_backend
+from ebmlang.backends import runtime  # noqa: E402
 from ebmlang.diagnostics import bulk_ess  # noqa: E402
 
 BETA = 0.44
@@ -208,7 +208,7 @@ START = """
 import time
 t0 = time.perf_counter()
 import numpy as np, ebmlang
-from ebmlang import numba_backend
+from ebmlang.backends import numba_backend
 model = ebmlang.load({model!r}, L=64)
 t1 = time.perf_counter()
 parts = model.parts("numba")

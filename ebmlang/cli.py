@@ -56,8 +56,8 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
-    from ebmlang.fused import fit_text
-    from ebmlang.numba_codegen import placement_text
+    from ebmlang.backends.fused import fit_text
+    from ebmlang.backends.numba_codegen import placement_text
     from ebmlang.report import check_report
     model = _load(args)
     print(check_report(model))
@@ -69,8 +69,8 @@ def cmd_check(args) -> int:
 def cmd_code(args) -> int:
     """The numpy terms, then where each block part runs, the numba kernels and the table kernels
     the tabulated parts run."""
-    from ebmlang.numba_backend import table_kernels_text
-    from ebmlang.numba_codegen import placement_text
+    from ebmlang.backends.numba_backend import table_kernels_text
+    from ebmlang.backends.numba_codegen import placement_text
     model = _load(args)
     if args.backend in (None, "numpy"):
         print(model.code(), end="")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from ebmlang.codegen import ensure_shape
+from ebmlang.backends.codegen import ensure_shape
 from ebmlang.errors import UserError
 from ebmlang.exact import logsumexp
 

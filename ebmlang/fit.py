@@ -20,11 +20,11 @@ import numpy as np
 
 from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
-from ebmlang.fused import FusedModel, Marginal
+from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
 from ebmlang.metrics import Metric
 from ebmlang.optim import make_optimizer
-from ebmlang.runtime import gibbs_step
+from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact")
 
@@ -183,7 +183,7 @@ def _sweeper(model, backend: str):
     kernel) or the backend is numpy."""
     if backend == "numpy":
         return model.parts(), gibbs_step
-    from ebmlang.numba_backend import gibbs_step as mixed_step
+    from ebmlang.backends.numba_backend import gibbs_step as mixed_step
     compiled, plain = model.parts("numba"), model.parts()
     if backend == "auto":
         compiled = [[p if any(t.dense for t in plain[b][q].touches) else c

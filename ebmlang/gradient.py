@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.exact import logsumexp
-from ebmlang.runtime import PartKernel, build_part, local_logits
+from ebmlang.backends.runtime import PartKernel, build_part, local_logits
 
 
 def expected_stats(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:

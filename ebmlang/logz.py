@@ -28,7 +28,7 @@ from ebmlang.exact import (
     logsumexp,
     state_count,
 )
-from ebmlang.runtime import draw_categorical, local_at, local_logits
+from ebmlang.backends.runtime import draw_categorical, local_at, local_logits
 
 METHODS = ("auto", "exact", "ve", "ais")
 SCHEDULES = ("sigmoid", "linear")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ebmlang import graphcut
 from ebmlang.errors import UserError
-from ebmlang.runtime import draw_categorical, gibbs_step, local_at, local_logits
+from ebmlang.backends.runtime import draw_categorical, gibbs_step, local_at, local_logits
 
 METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
 ANNEAL_SWEEPS = 500

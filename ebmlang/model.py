@@ -9,13 +9,13 @@ import numpy as np
 
 from ebmlang.frontend import ast as A
 from ebmlang.frontend.check import CheckedModel, check, parse_override
-from ebmlang.codegen import generate, load_module, term_function_name
+from ebmlang.backends.codegen import generate, load_module, term_function_name
 from ebmlang.errors import Source, UserError
 from ebmlang.frontend.exprs import StaticEnv, eval_static
 from ebmlang.middle.graph import Graph, build_graph
 from ebmlang.middle.lower import Term, lower
 from ebmlang.frontend.parse import parse
-from ebmlang.runtime import TermKernel, block_parts, total_log_potential
+from ebmlang.backends.runtime import TermKernel, block_parts, total_log_potential
 
 
 def blas_threads():
@@ -127,7 +127,7 @@ class Model:
         self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
                                    ns[term_function_name(t, False, "grad")],
                                    ns[term_function_name(t, False, "where")]) for t in self.terms]
-        from ebmlang.dense import detect
+        from ebmlang.backends.dense import detect
         for k in self.kernels:
             k.dense = detect(k.term, checked)
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
@@ -177,7 +177,7 @@ class Model:
         the numpy ones elsewhere (see `numba_backend.compiled_parts`)."""
         if backend == "numba":
             if self._numba_parts is None:
-                from ebmlang.numba_backend import compiled_parts
+                from ebmlang.backends.numba_backend import compiled_parts
                 self._numba_parts = compiled_parts(self)
                 trim_heap()
             return self._numba_parts
@@ -276,7 +276,7 @@ class Model:
     def code(self, backend: str = "numpy") -> str:
         """The generated source: the numpy terms, or (backend "numba") the compiled kernels."""
         if backend == "numba":
-            from ebmlang.numba_codegen import generate_numba
+            from ebmlang.backends.numba_codegen import generate_numba
             return generate_numba(self)
         return self.source
 

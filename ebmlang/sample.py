@@ -9,7 +9,7 @@ import numpy as np
 
 from ebmlang.errors import UserError
 from ebmlang.middle.lower import id_slice
-from ebmlang.runtime import gibbs_step
+from ebmlang.backends.runtime import gibbs_step
 
 
 @dataclass
@@ -276,7 +276,7 @@ def _backend(model, backend):
     if backend == "numpy":
         return model.parts(), gibbs_step
     if backend == "numba":
-        from ebmlang.numba_backend import gibbs_step as compiled_step
+        from ebmlang.backends.numba_backend import gibbs_step as compiled_step
         return model.parts("numba"), compiled_step
     raise UserError(f"unknown backend '{backend}': use numba or numpy")
 
@@ -325,7 +325,7 @@ def improper(model, x) -> str | None:
     states x at the current params, or None when every one is proper."""
     if not any(m[0] == "gaussian" for m in model.methods.values()):
         return None
-    from ebmlang.runtime import local_logits
+    from ebmlang.backends.runtime import local_logits
     for block in model.parts():
         for part in block:
             if part.method != "gaussian":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.runtime import TermKernel
+from ebmlang.backends.runtime import TermKernel
 
 MODELS = [
     # the RBM pair term: a matrix product
@@ -48,7 +48,7 @@ def test_dense_equals_generic(src):
         plain.add_gradient(want, x, theta, w)
         assert np.allclose(got, want)
     # fields through the blocks: the sampler's local logits with and without contraction
-    from ebmlang.runtime import local_logits
+    from ebmlang.backends.runtime import local_logits
     for block in model.parts():
         for part in block:
             fast = local_logits(part, x, theta)

@@ -305,7 +305,7 @@ def _guard(monkeypatch) -> list[str]:
 
     Violations are recorded as well as raised: ebmlang swallows some exceptions (around
     sympy.lambdify in ebmlang.middle.symbolic), so a raise alone could go unnoticed. Besides ebmlang's
-    own `<ebmlang-generated-...>` code (from ebmlang.codegen), exec is allowed for code compiled
+    own `<ebmlang-generated-...>` code (from ebmlang.backends.codegen), exec is allowed for code compiled
     from a .py file on disk (the import system loading a module) and where `_allowed` says so.
     """
     import sympy
@@ -330,7 +330,7 @@ def _guard(monkeypatch) -> list[str]:
         name = getattr(code, "co_filename", None)
         caller = frame.f_globals.get("__name__", "")
         if isinstance(code, types.CodeType) and isinstance(name, str):
-            if name.startswith("<ebmlang-generated-") and caller == "ebmlang.codegen":
+            if name.startswith("<ebmlang-generated-") and caller == "ebmlang.backends.codegen":
                 return real_exec(code, *args, **kwargs)
             if name.endswith(".py") and os.path.isfile(name):
                 return real_exec(code, *args, **kwargs)  # importing a module from disk

@@ -14,9 +14,9 @@ import pytest
 import ebmlang
 from ebmlang.exact import logsumexp
 from ebmlang.fit import _Phases, FitOptions
-from ebmlang.fused import FusedModel, Marginal
+from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.gradient import SummedOut, expected_stats
-from ebmlang.runtime import local_logits
+from ebmlang.backends.runtime import local_logits
 from exact import enumerate_states
 from test_sampler_exact import batch_se
 
@@ -83,7 +83,7 @@ def random_states(model, rows, seed=1):
 
 
 def test_build_qualifies_contractions_only():
-    from ebmlang.fused import fit_text, unfused
+    from ebmlang.backends.fused import fit_text, unfused
     assert all(FusedModel.build(compiled(name)) is not None for name in MODELS)
     assert "not fused" not in fit_text(compiled("rbm")) + fit_text(compiled("dbm"))
     ising = ebmlang.load("examples/ising.ebm", L=4)       # s read twice: not a contraction

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.numba_backend import CompiledPart, compiled_parts
-from ebmlang.numba_codegen import Unsupported, ScalarPrinter, plans
+from ebmlang.backends.numba_backend import CompiledPart, compiled_parts
+from ebmlang.backends.numba_codegen import Unsupported, ScalarPrinter, plans
 from exact import exact_marginals
 from test_sampler_exact import MODELS, batch_se, compile_case, marginal_errors
 
@@ -102,7 +102,7 @@ def test_scalar_printer_refuses_what_it_cannot_print():
 
 
 def test_mh_and_gaussian_parts_run_on_numpy_and_say_so():
-    from ebmlang.numba_codegen import placement_text
+    from ebmlang.backends.numba_codegen import placement_text
     model = ebmlang.compile("""
 var x[i in 0..2] : real
 var s[i in 0..2] : spin
@@ -119,7 +119,7 @@ factor q[i in 0..2] : -0.5 * x[i] ^ 2 + 0.3 * x[i] * s[i]
 def test_wide_families_compile_without_inlining(tmp_path):
     """A family read by many terms gives its local function more than MAX_INLINE_ARGS
     arguments: it is called, not inlined, and the draws are still exact."""
-    from ebmlang.numba_codegen import MAX_INLINE_ARGS
+    from ebmlang.backends.numba_codegen import MAX_INLINE_ARGS
     factors = "\n".join(f"factor f{k}[i in 0..3] : {0.1 * (k + 1):.1f} * x[i] * "
                         f"x[(i + {k % 3 + 1}) % 5]" for k in range(7))
     model = ebmlang.compile(f"var x[i in 0..4] : spin\n{factors}\n"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.numba_backend import CompiledPart, _fused_at, compiled_parts
-from ebmlang.numba_tables import runs
+from ebmlang.backends.numba_backend import CompiledPart, _fused_at, compiled_parts
+from ebmlang.backends.numba_tables import runs
 from exact import exact_marginals, exact_moments
 from test_sampler_exact import MODELS, batch_se, marginal_errors
 
@@ -211,7 +211,7 @@ def test_code_shows_the_table_kernels_that_run(capsys):
     ground blankets, not only on the model's text), and nothing of the kind where no part is
     tabulated."""
     from ebmlang import cli
-    from ebmlang.numba_backend import table_kernel, table_kernels_text
+    from ebmlang.backends.numba_backend import table_kernel, table_kernels_text
     model = ebmlang.compile(_lattice((16, 16)))
     text = table_kernels_text(model)
     for block in model.parts("numba"):

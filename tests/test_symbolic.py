@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 import ebmlang
-from ebmlang.runtime import local_logits
+from ebmlang.backends.runtime import local_logits
 from ebmlang.middle.symbolic import IndexSum, Ind
 from test_sampler_exact import MODELS, compile_case
 

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ebmlang.codegen import ensure_shape
+from ebmlang.backends.codegen import ensure_shape
 from ebmlang.middle.graph import Block
 from ebmlang.middle.lower import Term, id_slice
 

@@ -32,10 +32,10 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ebmlang.cachedir import cache_dir
-from ebmlang.numba_codegen import generate_numba, plans
-from ebmlang.numba_ground import Incidence, incidence, scratch
-from ebmlang.numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
-from ebmlang.runtime import UPDATES
+from ebmlang.backends.numba_codegen import generate_numba, plans
+from ebmlang.backends.numba_ground import Incidence, incidence, scratch
+from ebmlang.backends.numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
+from ebmlang.backends.runtime import UPDATES
 
 
 # ---------------------------------------------------------------- cache
@@ -46,7 +46,7 @@ def cache_key(source: str) -> str:
     import numba
 
     from ebmlang import __version__
-    from ebmlang import numba_kernels
+    from ebmlang.backends import numba_kernels
     helpers = Path(numba_kernels.__file__).read_bytes()
     h = hashlib.sha256(source.encode())
     for part in (helpers, numba.__version__.encode(), np.__version__.encode(),
@@ -97,7 +97,7 @@ class CompiledPart:
     fused: "FusedBlocks | None" = None        # the sweep of consecutive blocks it belongs to
 
     def __post_init__(self):
-        from ebmlang import numba_kernels
+        from ebmlang.backends import numba_kernels
         mod, inc, t = self.module, self.inc, self.table
         if t is None:
             self.kernel = f"gibbs_{self.family}"
@@ -199,7 +199,7 @@ def table_kernels_text(model) -> str:
     out = []
     for (name, source), labels in used.items():
         out.append(f"\n\n# {'-' * 30} {name} ({', '.join(labels)})\n")
-        out.append(source or "# ebmlang.numba_kernels.tabled (hand-written, not generated)\n")
+        out.append(source or "# ebmlang.backends.numba_kernels.tabled (hand-written, not generated)\n")
     if out:
         out.insert(0, f"\n\n# {'-' * 70} table kernels\n# the tabulated parts' updates; "
                       "consecutive blocks that run one kernel by runs are swept in one call")

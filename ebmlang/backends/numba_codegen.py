@@ -178,7 +178,7 @@ IMPORTS = """import math
 import numpy as np
 from numba import njit, prange
 
-from ebmlang.numba_kernels import (_b, _cdf, _draw, _i, _max, _min, _seed, _sigmoid, _softplus,
+from ebmlang.backends.numba_kernels import (_b, _cdf, _draw, _i, _max, _min, _seed, _sigmoid, _softplus,
                                    _sq, _uniform, _width)
 
 """

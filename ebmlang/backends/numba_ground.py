@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebmlang.numba_codegen import term_sig
+from ebmlang.backends.numba_codegen import term_sig
 
 INT32 = np.iinfo(np.int32).max
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ebmlang.middle.contract import Contraction, cached
 from ebmlang.exact import logsumexp
-from ebmlang.runtime import draw_categorical
+from ebmlang.backends.runtime import draw_categorical
 
 
 class _Use:

@@ -1,0 +1,1 @@
+"""What runs: generated numpy kernels (the reference), compiled numba parts, fused contractions."""
