@@ -32,7 +32,7 @@ import ebmlang  # noqa: E402
 import ising_kernels as K  # noqa: E402
 from ebmlang.backends import numba_backend
 from ebmlang.backends import runtime  # noqa: E402
-from ebmlang.diagnostics import bulk_ess  # noqa: E402
+from ebmlang.infer.diagnostics import bulk_ess  # noqa: E402
 
 BETA = 0.44
 MODEL = ROOT / "examples" / "ising.ebm"

@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))      # this checkout's ebmlang, not whichever one is installed
 
 import ebmlang  # noqa: E402
-from ebmlang.score import score  # noqa: E402
+from ebmlang.infer.score import score  # noqa: E402
 
 MODEL = ROOT / "examples" / "rbm.ebm"
 DIGITS = ROOT / "examples" / "data" / "digits.csv"

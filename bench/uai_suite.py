@@ -16,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's ebmlang
 import ebmlang  # noqa: E402
-from ebmlang.diagnostics import split_rhat
-from ebmlang.logz import logz
-from ebmlang.map import map_estimate
+from ebmlang.infer.diagnostics import split_rhat
+from ebmlang.infer.logz import logz
+from ebmlang.infer.map import map_estimate
 from ebmlang.io.uai import read_marginals, read_pr, sampled_marginals
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "uai"

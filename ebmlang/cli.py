@@ -108,8 +108,8 @@ def cmd_conditionals(args) -> int:
 
 def cmd_sample(args) -> int:
     from ebmlang.report import sample_summary
-    from ebmlang.sample import csv_writer
-    from ebmlang.trace import Trace
+    from ebmlang.infer.sample import csv_writer
+    from ebmlang.infer.trace import Trace
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)

@@ -74,7 +74,7 @@ def cmd_fit(args) -> int:
 def cmd_score(args) -> int:
     from ebmlang.cli import _load, load_params
     from ebmlang.io.csvio import atomic_write
-    from ebmlang.score import score
+    from ebmlang.infer.score import score
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)

@@ -10,7 +10,7 @@ from ebmlang.errors import UserError
 
 def cmd_logz(args) -> int:
     from ebmlang.cli import _load, load_params
-    from ebmlang.logz import logz
+    from ebmlang.infer.logz import logz
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -49,7 +49,7 @@ def _read_one_input(model, path: str) -> np.ndarray:
 
 def add_parsers(sub, common, count) -> None:
     """The `logz` subcommand."""
-    from ebmlang.logz import METHODS, SCHEDULES
+    from ebmlang.infer.logz import METHODS, SCHEDULES
     p = sub.add_parser("logz", help="the log partition function: exact, by variable "
                        "elimination, or estimated by annealed importance sampling")
     common(p)

@@ -25,7 +25,7 @@ PICTURE_WIDTH = 80         # draw 2-D binary families up to this wide in the sum
 
 def cmd_map(args) -> int:
     from ebmlang.cli import _load, load_params
-    from ebmlang.map import map_estimate
+    from ebmlang.infer.map import map_estimate
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -160,7 +160,7 @@ def _write_png(model, result, spec: str) -> None:
 
 def add_parsers(sub, common, count) -> None:
     """The `map` subcommand."""
-    from ebmlang.map import ANNEAL_SWEEPS, METHODS
+    from ebmlang.infer.map import ANNEAL_SWEEPS, METHODS
     p = sub.add_parser("map", help="the most probable state (graph cuts, ICM or annealing)")
     common(p)
     p.add_argument("--input", metavar="X.csv", help="inputs, and var columns to clamp (empty "

@@ -211,7 +211,7 @@ def _fill(model, x: np.ndarray, rng) -> np.ndarray:
 
 def _keep_proper(model, phases, good, theta, epoch) -> None:
     """Shrink a step that would make a Gaussian conditional improper; stop if none is proper."""
-    from ebmlang.sample import improper
+    from ebmlang.infer.sample import improper
     delta = theta - good
     for _ in range(40):
         if improper(model, phases.chains) is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ebmlang.exact import check_enumerable, enumerate_states, logsumexp
+from ebmlang.infer.exact import check_enumerable, enumerate_states, logsumexp
 from ebmlang.errors import UserError
 from ebmlang.gradient import expected_stats
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.exact import logsumexp
+from ebmlang.infer.exact import logsumexp
 from ebmlang.backends.runtime import PartKernel, build_part, local_logits
 
 

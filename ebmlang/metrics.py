@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.exact import enumerate_states, logsumexp, state_count
+from ebmlang.infer.exact import enumerate_states, logsumexp, state_count
 from ebmlang.gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16

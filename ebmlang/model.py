@@ -239,8 +239,8 @@ class Model:
                thin: int = 1, seed: int | None = None, inputs=None, params=None,
                progress: bool | None = False, clamp=None, backend: str | None = None,
                keep: bool = True, watch=()):
-        """Gibbs draws; see `ebmlang.sample.sample`."""
-        from ebmlang.sample import sample
+        """Gibbs draws; see `ebmlang.infer.sample.sample`."""
+        from ebmlang.infer.sample import sample
         try:
             with blas_threads():
                 return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
@@ -261,8 +261,8 @@ class Model:
 
     def logz(self, method: str = "auto", **kwargs):
         """log Z: exact, by variable elimination, or by annealed importance sampling; see
-        `ebmlang.logz.logz`."""
-        from ebmlang.logz import logz
+        `ebmlang.infer.logz.logz`."""
+        from ebmlang.infer.logz import logz
         try:
             return logz(self, method=method, **kwargs)
         except UserError as err:

@@ -154,7 +154,7 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
 
 def _diagnostics(samples) -> list[str]:
     """R-hat and bulk ESS of the energy and every stat, with a warning where R-hat > 1.01."""
-    from ebmlang.diagnostics import summarize, warnings_for
+    from ebmlang.infer.diagnostics import summarize, warnings_for
     if samples.chains < 2 or samples.draws < 4:
         return ["diagnostics need at least 2 chains of 4 draws"]
     rows = summarize(samples)
@@ -172,5 +172,5 @@ def _stat_row(trace, name: str) -> tuple[str, ...]:
 
 def as_trace(samples):
     """A `trace.Trace` of kept `Samples` (or the trace itself)."""
-    from ebmlang.trace import Trace
+    from ebmlang.infer.trace import Trace
     return samples if isinstance(samples, Trace) else samples.trace()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import ebmlang
-from ebmlang.score import score
+from ebmlang.infer.score import score
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "rbm.ebm"

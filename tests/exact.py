@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.exact import probabilities
+from ebmlang.infer.exact import probabilities
 
 
 def enumerate_states(model, inputs=None) -> tuple[np.ndarray, np.ndarray]:

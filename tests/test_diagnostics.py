@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.diagnostics import bulk_ess, split_rhat, summarize, warnings_for
+from ebmlang.infer.diagnostics import bulk_ess, split_rhat, summarize, warnings_for
 
 
 def _cases():

@@ -118,7 +118,7 @@ def test_ising_coupling_learned_from_exact_samples():
     model = ebmlang.compile(ISING)
     true_j = 0.4
     model.params["J"] = true_j
-    from ebmlang.exact import probabilities
+    from ebmlang.infer.exact import probabilities
     x, p = probabilities(model)
     t = model.log_potential(x) / true_j
     var_t = p @ t ** 2 - (p @ t) ** 2
@@ -200,7 +200,7 @@ def denoise_pairs():
     p(x | y) is exactly the denoising model with eta = 0.5, fidelity = log(0.8/0.2)/2."""
     prior = ebmlang.compile(ISING.replace("L = 4", "L = 3"))
     prior.params["J"] = 0.5
-    from ebmlang.exact import probabilities
+    from ebmlang.infer.exact import probabilities
     x, p = probabilities(prior)
     rng = np.random.default_rng(1)
     clean = x[rng.choice(len(x), 4000, p=p)][:, prior.state_ids()]
@@ -245,7 +245,7 @@ def test_fit_cli_writes_params_that_sample_and_score_read(tmp_path, capsys):
     m = ebmlang.compile(FVBM)
     from ebmlang.cli import load_params
     load_params(m, str(out))
-    from ebmlang.score import score
+    from ebmlang.infer.score import score
     allstates = score(m, {"x": STATES5})
     assert np.exp(allstates["logp"]).sum() == pytest.approx(1.0, abs=1e-9)
     assert main(["sample", str(model), "--params", str(out), "-n", "10", "--seed", "1"]) == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.exact import logsumexp
+from ebmlang.infer.exact import logsumexp
 from ebmlang.fit import _Phases, FitOptions
 from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.gradient import SummedOut, expected_stats

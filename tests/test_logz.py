@@ -14,8 +14,8 @@ import pytest
 import ebmlang
 from ebmlang import cli
 from ebmlang.errors import UserError
-from ebmlang.exact import enumerate_states, logsumexp
-from ebmlang.logz import choose, logz, weight_summary
+from ebmlang.infer.exact import enumerate_states, logsumexp
+from ebmlang.infer.logz import choose, logz, weight_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -96,7 +96,7 @@ def ising(L: int, beta: float = 0.44, h: float = 0.0):
 
 
 def by_enumeration(model, inputs=None) -> float:
-    """log Z summed over every state here, independently of ebmlang.exact.log_partition."""
+    """log Z summed over every state here, independently of ebmlang.infer.exact.log_partition."""
     return float(logsumexp(model.log_potential(enumerate_states(model, inputs))))
 
 

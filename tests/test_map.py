@@ -15,9 +15,9 @@ import pytest
 import ebmlang
 from ebmlang import cli
 from ebmlang.io.data import load_evidence
-from ebmlang.exact import enumerate_states
+from ebmlang.infer.exact import enumerate_states
 from ebmlang.io.images import encode_png, read_png, write_png
-from ebmlang.map import clamp_rows, impute, map_estimate
+from ebmlang.infer.map import clamp_rows, impute, map_estimate
 
 DENOISE = "examples/denoise.ebm"
 NOISY, CLEAN = "examples/data/noisy.csv", "examples/data/clean.csv"

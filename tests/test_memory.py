@@ -128,9 +128,9 @@ def test_streamed_draws_give_what_kept_draws_give(tmp_path):
     model = ebmlang.compile(SPLIT)
     kw = dict(draws=53, chains=3, seed=4, inputs=np.array([[1, -1, 1]]))
     kept = model.sample(**kw)
-    from ebmlang.sample import csv_writer, sample as run
-    from ebmlang.trace import Trace
-    import ebmlang.sample as S
+    from ebmlang.infer.sample import csv_writer, sample as run
+    from ebmlang.infer.trace import Trace
+    import ebmlang.infer.sample as S
     old = S.CHUNK_CELLS
     S.CHUNK_CELLS = 5 * 3 * model.checked.n_state     # blocks of 5 draws: 53 = 10 * 5 + 3
     try:
@@ -185,13 +185,13 @@ def test_interrupted_streamed_csv_leaves_the_old_file(tmp_path):
     model = ebmlang.load("examples/ising.ebm", L=4)
     path = tmp_path / "s.csv"
     path.write_text("old\n")
-    from ebmlang.sample import csv_writer
+    from ebmlang.infer.sample import csv_writer
 
     def boom(k, xs):
         if k >= 10:
             raise KeyboardInterrupt
 
-    import ebmlang.sample as S
+    import ebmlang.infer.sample as S
     old = S.CHUNK_CELLS
     S.CHUNK_CELLS = 2 * 16
     try:

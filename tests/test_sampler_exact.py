@@ -159,7 +159,7 @@ factor pin[i in 0..3] : 1000 * x[i]
 factor pair[i in 0..2] : -1000 * x[i] * x[i + 1]
 factor c : 1000 * (z == 2) - 1000 * (z == 3)
 """)
-    from ebmlang.exact import enumerate_states
+    from ebmlang.infer.exact import enumerate_states
     states = enumerate_states(model)
     lp = model.log_potential(states)
     best = {tuple(s) for s in states[lp == lp.max()]}

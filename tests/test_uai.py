@@ -8,7 +8,7 @@ import pytest
 
 import ebmlang
 from ebmlang.cli import main
-from ebmlang.exact import log_partition, probabilities
+from ebmlang.infer.exact import log_partition, probabilities
 from ebmlang.io.uai import read_uai
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def test_logz_matches_the_published_value(name):
     """Exact (elimination) where the width allows: equal to the printed precision; annealed
     importance sampling elsewhere: within 3 of its stated standard errors."""
     import math
-    from ebmlang.logz import logz
+    from ebmlang.infer.logz import logz
     path = SHARED / f"{name}.uai"
     text = (SHARED / f"{name}.uai.PR").read_text().split()[1]
     z = logz(ebmlang.load(path), method="auto", seed=0)
@@ -175,7 +175,7 @@ def test_map_reaches_the_published_score(name):
     import sys
     sys.path.insert(0, str(ROOT / "bench"))
     from uai_suite import reference_map_score
-    from ebmlang.map import map_estimate
+    from ebmlang.infer.map import map_estimate
     model = ebmlang.load(SHARED / f"{name}.uai")
     ref = reference_map_score(model, SHARED / f"{name}.uai.MAP")
     res = map_estimate(model, seed=0)
@@ -189,7 +189,7 @@ def test_gibbs_marginals_or_the_diagnostic_says_why_not(name):
     where they do not, R-hat says so. (A fixed 0.03 was too tight for the slowly mixing CSP
     networks: CSP_13 mixes, R-hat 1.006, and its worst marginal is off by 0.032 = 2.6 SE.)"""
     import math
-    from ebmlang.diagnostics import split_rhat
+    from ebmlang.infer.diagnostics import split_rhat
     from ebmlang.io.uai import read_marginals
     from test_sampler_exact import batch_se
     path = SHARED / f"{name}.uai"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.middle.contract import Contraction, cached
-from ebmlang.exact import logsumexp
+from ebmlang.infer.exact import logsumexp
 from ebmlang.backends.runtime import draw_categorical
 
 

@@ -3,7 +3,7 @@ annealed importance sampling, with `auto` choosing the cheapest exact method tha
 
     log Z = log sum_x exp F(x)      (an integral over real-valued variables)
 
-Enumeration (`ebmlang.exact`) and elimination (`ebmlang.elimination`) are exact to rounding.
+Enumeration (`ebmlang.infer.exact`) and elimination (`ebmlang.infer.elimination`) are exact to rounding.
 AIS (Neal 2001) anneals from a base distribution p0 we can sample and normalize (uniform over
 each finite domain, N(0, 1) for a real variable) to exp F along
 
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.exact import (
+from ebmlang.infer.exact import (
     MAX_STATES,
     exact_log_z_available,
     log_partition,
@@ -81,7 +81,7 @@ def _base_state(model, inputs) -> np.ndarray:
         raise UserError(f"the model has inputs ({names}) and its log Z depends on them: give "
                         "one row of input values with --input X.csv (Python: inputs=...)")
     if isinstance(inputs, dict):
-        from ebmlang.sample import _inputs_from_dict
+        from ebmlang.infer.sample import _inputs_from_dict
         inputs = _inputs_from_dict(model, inputs)
     vals = np.atleast_2d(np.asarray(inputs, float))
     if vals.shape[0] != 1:
@@ -100,7 +100,7 @@ def choose(model):
     (perhaps with one conditionally independent group summed out), else elimination when the
     tables of a heuristic order are small (the width alone does not say: domains differ in
     size), else AIS."""
-    from ebmlang.elimination import (
+    from ebmlang.infer.elimination import (
         MAX_TABLE,
         MAX_WORK,
         SCREEN_WIDTH,
@@ -141,7 +141,7 @@ def _exact(model, x0, why: str) -> LogZ:
 
 
 def _ve(model, x0, why: str, the_plan) -> LogZ:
-    from ebmlang.elimination import log_partition_ve
+    from ebmlang.infer.elimination import log_partition_ve
     value, the_plan = log_partition_ve(model, x0, the_plan)
     return LogZ(value, None, "ve", the_plan.describe(), why, width=the_plan.width)
 
@@ -172,7 +172,7 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
     theta, parts = model.params.theta, model.parts()
-    from ebmlang.sample import progress_bar
+    from ebmlang.infer.sample import progress_bar
     bar = progress_bar(steps, progress, f"{model.name}: annealing", "step")
     logw = np.zeros(chains)
     for t in range(1, steps + 1):

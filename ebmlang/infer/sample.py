@@ -33,8 +33,8 @@ class Samples:
         return self.full
 
     def trace(self):
-        """The summaries' view of the draws (see `ebmlang.trace`), computed a block at a time."""
-        from ebmlang.trace import Trace
+        """The summaries' view of the draws (see `ebmlang.infer.trace`), computed a block at a time."""
+        from ebmlang.infer.trace import Trace
         tr = Trace(self.model, self.chains, self.draws, self.ids)
         for k, xs in _blocks(self.kept()):
             tr.add(k, xs)
@@ -86,7 +86,7 @@ class Samples:
 
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""
-        from ebmlang.diagnostics import to_inference_data
+        from ebmlang.infer.diagnostics import to_inference_data
         return to_inference_data(self)
 
     def to_csv(self, path: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ebmlang.io.data import load_data
 from ebmlang.errors import UserError
-from ebmlang.exact import exact_log_z_available, log_partition
+from ebmlang.infer.exact import exact_log_z_available, log_partition
 from ebmlang.gradient import SummedOut
 
 
@@ -57,7 +57,7 @@ def _exact_log_z(model):
         return lambda u: log_partition(model, u)
     if any(not f.domain.finite for f in model.vars.values() if f.sampled):
         return None
-    from ebmlang.logz import choose, logz
+    from ebmlang.infer.logz import choose, logz
     method, _, _ = choose(model)
     if method != "ve":
         return None

@@ -22,7 +22,7 @@ import numpy as np
 
 from ebmlang.backends.codegen import ensure_shape
 from ebmlang.errors import UserError
-from ebmlang.exact import logsumexp
+from ebmlang.infer.exact import logsumexp
 
 MAX_TABLE = 1 << 26       # entries of the largest intermediate table we are willing to build
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)

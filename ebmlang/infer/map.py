@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang import graphcut
+from ebmlang.infer import graphcut
 from ebmlang.errors import UserError
 from ebmlang.backends.runtime import draw_categorical, gibbs_step, local_at, local_logits
 
@@ -87,7 +87,7 @@ def clamp_rows(model, inputs=None, data=None) -> np.ndarray:
 
     `inputs`: (rows, input variables) in state order, or a dict {family: array}; `data`:
     (rows, n_state) with NaN for missing cells, or anything `load_data` reads."""
-    from ebmlang.sample import _inputs_from_dict
+    from ebmlang.infer.sample import _inputs_from_dict
     n = model.checked.n_state
     if data is not None and not isinstance(data, np.ndarray):
         from ebmlang.io.data import load_data
@@ -171,7 +171,7 @@ def _graphcut_verdicts(model, clamp):
 def _elimination_plan(model, clamp):
     """(an elimination plan, None) when max-product elimination is feasible, else
     (None, why not)."""
-    from ebmlang.elimination import plan
+    from ebmlang.infer.elimination import plan
     if np.any(~np.isnan(clamp[:, model.state_ids()])):
         return None, "some variables are clamped"
     try:
@@ -185,7 +185,7 @@ def _elimination_plan(model, clamp):
 
 def _by_elimination(model, clamp, the_plan, why) -> MapResult:
     """The exact MAP by max-product variable elimination, row by row (inputs fixed)."""
-    from ebmlang.elimination import ground_factors, maximize, sampled_sizes
+    from ebmlang.infer.elimination import ground_factors, maximize, sampled_sizes
     sizes = sampled_sizes(model)
     values = {}
     for f in model.vars.values():
@@ -215,7 +215,7 @@ def _by_graphcut(model, clamp, verdicts) -> MapResult:
 
 def _by_search(model, clamp, method, rng, sweeps, chains, why) -> MapResult:
     """ICM or annealing, `chains` restarts per row, the best kept."""
-    from ebmlang.sample import check_proper, init_state, reset_scales
+    from ebmlang.infer.sample import check_proper, init_state, reset_scales
     if method == "icm":
         mh = sorted({p.family for b in model.parts() for p in b if p.method == "mh"})
         if mh:
@@ -248,7 +248,7 @@ def _by_search(model, clamp, method, rng, sweeps, chains, why) -> MapResult:
 def icm(model, x, clamp, theta, max_sweeps: int = ICM_SWEEPS, rng=None) -> int:
     """Coordinate ascent over the Gibbs blocks until no variable changes (MH families, only
     with `rng`: GREEDY_SWEEPS sweeps of improving moves). Returns the sweeps run."""
-    from ebmlang.sample import adapt_scales
+    from ebmlang.infer.sample import adapt_scales
     parts = model.parts()
     has_mh = any(p.method == "mh" for b in parts for p in b)
     limit = min(max_sweeps, GREEDY_SWEEPS) if has_mh else max_sweeps
@@ -305,7 +305,7 @@ def _quadratic(ell):
 
 def anneal(model, x, clamp, theta, rng, sweeps: int) -> None:
     """Gibbs sweeps on beta * log p, beta rising geometrically from BETA0 to BETA1."""
-    from ebmlang.sample import ADAPT_EVERY, adapt_scales
+    from ebmlang.infer.sample import ADAPT_EVERY, adapt_scales
     parts = model.parts()
     betas = np.geomspace(BETA0, BETA1, max(sweeps, 1)) if sweeps else []
     for t, beta in enumerate(betas):
@@ -373,7 +373,7 @@ def impute(model, data, draws: int = 200, burn_in: int | None = None, chains: in
     """Fill the missing cells of `data` (NaN, or anything `load_data` reads) with their
     posterior mode or mean given the observed cells and inputs, by Gibbs sampling with the
     observed cells clamped (`gibbs_step(..., clamp=...)`)."""
-    from ebmlang.sample import check_proper, init_state
+    from ebmlang.infer.sample import check_proper, init_state
     clamp = clamp_rows(model, inputs, data)
     burn_in = draws // 2 if burn_in is None else burn_in
     rng = np.random.default_rng(seed)

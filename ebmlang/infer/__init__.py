@@ -1,0 +1,1 @@
+"""Tasks on a compiled model: sampling, diagnostics, exact enumeration, elimination, log Z, MAP, scores."""
