@@ -41,8 +41,8 @@ def _header(model, opts) -> str:
 def cmd_fit(args) -> int:
     from ebmlang.cli import _load, load_params
     from ebmlang.io.csvio import write_params_json
-    from ebmlang.fit import Diverged, FitOptions
-    from ebmlang.optim import DEFAULT_LR
+    from ebmlang.learn.fit import Diverged, FitOptions
+    from ebmlang.learn.optim import DEFAULT_LR
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)

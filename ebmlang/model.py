@@ -251,8 +251,8 @@ class Model:
 
     def fit(self, data, method: str = "pcd", **kwargs):
         """Fit the params to data (a CSV path, a dict of arrays or a DataFrame); see
-        `ebmlang.fit.fit`. Updates `params` in place; returns the result with its history."""
-        from ebmlang.fit import fit
+        `ebmlang.learn.fit.fit`. Updates `params` in place; returns the result with its history."""
+        from ebmlang.learn.fit import fit
         try:
             with blas_threads():
                 return fit(self, data, method=method, **kwargs)

@@ -13,9 +13,9 @@ import pytest
 
 import ebmlang
 from ebmlang.infer.exact import logsumexp
-from ebmlang.fit import _Phases, FitOptions
+from ebmlang.learn.fit import _Phases, FitOptions
 from ebmlang.backends.fused import FusedModel, Marginal
-from ebmlang.gradient import SummedOut, expected_stats
+from ebmlang.learn.gradient import SummedOut, expected_stats
 from ebmlang.backends.runtime import local_logits
 from exact import enumerate_states
 from test_sampler_exact import batch_se
@@ -247,7 +247,7 @@ def test_stochastic_pseudo_loglik_is_exact(name):
     """N log p(x_i | x_-i), latents summed out, for the variable i the generator picks in each
     row: against a brute-force sum over the latent states and every value of x_i, with the
     generic `SummedOut` and with the fused `Marginal`."""
-    from ebmlang.gradient import stochastic_pseudo_loglik
+    from ebmlang.learn.gradient import stochastic_pseudo_loglik
     model = compiled(name)
     latent = [f.name for f in model.vars.values() if f.kind == "latent"]
     visible = [p for block in model.parts() for p in block if model.vars[p.family].kind == "var"]

@@ -71,7 +71,7 @@ def log_partition(model, inputs=None) -> float:
 
 def _summable_split(model):
     """(SummedOut over some families, the other sampled families) with the others enumerable."""
-    from ebmlang.gradient import SummedOut
+    from ebmlang.learn.gradient import SummedOut
     fams = [f for f in model.vars.values() if f.sampled]
     if any(not f.domain.finite for f in fams):
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.infer.exact import enumerate_states, logsumexp, state_count
-from ebmlang.gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
+from ebmlang.learn.gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16
 MAX_METRIC_ROWS = 500   # rows the per-epoch metric looks at (it is a progress report)

@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 
 from ebmlang.infer.exact import check_enumerable, enumerate_states, logsumexp
 from ebmlang.errors import UserError
-from ebmlang.gradient import expected_stats
+from ebmlang.learn.gradient import expected_stats
 
 
 class _Group:
@@ -57,7 +57,7 @@ def _objective(model, groups, n_rows: int, decay: float):
 
 
 def fit_exact(model, data, opts):
-    from ebmlang.fit import FitResult
+    from ebmlang.learn.fit import FitResult
     check_enumerable(model, "method exact")
     input_ids = model.state_ids(("input",))
     groups = []

@@ -21,9 +21,9 @@ import numpy as np
 from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
-from ebmlang.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
-from ebmlang.metrics import Metric
-from ebmlang.optim import make_optimizer
+from ebmlang.learn.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
+from ebmlang.learn.metrics import Metric
+from ebmlang.learn.optim import make_optimizer
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact")
@@ -243,7 +243,7 @@ def fit(model, data, **kwargs) -> FitResult:
     opts.check()
     data = load_data(model, data)
     if opts.method == "exact":
-        from ebmlang.fit_exact import fit_exact
+        from ebmlang.learn.fit_exact import fit_exact
         return fit_exact(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
