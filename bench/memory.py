@@ -64,7 +64,7 @@ def stages(L: int, tmp: Path) -> list[tuple[str, float, float, float]]:
     """The work of `ebmlang sample ... -o` in this process, stage by stage."""
     w = Watch()
     import ebmlang
-    from ebmlang.report import sample_summary
+    from ebmlang.report.text import sample_summary
     w.stage("import ebmlang")
     model = ebmlang.load(MODEL, L=L)
     w.stage("ebmlang.load (parse, check, lower, graph, codegen)")

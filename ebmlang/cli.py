@@ -58,7 +58,7 @@ def _load(args):
 def cmd_check(args) -> int:
     from ebmlang.backends.fused import fit_text
     from ebmlang.backends.numba_codegen import placement_text
-    from ebmlang.report import check_report
+    from ebmlang.report.text import check_report
     model = _load(args)
     print(check_report(model))
     print(placement_text(model))
@@ -107,7 +107,7 @@ def cmd_conditionals(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from ebmlang.report import sample_summary
+    from ebmlang.report.text import sample_summary
     from ebmlang.infer.sample import csv_writer
     from ebmlang.infer.trace import Trace
     model = _load(args)
@@ -130,7 +130,7 @@ def cmd_sample(args) -> int:
     if trace is not None:
         trace.finish(samples.acceptance)
     if args.plot is not None:
-        from ebmlang.plots import plot_samples
+        from ebmlang.report.plots import plot_samples
         plot_samples(trace, args.plot)
     if args.output is not None:
         print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "

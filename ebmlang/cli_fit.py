@@ -65,7 +65,7 @@ def cmd_fit(args) -> int:
     write_params_json(out, model.params.to_dict(), result.to_meta(model))
     print(f"wrote {out}")
     if args.plot is not None:
-        from ebmlang.plots import plot_fit
+        from ebmlang.report.plots import plot_fit
         plot_fit(result.history, args.plot)
         print(f"wrote {args.plot}")
     return 0

@@ -120,7 +120,7 @@ def bulk_ess(x: np.ndarray) -> float:
 def summarize(samples) -> list[tuple[str, float, float, float]]:
     """(name, mean, R-hat, bulk ESS) for the energy and every scalar summary of each stat
     (indexed stats: their mean over elements)."""
-    from ebmlang.report import as_trace
+    from ebmlang.report.text import as_trace
     trace = as_trace(samples)
     rows = []
     series = {"energy": trace.energy, **trace.series}

@@ -36,7 +36,7 @@ def _save(fig, path: str) -> None:
 def plot_samples(samples, path: str) -> None:
     """Draws of each 2-D family (the last draw of up to 8 chains) and traces of every stat
     and of the energy, one line per chain."""
-    from ebmlang.report import as_trace
+    from ebmlang.report.text import as_trace
     plt = _pyplot()
     trace = as_trace(samples)
     model = trace.model

@@ -1,0 +1,1 @@
+"""What the user reads: the check and sample reports, and plots."""
