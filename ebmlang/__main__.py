@@ -1,5 +1,5 @@
 """`python -m ebmlang`: the command line."""
 
-from ebmlang.cli import main
+from ebmlang.cli.app import main
 
 raise SystemExit(main())

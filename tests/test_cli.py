@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ebmlang import cli
+from ebmlang.cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ISING = str(ROOT / "examples" / "ising.ebm")

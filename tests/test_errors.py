@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import ebmlang
-from ebmlang import cli
+from ebmlang.cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "bad"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang import cli
+from ebmlang.cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

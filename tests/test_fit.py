@@ -13,7 +13,7 @@ import pytest
 from scipy.optimize import minimize
 
 import ebmlang
-from ebmlang.cli import main
+from ebmlang.cli.app import main
 
 FVBM = """
 const N = 5
@@ -243,7 +243,7 @@ def test_fit_cli_writes_params_that_sample_and_score_read(tmp_path, capsys):
     assert lines[0] == "score,logp" and len(lines) == 101
     # logp is a normalized log-probability: exp(logp) summed over all 32 states is 1
     m = ebmlang.compile(FVBM)
-    from ebmlang.cli import load_params
+    from ebmlang.cli.app import load_params
     load_params(m, str(out))
     from ebmlang.infer.score import score
     allstates = score(m, {"x": STATES5})

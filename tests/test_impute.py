@@ -4,7 +4,7 @@ draws follow the exact conditional distribution given the clamped values."""
 import numpy as np
 
 import ebmlang
-from ebmlang.cli import main
+from ebmlang.cli.app import main
 from exact import enumerate_states
 from test_sampler_exact import batch_se
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang import cli
+from ebmlang.cli import app as cli
 from ebmlang.errors import UserError
 from ebmlang.infer.exact import enumerate_states, logsumexp
 from ebmlang.infer.logz import choose, logz, weight_summary

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang import cli
+from ebmlang.cli import app as cli
 from ebmlang.io.data import load_evidence
 from ebmlang.infer.exact import enumerate_states
 from ebmlang.io.images import encode_png, read_png, write_png

@@ -210,7 +210,7 @@ def test_code_shows_the_table_kernels_that_run(capsys):
     """`ebmlang code` prints the source of every table kernel the parts run (they depend on the
     ground blankets, not only on the model's text), and nothing of the kind where no part is
     tabulated."""
-    from ebmlang import cli
+    from ebmlang.cli import app as cli
     from ebmlang.backends.numba_backend import table_kernel, table_kernels_text
     model = ebmlang.compile(_lattice((16, 16)))
     text = table_kernels_text(model)

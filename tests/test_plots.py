@@ -2,7 +2,7 @@
 
 import pytest
 
-from ebmlang.cli import main
+from ebmlang.cli.app import main
 
 pytest.importorskip("matplotlib")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.cli import main
+from ebmlang.cli.app import main
 from ebmlang.infer.exact import log_partition, probabilities
 from ebmlang.io.uai import read_uai
 
@@ -81,7 +81,7 @@ def test_round_trips_keep_log_z_and_marginals(small, tmp_path, capsys):
     # uai -> ebm (+ set files and a params file) -> same model
     assert main(["convert", str(path), "-o", str(tmp_path / "t.ebm")]) == 0
     back = ebmlang.load(tmp_path / "t.ebm")
-    from ebmlang.cli import load_params
+    from ebmlang.cli.app import load_params
     load_params(back, str(tmp_path / "t.params.json"))
     original = ebmlang.load(path)
     assert log_partition(back) == pytest.approx(log_partition(original), abs=1e-10)

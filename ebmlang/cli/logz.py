@@ -9,7 +9,7 @@ from ebmlang.errors import UserError
 
 
 def cmd_logz(args) -> int:
-    from ebmlang.cli import _load, load_params
+    from ebmlang.cli.app import _load, load_params
     from ebmlang.infer.logz import logz
     model = _load(args)
     if args.params is not None:
@@ -33,7 +33,7 @@ def format_value(res) -> str:
 
 def _read_one_input(model, path: str) -> np.ndarray:
     """The input columns of a one-row CSV, in state order: log Z depends on the inputs."""
-    from ebmlang.cli import _input_domains
+    from ebmlang.cli.app import _input_domains
     from ebmlang.io.csvio import read_data_csv
     names = model.ground_names(("input",))
     if not names:

@@ -194,12 +194,12 @@ COMMANDS: dict[str, Callable] = {
 
 
 # Each task module adds its subcommands: add_parsers(sub, common, count) and COMMANDS.
-EXTENSIONS = ("cli_fit", "cli_map", "cli_logz")
+EXTENSIONS = ("fit", "map", "logz")
 
 
 def _extensions():
     import importlib
-    return [importlib.import_module(f".{name}", __package__) for name in EXTENSIONS]
+    return [importlib.import_module(f"ebmlang.cli.{name}") for name in EXTENSIONS]
 
 
 for _module in _extensions():

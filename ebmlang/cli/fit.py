@@ -39,7 +39,7 @@ def _header(model, opts) -> str:
 
 
 def cmd_fit(args) -> int:
-    from ebmlang.cli import _load, load_params
+    from ebmlang.cli.app import _load, load_params
     from ebmlang.io.csvio import write_params_json
     from ebmlang.learn.fit import Diverged, FitOptions
     from ebmlang.learn.optim import DEFAULT_LR
@@ -72,7 +72,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from ebmlang.cli import _load, load_params
+    from ebmlang.cli.app import _load, load_params
     from ebmlang.io.csvio import atomic_write
     from ebmlang.infer.score import score
     model = _load(args)
@@ -156,7 +156,7 @@ def _number(text, ok, what):
 
 
 def cmd_convert(args) -> int:
-    from ebmlang.cli import _load
+    from ebmlang.cli.app import _load
     from ebmlang.io.uai import write_ebm, write_uai
     model = _load(args)
     target = args.output

@@ -24,7 +24,7 @@ PICTURE_WIDTH = 80         # draw 2-D binary families up to this wide in the sum
 
 
 def cmd_map(args) -> int:
-    from ebmlang.cli import _load, load_params
+    from ebmlang.cli.app import _load, load_params
     from ebmlang.infer.map import map_estimate
     model = _load(args)
     if args.params is not None:
