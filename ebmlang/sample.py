@@ -240,11 +240,13 @@ class _Kept:
     def add(self, x: np.ndarray) -> None:
         self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
         self.kept += 1
-        if self.watch and self.kept - self.done == self.block:
+        if self.kept - self.done == self.block:
             self.flush()
 
     def flush(self) -> None:
-        if not self.watch or self.kept == self.done:
+        """Hand the block drawn since the last flush to the watchers (if any), and free the
+        bounded buffer for the next one: without watchers a block is simply dropped."""
+        if self.kept == self.done:
             return
         xs = self.buf[:, self.done:self.kept] if self.all is not None else \
             self.buf[:, :self.kept - self.done]
