@@ -84,6 +84,13 @@ class Samples:
         """log p(x) + log Z of every kept draw, (chains, draws)."""
         return self._rows(self.model.log_potential)
 
+    def summary(self):
+        """mean, sd, mcse_mean, mcse_sd, ess_bulk, ess_tail and r_hat (ArviZ's columns and
+        definitions) of the energy and every stat: a pandas DataFrame (a `table.Table`
+        without pandas)."""
+        from .diagnostics import samples_summary
+        return samples_summary(self)
+
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""
         from .diagnostics import to_inference_data

@@ -59,6 +59,12 @@ class Trace:
         n, _, m2 = self._moments[name]
         return float(np.sqrt(np.maximum(m2 / n, 0.0)).mean())
 
+    def summary(self):
+        """`Samples.summary()` of the series kept here: the energy and each stat's element
+        mean per draw."""
+        from .diagnostics import summary_table
+        return summary_table({"energy": self.energy, **self.series})
+
     def finish(self, acceptance: dict | None = None) -> Trace:
         self.energy = self.energy[:, :self.draws]
         self.series = {n: s[:, :self.draws] for n, s in self.series.items()}
