@@ -38,8 +38,8 @@ def _rhat(x: np.ndarray) -> float:
     means = x.mean(axis=1)
     within = x.var(axis=1, ddof=1).mean()
     between = n * means.var(ddof=1)
-    if within == 0:
-        return math.nan
+    if within == 0:   # every split chain stuck: apart (never mixed) or all at one value
+        return math.inf if between > 0 else math.nan
     var_hat = (n - 1) / n * within + between / n
     return float(np.sqrt(var_hat / within))
 

@@ -174,3 +174,22 @@ def test_summary_is_a_dataframe_with_pandas_and_a_table_without():
     pd = pytest.importorskip("pandas")
     frame = make_table(rows, cols, ["energy"])
     assert isinstance(frame, pd.DataFrame) and frame["mean"]["energy"] == 1.0
+
+
+def test_constant_series_prints_constant_not_nan():
+    """All-zero params: the energy is 0 in every draw; the summary says so (issue 11, item 5)."""
+    from ebmlang.report import sample_summary
+    model = ebmlang.compile("var x[i in 0..3] : bool\nparam b[i in 0..3] = 0\n"
+                            "factor f[i in 0..3] : b[i] * x[i]\nstat n = sum(i in 0..3) x[i]\n")
+    text = sample_summary(model.sample(draws=50, chains=2, seed=0))
+    energy = next(line for line in text.splitlines() if line.split()[:1] == ["energy"])
+    assert "constant" in energy and "nan" not in text.lower()
+    assert "R-hat" in next(line for line in text.splitlines() if line.split()[:1] == ["n"])
+
+
+def test_chains_stuck_apart_have_infinite_rhat():
+    """Each chain at its own value: no within-chain variance, every bit of it between chains;
+    R-hat is infinite (not NaN) and the warning fires."""
+    x = np.repeat(np.arange(4.0)[:, None], 50, axis=1)
+    assert split_rhat(x) == math.inf
+    assert warnings_for([("m", 1.5, split_rhat(x), bulk_ess(x))])
