@@ -12,7 +12,7 @@ from .lower import id_slice
 from .runtime import gibbs_step
 
 
-@dataclass
+@dataclass(repr=False)
 class Samples:
     """Kept draws. `full` holds every kept state once, inputs included, in the narrowest dtype
     that stores the model's values exactly (int8 for spins and bits: a million-spin draw is
@@ -90,6 +90,14 @@ class Samples:
         without pandas)."""
         from .diagnostics import samples_summary
         return samples_summary(self)
+
+    def __repr__(self) -> str:
+        from .reprs import samples_repr
+        return samples_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .reprs import samples_html
+        return samples_html(self)
 
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""

@@ -65,6 +65,14 @@ class Trace:
         from .diagnostics import summary_table
         return summary_table({"energy": self.energy, **self.series})
 
+    def __repr__(self) -> str:
+        from .reprs import trace_repr
+        return trace_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .reprs import trace_html
+        return trace_html(self)
+
     def finish(self, acceptance: dict | None = None) -> Trace:
         self.energy = self.energy[:, :self.draws]
         self.series = {n: s[:, :self.draws] for n, s in self.series.items()}
