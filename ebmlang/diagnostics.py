@@ -1,6 +1,8 @@
-"""Convergence diagnostics: rank-normalized split R-hat and bulk effective sample size
-(Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021, the definitions ArviZ and Stan use),
-for every declared stat and for the energy; and export of draws to ArviZ when it is installed.
+"""Convergence diagnostics: rank-normalized split R-hat, bulk and tail effective sample size
+and the Monte Carlo standard errors of the mean and sd (Vehtari, Gelman, Simpson, Carpenter
+and Buerkner 2021, the definitions ArviZ and Stan use), for every declared stat and for the
+energy; the summary table of `Samples.summary()`; and export of draws to ArviZ when it is
+installed.
 
 Tested against ArviZ's values on fixed inputs.
 """
