@@ -66,6 +66,14 @@ class Params:
     def to_dict(self) -> dict[str, np.ndarray]:
         return {k: self[k].copy() for k in self}
 
+    def __repr__(self) -> str:
+        from ebmlang.reprs import params_repr
+        return params_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ebmlang.reprs import params_html
+        return params_html(self)
+
 
 def trim_heap() -> None:
     """Give freed heap memory back to the system (glibc's malloc_trim; a no-op elsewhere).

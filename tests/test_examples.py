@@ -145,3 +145,21 @@ def test_anomaly_example_at_a_reduced_size(capsys):
     # a fifth of the pixels flipped: even this small fit separates them (0.99 at seed 0)
     assert auc > 0.9, out
     assert re.search(r"^clean\s+-?[0-9.]+\s+-[0-9.]+$", out, flags=re.MULTILINE), out
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_shipped_params_show_structure(path, tmp_path):
+    """At its shipped params every example's energy and stats vary from draw to draw (none is
+    constant, as the Boltzmann machine's energy was at all-zero params), and the sample summary
+    reports an R-hat for each."""
+    from ebmlang.report.text import sample_summary
+    overrides = shrink(path)
+    model = ebmlang.load(path, **overrides)
+    inputs = None
+    if model.ground_names(("input",)):
+        inputs = np.loadtxt(write_inputs(model, tmp_path / "inputs.csv"), delimiter=",",
+                            skiprows=1, ndmin=2)
+    trace = model.sample(draws=40, chains=2, seed=0, inputs=inputs).trace()
+    for name, series in {"energy": trace.energy, **trace.series}.items():
+        assert np.ptp(series) > 0, name
+    assert "constant" not in sample_summary(trace)

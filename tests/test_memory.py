@@ -202,3 +202,19 @@ def test_interrupted_streamed_csv_leaves_the_old_file(tmp_path):
         S.CHUNK_CELLS = old
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
+
+
+def test_unwatched_streamed_run_passes_many_blocks(monkeypatch):
+    """keep=False without watchers over 13 blocks of 4 draws (issue 11, item 13): the run
+    ends, its counts are those asked for, and its MH acceptance is the kept run's exactly (the
+    same seed makes the same sweeps)."""
+    model = ebmlang.compile("var x[i in 0..2] : real\nvar s[i in 0..2] : spin\n"
+                            "energy e[i in 0..2] : x[i] ^ 4 - x[i] * s[i]\n")
+    import ebmlang.infer.sample as S
+    kw = dict(draws=50, chains=2, burn_in=20, seed=3)
+    kept = model.sample(**kw)
+    monkeypatch.setattr(S, "CHUNK_CELLS", 4 * 2 * model.checked.n_state)
+    streamed = model.sample(keep=False, **kw)
+    assert (streamed.chains, streamed.draws, streamed.full) == (2, 50, None)
+    assert set(kept.acceptance) == {"x"} and 0 < kept.acceptance["x"] < 1
+    assert streamed.acceptance == kept.acceptance

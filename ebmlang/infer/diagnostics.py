@@ -1,6 +1,8 @@
-"""Convergence diagnostics: rank-normalized split R-hat and bulk effective sample size
-(Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021, the definitions ArviZ and Stan use),
-for every declared stat and for the energy; and export of draws to ArviZ when it is installed.
+"""Convergence diagnostics: rank-normalized split R-hat, bulk and tail effective sample size
+and the Monte Carlo standard errors of the mean and sd (Vehtari, Gelman, Simpson, Carpenter
+and Buerkner 2021, the definitions ArviZ and Stan use), for every declared stat and for the
+energy; the summary table of `Samples.summary()`; and export of draws to ArviZ when it is
+installed.
 
 Tested against ArviZ's values on fixed inputs.
 """
@@ -38,8 +40,8 @@ def _rhat(x: np.ndarray) -> float:
     means = x.mean(axis=1)
     within = x.var(axis=1, ddof=1).mean()
     between = n * means.var(ddof=1)
-    if within == 0:
-        return math.nan
+    if within == 0:   # every split chain stuck: apart (never mixed) or all at one value
+        return math.inf if between > 0 else math.nan
     var_hat = (n - 1) / n * within + between / n
     return float(np.sqrt(var_hat / within))
 
@@ -115,6 +117,91 @@ def bulk_ess(x: np.ndarray) -> float:
     if x.shape[1] < 4 or np.all(x == x.flat[0]):
         return math.nan
     return _ess(_rank_normalize(_split(x)))
+
+
+def _ess_split(x: np.ndarray) -> float:
+    """ESS of the split chains of x as they are (not rank-normalized), ArviZ's `_ess_mean`;
+    a constant series (an indicator never or always true) counts every draw, as in ArviZ."""
+    split = _split(np.asarray(x, float))
+    if np.ptp(split) < np.finfo(float).resolution:
+        return float(split.size)
+    return _ess(split)
+
+
+def tail_ess(x: np.ndarray) -> float:
+    """Tail effective sample size: the smaller ESS of the indicators x <= q05 and x <= q95
+    (quantiles of the pooled draws, numpy's linear rule, R's type 7, as ArviZ)."""
+    x = np.asarray(x, float)
+    if x.shape[1] < 4 or _constant(x):
+        return math.nan
+    return min(_ess_split(x <= np.quantile(x, p)) for p in (0.05, 0.95))
+
+
+def mcse_mean(x: np.ndarray) -> float:
+    """Monte Carlo standard error of the mean: sd / sqrt(ESS of the mean) (ArviZ's)."""
+    x = np.asarray(x, float)
+    if x.shape[1] < 4:
+        return math.nan
+    return 0.0 if _constant(x) else float(np.std(x, ddof=1) / np.sqrt(_ess_split(x)))
+
+
+def mcse_sd(x: np.ndarray) -> float:
+    """Monte Carlo standard error of the sd, by the delta method on the squared deviations
+    (ArviZ's, after Vehtari et al. 2021): sqrt(Var(c^2) / ESS(c^2) / (4 E[c^2]))."""
+    x = np.asarray(x, float)
+    if x.shape[1] < 4:
+        return math.nan
+    if _constant(x):
+        return 0.0
+    c2 = (x - x.mean()) ** 2
+    evar = c2.mean()
+    varvar = ((c2 ** 2).mean() - evar ** 2) / _ess_split(c2)
+    return float(np.sqrt(varvar / evar / 4))
+
+
+def _constant(x: np.ndarray) -> bool:
+    return bool(np.all(x == x.flat[0]))
+
+
+def is_constant(x: np.ndarray) -> bool:
+    """Whether a series (chains, draws) takes one value: it has no R-hat nor ESS to report."""
+    return _constant(np.asarray(x, float))
+
+
+SUMMARY_COLUMNS = ("mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
+
+
+def summary_table(series: dict[str, np.ndarray]):
+    """ArviZ's summary columns for each series (chains, draws): mean, sd (ddof 1), MCSE of
+    both, bulk and tail ESS, rank-normalized split R-hat (NaN for one chain, as ArviZ; NaN
+    ESS and R-hat for a constant series, where ArviZ reports an ESS of every draw). A
+    pandas DataFrame when pandas is installed, else a `table.Table`."""
+    from ebmlang.table import make_table
+    rows = []
+    for x in series.values():
+        x = np.asarray(x, float)
+        rows.append((float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else math.nan,
+                     mcse_mean(x), mcse_sd(x), bulk_ess(x), tail_ess(x),
+                     split_rhat(x) if x.shape[0] > 1 else math.nan))
+    return make_table(rows, SUMMARY_COLUMNS, list(series))
+
+
+def samples_summary(samples):
+    """`summary_table` of kept draws: the energy (-log p - log Z) and every stat, an indexed
+    stat one row per element (`m[0,1]`)."""
+    from ebmlang.io.csvio import format_ground_name
+    c, d = samples.chains, samples.draws
+    series = {"energy": -samples.log_potential()}
+    for name, vals in samples.stats().items():
+        stat = samples.model.checked.stats[name]
+        if stat.index is None:
+            series[name] = vals
+            continue
+        flat = vals.reshape(c, d, -1)
+        cols = [col.tolist() for col in stat.space.columns()]
+        for k, idx in enumerate(zip(*cols)):
+            series[format_ground_name(name, idx)] = flat[:, :, k]
+    return summary_table(series)
 
 
 def summarize(samples) -> list[tuple[str, float, float, float]]:

@@ -12,7 +12,7 @@ from ebmlang.middle.lower import id_slice
 from ebmlang.backends.runtime import gibbs_step
 
 
-@dataclass
+@dataclass(repr=False)
 class Samples:
     """Kept draws. `full` holds every kept state once, inputs included, in the narrowest dtype
     that stores the model's values exactly (int8 for spins and bits: a million-spin draw is
@@ -83,6 +83,21 @@ class Samples:
     def log_potential(self) -> np.ndarray:
         """log p(x) + log Z of every kept draw, (chains, draws)."""
         return self._rows(self.model.log_potential)
+
+    def summary(self):
+        """mean, sd, mcse_mean, mcse_sd, ess_bulk, ess_tail and r_hat (ArviZ's columns and
+        definitions) of the energy and every stat: a pandas DataFrame (a `table.Table`
+        without pandas)."""
+        from ebmlang.infer.diagnostics import samples_summary
+        return samples_summary(self)
+
+    def __repr__(self) -> str:
+        from ebmlang.reprs import samples_repr
+        return samples_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ebmlang.reprs import samples_html
+        return samples_html(self)
 
     def to_inference_data(self):
         """ArviZ InferenceData of the draws (needs arviz)."""
@@ -240,11 +255,13 @@ class _Kept:
     def add(self, x: np.ndarray) -> None:
         self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
         self.kept += 1
-        if self.watch and self.kept - self.done == self.block:
+        if self.kept - self.done == self.block:
             self.flush()
 
     def flush(self) -> None:
-        if not self.watch or self.kept == self.done:
+        """Hand the block drawn since the last flush to the watchers (if any), and free the
+        bounded buffer for the next one: without watchers a block is simply dropped."""
+        if self.kept == self.done:
             return
         xs = self.buf[:, self.done:self.kept] if self.all is not None else \
             self.buf[:, :self.kept - self.done]

@@ -59,6 +59,20 @@ class Trace:
         n, _, m2 = self._moments[name]
         return float(np.sqrt(np.maximum(m2 / n, 0.0)).mean())
 
+    def summary(self):
+        """`Samples.summary()` of the series kept here: the energy and each stat's element
+        mean per draw."""
+        from ebmlang.infer.diagnostics import summary_table
+        return summary_table({"energy": self.energy, **self.series})
+
+    def __repr__(self) -> str:
+        from ebmlang.reprs import trace_repr
+        return trace_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ebmlang.reprs import trace_html
+        return trace_html(self)
+
     def finish(self, acceptance: dict | None = None) -> Trace:
         self.energy = self.energy[:, :self.draws]
         self.series = {n: s[:, :self.draws] for n, s in self.series.items()}

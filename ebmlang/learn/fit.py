@@ -69,6 +69,14 @@ class FitResult:
     history: list = field(default_factory=list)
     method: str = "pcd"
 
+    def __repr__(self) -> str:
+        from ebmlang.reprs import fit_repr
+        return fit_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ebmlang.reprs import fit_html
+        return fit_html(self)
+
     def to_meta(self, model) -> dict:
         return {"model": model.name, "method": self.method, "history": _finite(self.history)}
 

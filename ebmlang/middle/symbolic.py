@@ -149,9 +149,22 @@ class _Str(StrPrinter):
 
 
 class _Latex(LatexPrinter):
+    """sympy's LaTeX, with reads printed as on paper: `s_{(i + 1) \bmod L, j}`."""
+
     def _print_Mod(self, e, exp=None):
         a, m = e.args
-        return rf"\left({self._print(a)}\right) \bmod {self._print(m)}"
+        inner = self._print(a)
+        return rf"{f'({inner})' if isinstance(a, (sp.Add, sp.Mul)) else inner} \bmod {self._print(m)}"
+
+    def _print_Indexed(self, e, exp=None):
+        return rf"{self._print(e.base.label)}_{{{', '.join(self._print(i) for i in e.indices)}}}"
+
+    # sympy brackets any term holding a Mod; a Mod inside a read's subscript needs none
+    def _needs_add_brackets(self, expr):
+        return super()._needs_add_brackets(_reads_hidden(expr))
+
+    def _needs_mul_brackets(self, expr, first=False, last=False):
+        return super()._needs_mul_brackets(_reads_hidden(expr), first=first, last=last)
 
     def _print_Ind(self, e, exp=None):
         return rf"\left[{self._print(e.args[0])}\right]"
@@ -163,6 +176,11 @@ class _Latex(LatexPrinter):
         body, binds, cond = e.args
         text = binds.name.replace("..", r"\ldots ")
         return rf"\sum_{{{text},\ {self._print(cond)}}} \left({self._print(body)}\right)"
+
+
+def _reads_hidden(e):
+    """e with each read a distinct plain symbol: the same shape of sum and product."""
+    return e.xreplace({a: sp.Dummy() for a in e.atoms(sp.Indexed)}) if e.has(sp.Indexed) else e
 
 
 def to_text(e) -> str:
@@ -372,8 +390,11 @@ def _fallback(model, term: Term, read, own, value) -> _Contrib:
 
 # ---------------------------------------------------------------- the conditional of a family
 
-@dataclass
+@dataclass(repr=False)
 class Conditional:
+    """A family's full conditional: `expr` (sympy), `text` (what `ebmlang conditionals`
+    prints), `latex`; shown as its formula, and as LaTeX in a notebook."""
+
     family: str
     domain: str
     kind: str                 # logistic | softmax | density
@@ -386,6 +407,12 @@ class Conditional:
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"Conditional({self.text.splitlines()[-1].strip()})"
+
+    def _repr_latex_(self) -> str:
+        return f"${self.latex}$"
 
 
 def _whole_numbers(e):

@@ -3,6 +3,8 @@ terms, blankets, samplers and blocks) and the draw summary of `ebmlang sample`."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ebmlang.frontend.printing import expr_text
@@ -159,6 +161,8 @@ def _diagnostics(samples) -> list[str]:
         return ["diagnostics need at least 2 chains of 4 draws"]
     rows = summarize(samples)
     table = [("", name, f"{mean:.4g}", f"R-hat {rhat:.3f}", f"bulk ESS {ess:,.0f}")
+             if not (math.isnan(rhat) and math.isnan(ess)) else
+             ("", name, f"{mean:.4g}", "constant", "(one value in every draw)")
              for name, mean, rhat, ess in rows]
     return ["convergence (rank-normalized split R-hat, bulk ESS)"] + _table(table, right=(2,)) \
         + warnings_for(rows)
