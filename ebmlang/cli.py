@@ -51,8 +51,14 @@ def _load(args):
     from .check import parse_override
     consts = dict(parse_override(text) for text in args.set)
     evidence = getattr(args, "evidence", None)
-    model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
-        else ebmlang.load(args.model, **consts)
+    try:
+        model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
+            else ebmlang.load(args.model, **consts)
+    except UserError as err:
+        if str(args.model).lower().endswith(".csv"):
+            err.with_notes(f"{args.model} is a CSV file; the model file (.ebm) comes first, "
+                           f"then the data: ebmlang {args.command} MODEL.ebm ...")
+        raise
     args.source = model.checked.source  # for later errors that point into the model
     return model
 

@@ -35,8 +35,8 @@ def _header(model, opts) -> str:
                      for f in model.vars.values())
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
-    chains = f", {opts.chains} chains" if opts.method == "pcd" else ""
-    return f"{model.name}: {fams}; {n:,} params; {opts.method}{chains}, {how}"
+    chains = f", {count(opts.chains, 'chain')}" if opts.method == "pcd" else ""
+    return f"{model.name}: {fams}; {count(n, 'param')}; {opts.method}{chains}, {how}"
 
 
 def cmd_fit(args) -> int:

@@ -74,6 +74,13 @@ def _save(fig, path: str) -> None:
 
 
 def plot_samples(samples, path: str, shape: tuple[int, int] | None = None) -> None:
+    """Write `sample_figure` to `path`."""
+    fig = sample_figure(samples, shape)
+    _save(fig, path)
+    _pyplot().close(fig)
+
+
+def sample_figure(samples, shape: tuple[int, int] | None = None):
     """The last draw of up to 8 chains of each image family (see `image_families`), and the
     traces of the energy and of every stat, one line per chain, with a legend of the chains."""
     from .report import as_trace
@@ -107,11 +114,17 @@ def plot_samples(samples, path: str, shape: tuple[int, int] | None = None) -> No
     handles, labels = fig.axes[-1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="chains",
                title_fontsize=7, ncols=1 + len(labels) // 20)
-    _save(fig, path)
-    plt.close(fig)
+    return fig
 
 
 def plot_fit(history: list[dict], path: str) -> None:
+    """Write `fit_figure` to `path`."""
+    fig = fit_figure(history)
+    _save(fig, path)
+    _pyplot().close(fig)
+
+
+def fit_figure(history: list[dict]):
     """The metric per epoch (learning curve) and each param family's mean moment gap."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
@@ -130,5 +143,4 @@ def plot_fit(history: list[dict], path: str) -> None:
     right.set_xlabel("epoch")
     right.set_ylabel("|E_data - E_model| (mean)")
     right.set_title("moment gaps")
-    _save(fig, path)
-    plt.close(fig)
+    return fig

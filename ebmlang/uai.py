@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Span, UserError
+from .errors import Span, UserError, count
 
 
 @dataclass
@@ -167,8 +167,8 @@ def translate(net: Network, name: str) -> Translation:
     families of their scopes, tables as params indexed by variables."""
     fam, local = _families(net.cards)
     sizes = {f: sum(1 for n, _ in local if n == f) for f in fam.values()}
-    lines = [f"model {name}", f"# converted from UAI: {len(net.cards)} variables, "
-             f"{len(net.scopes)} factors"]
+    lines = [f"model {name}", f"# converted from UAI: {count(len(net.cards), 'variable')}, "
+             f"{count(len(net.scopes), 'factor')}"]
     for k, f in sorted(fam.items()):
         lines.append(f"var {f}[i in 0..{sizes[f] - 1}] : cat({k})")
     groups: dict[tuple, list[int]] = {}
