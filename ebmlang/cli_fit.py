@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from .errors import UserError, count
+from .errors import UserError, count as counted
 from .outputs import add_force
 
 
@@ -35,8 +35,8 @@ def _header(model, opts) -> str:
                      for f in model.vars.values())
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
-    chains = f", {count(opts.chains, 'chain')}" if opts.method == "pcd" else ""
-    return f"{model.name}: {fams}; {count(n, 'param')}; {opts.method}{chains}, {how}"
+    chains = f", {counted(opts.chains, 'chain')}" if opts.method == "pcd" else ""
+    return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}"
 
 
 def cmd_fit(args) -> int:
@@ -92,7 +92,7 @@ def cmd_score(args) -> int:
         fh.write(",".join(n for n, _ in columns) + "\n")
         for row in zip(*(v for _, v in columns)):
             fh.write(",".join(repr(float(v)) for v in row) + "\n")
-    print(f"wrote {args.output} ({count(len(res['score']), 'row')})")
+    print(f"wrote {args.output} ({counted(len(res['score']), 'row')})")
     return 0
 
 

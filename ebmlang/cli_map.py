@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from .errors import UserError, count
+from .errors import UserError, count as counted
 from .outputs import add_force
 
 PRINT_COLUMNS = 64         # print the CSV itself up to this many columns and rows, else a
@@ -45,8 +45,8 @@ def cmd_map(args) -> int:
         result.to_csv(args.output)
         print(how)
         _print_evidence(result)
-        print(f"wrote {args.output} ({count(len(result.states), 'row')}, "
-              f"{count(len(result.names), 'variable')})")
+        print(f"wrote {args.output} ({counted(len(result.states), 'row')}, "
+              f"{counted(len(result.names), 'variable')})")
     elif len(result.names) < PRINT_COLUMNS and len(result.states) <= PRINT_ROWS:
         sys.stderr.write(how + "\n")
         _print_csv(result)

@@ -132,4 +132,4 @@ def did_you_mean(name: str, candidates) -> str:
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
     """`1 index`, `2 indices`: a number and its noun, plural when n != 1."""
-    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"

@@ -143,4 +143,7 @@ def fit_figure(history: list[dict]):
     right.set_xlabel("epoch")
     right.set_ylabel("|E_data - E_model| (mean)")
     right.set_title("moment gaps")
+    from matplotlib.ticker import MaxNLocator
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     return fig
