@@ -103,7 +103,27 @@ def _print_scores(columns) -> None:
 
 
 def add_parsers(sub, common, count) -> None:
-    """The `fit` and `score` subcommands."""
+    """The `fit`, `convert` and `score` subcommands."""
+    _fit_parser(sub, common, count)
+    p = sub.add_parser("convert", help="between .ebm and the UAI format (.uai)",
+                       description="Convert a UAI network (MODEL.uai, conditioned on MODEL.uai.evid "
+                       "or --evidence) to readable .ebm text, or a finite ground .ebm model to "
+                       ".uai. OUT.ebm comes with its set files OUT.S0.csv, ... and its tables "
+                       "as OUT.params.json.")
+    common(p)
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="OUT.uai (from an .ebm model) or OUT.ebm (from a .uai network)")
+    add_force(p)
+    p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
+    common(p)
+    p.add_argument("data", metavar="DATA.csv", help="the rows to score")
+    p.add_argument("--params", metavar="P.json",
+                   help="fitted params (default: the model's own, e.g. a UAI network's tables)")
+    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
+    add_force(p)
+
+
+def _fit_parser(sub, common, count) -> None:
     p = sub.add_parser("fit", help="fit the params to data (pcd, cd, pl or exact)")
     common(p)
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
@@ -140,22 +160,6 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "
                    "(needs matplotlib)")
-    add_force(p)
-    p = sub.add_parser("convert", help="between .ebm and the UAI format (.uai)",
-                       description="Convert a UAI network (MODEL.uai, conditioned on MODEL.uai.evid "
-                       "or --evidence) to readable .ebm text, or a finite ground .ebm model to "
-                       ".uai. OUT.ebm comes with its set files OUT.S0.csv, ... and its tables "
-                       "as OUT.params.json.")
-    common(p)
-    p.add_argument("-o", "--output", metavar="OUT", required=True,
-                   help="OUT.uai (from an .ebm model) or OUT.ebm (from a .uai network)")
-    add_force(p)
-    p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
-    common(p)
-    p.add_argument("data", metavar="DATA.csv", help="the rows to score")
-    p.add_argument("--params", metavar="P.json",
-                   help="fitted params (default: the model's own, e.g. a UAI network's tables)")
-    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
     add_force(p)
 
 
