@@ -61,10 +61,26 @@ def _located(name: str, span: Span | None, source: Source | None, kind: str,
         width = 1
         if span.end_line == span.line and span.end_col > span.col:
             width = span.end_col - span.col
-        prefix = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+        text, col = _window(text, span.col)
+        width = max(1, min(width, len(text) - col + 2))
+        prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
         out.append(f"    {text}")
         out.append(f"    {prefix}{'^' * width}")
     return out
+
+
+SHOWN = 100  # characters of a source line quoted under an error, at most (plus "...")
+
+
+def _window(text: str, col: int) -> tuple[str, int]:
+    """(at most SHOWN characters of a line around column `col`, with "..." where cut; the
+    column in it): a CSV or a minified file passed as the model never floods the terminal."""
+    if len(text) <= SHOWN:
+        return text, col
+    start = min(max(col - 1 - SHOWN // 4, 0), len(text) - SHOWN)
+    head = "..." if start > 0 else ""
+    tail = "..." if start + SHOWN < len(text) else ""
+    return head + text[start:start + SHOWN] + tail, col - start + len(head)
 
 
 class UserError(Exception):
@@ -116,4 +132,4 @@ def did_you_mean(name: str, candidates) -> str:
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
     """`1 index`, `2 indices`: a number and its noun, plural when n != 1."""
-    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"

@@ -336,4 +336,6 @@ def load(path, evidence=None, **consts) -> Model:
         raise UserError(f"cannot read model file: {exc.strerror or exc}", file=str(path)) from None
     except UnicodeDecodeError:
         raise UserError("model file is not UTF-8 text", file=str(path)) from None
+    if "\x00" in text:
+        raise UserError("model file is not text (it has NUL bytes)", file=str(path))
     return compile_model(text, str(path), p.resolve().parent, p, **consts)

@@ -101,6 +101,38 @@ def test_round_trips_keep_log_z_and_marginals(small, tmp_path, capsys):
         assert np.allclose(got, want)
 
 
+def test_two_networks_converted_into_one_folder_both_keep_their_log_z(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    nets = {}
+    for name, cards, scopes in (("a", [2, 2, 3], [(0, 1), (1, 2)]),
+                                ("b", [3, 2, 2], [(0, 1), (1, 2), (2,)])):
+        tables = [rng.random(tuple(cards[v] for v in s)) + 0.1 for s in scopes]
+        path = tmp_path / f"{name}.uai"
+        _write_network(path, cards, scopes, tables)
+        nets[name] = log_partition(ebmlang.load(path))
+    out = tmp_path / "dir"
+    out.mkdir()
+    for name in nets:
+        assert main(["convert", str(tmp_path / f"{name}.uai"), "-o", str(out / f"{name}.ebm")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.S0.csv", "a.S1.csv", "a.ebm", "a.params.json",
+        "b.S0.csv", "b.S1.csv", "b.S2.csv", "b.ebm", "b.params.json"]
+    assert 'set S0 = load("b.S0.csv")' in (out / "b.ebm").read_text()
+    from ebmlang.cli.app import load_params
+    for name, want in nets.items():
+        back = ebmlang.load(out / f"{name}.ebm")
+        load_params(back, str(out / f"{name}.params.json"))
+        assert log_partition(back) == pytest.approx(want, abs=1e-10)
+    # a re-run replaces its own files; a hand-written model of that name is kept
+    assert main(["convert", str(tmp_path / "a.uai"), "-o", str(out / "a.ebm")]) == 0
+    (out / "mine.ebm").write_text("model mine\nvar x : bool\n")
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "a.uai"), "-o", str(out / "mine.ebm")]) == 1
+    assert "not a model ebmlang converted from UAI" in capsys.readouterr().err
+    assert (out / "mine.ebm").read_text() == "model mine\nvar x : bool\n"
+    assert not (out / "mine.S0.csv").exists()
+
+
 @pytest.mark.parametrize("text, message", [
     ("MARKOV\n2\n2 2\n1\n2 0 1\n3\n1 2 3\n", "line 6:1: error: factor 0's table has 3 entries"),
     ("MARKOV\n2\n2 2\n1\n2 0 1\n4\n1 -2 3 4\n", "line 7:1: error: entry 1 of factor 0's table must be"),

@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 
 from ebmlang.errors import UserError, did_you_mean
+from ebmlang.cli.outputs import add_force
+from ebmlang.report.plots import parse_shape
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with usage errors as exit status 1, like every other user error."""
@@ -49,8 +51,14 @@ def _load(args):
     from ebmlang.frontend.check import parse_override
     consts = dict(parse_override(text) for text in args.set)
     evidence = getattr(args, "evidence", None)
-    model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
-        else ebmlang.load(args.model, **consts)
+    try:
+        model = ebmlang.load(args.model, evidence=evidence, **consts) if evidence \
+            else ebmlang.load(args.model, **consts)
+    except UserError as err:
+        if str(args.model).lower().endswith(".csv"):
+            err.with_notes(f"{args.model} is a CSV file; the model file (.ebm) comes first, "
+                           f"then the data: ebmlang {args.command} MODEL.ebm ...")
+        raise
     args.source = model.checked.source  # for later errors that point into the model
     return model
 
@@ -83,6 +91,9 @@ def cmd_code(args) -> int:
 
 def cmd_graph(args) -> int:
     from ebmlang.io.dot import to_dot, write_graph
+    if args.output is not None:
+        _claim(args, [(args.output, "picture" if args.output.lower().endswith(".png")
+                       else "graph")])
     model = _load(args)
     if args.output is None:
         print(to_dot(model), end="")
@@ -107,37 +118,62 @@ def cmd_conditionals(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    """Sample; the summary and the convergence diagnostics are printed whatever -o says
+    (--quiet silences them), the files written are named."""
+    from ebmlang.errors import count
     from ebmlang.report.text import sample_summary
-    from ebmlang.infer.sample import csv_writer
-    from ebmlang.infer.trace import Trace
+    _claim(args, [(args.output, "samples"), (args.plot, "picture")])
     model = _load(args)
+    if args.plot is not None:
+        from ebmlang.report.plots import image_families
+        image_families(model, args.plot_shape)  # a --plot-shape that fits nothing: say it now
     if args.params is not None:
         load_params(model, args.params)
+    samples, trace = _run_sample(model, args)
+    if trace is not None:
+        trace.finish(samples.acceptance)
+    if not args.quiet:
+        print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin))
+    if args.plot is not None:
+        from ebmlang.report.plots import plot_samples
+        plot_samples(trace, args.plot, args.plot_shape)
+        print(f"wrote {args.plot}")
+    if args.output is not None:
+        print(f"wrote {args.output} ({count(samples.chains, 'chain')} x "
+              f"{count(samples.draws, 'draw')}, {count(len(samples.ids), 'variable')})")
+    return 0
+
+
+def _run_sample(model, args):
+    """(Samples without kept draws, the Trace of the summary and plot or None): the CSV is
+    written as the draws come, and only what the summary needs is accumulated."""
+    from ebmlang.infer.sample import csv_writer
+    from ebmlang.infer.trace import Trace
     inputs, clamp = read_inputs(model, args.input, args.chains) if args.input is not None \
         else (None, None)
     with contextlib.ExitStack() as stack:
         watch = []
-        if args.output is not None:  # the CSV is written as the draws come
+        if args.output is not None:
             watch.append(stack.enter_context(csv_writer(model, args.output, args.chains)).add)
         trace = None
-        if args.output is None or args.plot is not None:
+        if not args.quiet or args.plot is not None:
             trace = Trace(model, args.chains, args.draws, model.state_ids())
             watch.append(trace.add)
         samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
                                thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
                                progress=False if args.no_progress else None,
                                backend=args.backend, keep=False, watch=watch)
-    if trace is not None:
-        trace.finish(samples.acceptance)
-    if args.plot is not None:
-        from ebmlang.report.plots import plot_samples
-        plot_samples(trace, args.plot)
-    if args.output is not None:
-        print(f"wrote {args.output} ({samples.chains} chains x {samples.draws:,} draws, "
-              f"{len(samples.ids):,} variables)")
-    else:
-        print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin))
-    return 0
+    return samples, trace
+
+
+def _claim(args, outputs) -> None:
+    """Refuse, before any work, outputs that would clobber another file (outputs.claim), and
+    a --plot that cannot be drawn."""
+    from ebmlang.cli.outputs import claim
+    claim([(path, kind) for path, kind in outputs if path is not None], args.force)
+    if getattr(args, "plot", None) is not None:
+        from ebmlang.report.plots import require
+        require()
 
 
 def load_params(model, path: str) -> None:
@@ -207,7 +243,7 @@ for _module in _extensions():
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="the model file (.ebm)")
+    p.add_argument("model", metavar="MODEL", help="the model file (.ebm, or a UAI network .uai)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a const (repeatable)")
     p.add_argument("--evidence", metavar="X.uai.evid",
@@ -229,6 +265,7 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("graph", help="the factor graph as Graphviz DOT (or .svg/.png)")
     _common(p)
     p.add_argument("-o", "--output", metavar="FILE", help="FILE.dot, FILE.svg or FILE.png")
+    add_force(p)
     p = sub.add_parser("code", help="the generated sampler source")
     _common(p)
     p.add_argument("--backend", choices=("numba", "numpy"), default=None,
@@ -257,8 +294,14 @@ def _sample_parser(sub) -> None:
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba",
                    help="compiled kernels (default; numpy for parts that do not compile, as "
                    "'ebmlang check' says) or the numpy reference")
-    p.add_argument("--plot", metavar="FILE.png", help="draws of 2-D families and traces of "
-                   "the stats and the energy (needs matplotlib)")
+    p.add_argument("--plot", metavar="FILE.png", help="the last draws of 2-D families and "
+                   "traces of the stats and the energy (needs matplotlib)")
+    p.add_argument("--plot-shape", type=parse_shape, default=None, metavar="ROWSxCOLS",
+                   help="also draw each 1-D family of ROWS*COLS elements as images (8x8: "
+                   "the digits RBM's visible units as digits)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no summary or convergence diagnostics, only the files written")
+    add_force(p)
 
 
 # ---------------------------------------------------------------- entry point

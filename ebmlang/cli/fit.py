@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 
-from ebmlang.errors import UserError
+from ebmlang.errors import UserError, count as counted
+from ebmlang.cli.outputs import add_force
 
 
 def _line(entry: dict, opts) -> str:
@@ -34,19 +35,22 @@ def _header(model, opts) -> str:
                      for f in model.vars.values())
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
-    chains = f", {opts.chains} chains" if opts.method == "pcd" else ""
-    return f"{model.name}: {fams}; {n:,} params; {opts.method}{chains}, {how}"
+    chains = f", {counted(opts.chains, 'chain')}" if opts.method == "pcd" else ""
+    return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}"
 
 
 def cmd_fit(args) -> int:
-    from ebmlang.cli.app import _load, load_params
+    from ebmlang.cli.app import _claim, _load, load_params
     from ebmlang.io.csvio import write_params_json
     from ebmlang.learn.fit import Diverged, FitOptions
     from ebmlang.learn.optim import DEFAULT_LR
+    _claim(args, [(args.output, "params"), (args.plot, "picture")])  # before any work
     model = _load(args)
+    out = args.output or f"{model.name}.json"
+    if args.output is None:  # the default name is the model's
+        _claim(args, [(out, "params"), (args.plot, "picture")])
     if args.params is not None:
         load_params(model, args.params)
-    out = args.output or f"{model.name}.json"
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
                 weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
@@ -72,9 +76,10 @@ def cmd_fit(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from ebmlang.cli.app import _load, load_params
+    from ebmlang.cli.app import _claim, _load, load_params
     from ebmlang.io.csvio import atomic_write
     from ebmlang.infer.score import score
+    _claim(args, [(args.output, "scores")])
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -87,7 +92,7 @@ def cmd_score(args) -> int:
         fh.write(",".join(n for n, _ in columns) + "\n")
         for row in zip(*(v for _, v in columns)):
             fh.write(",".join(repr(float(v)) for v in row) + "\n")
-    print(f"wrote {args.output} ({len(res['score']):,} rows)")
+    print(f"wrote {args.output} ({counted(len(res['score']), 'row')})")
     return 0
 
 
@@ -98,42 +103,64 @@ def _print_scores(columns) -> None:
 
 
 def add_parsers(sub, common, count) -> None:
-    """The `fit` and `score` subcommands."""
+    """The `fit`, `convert` and `score` subcommands."""
+    _fit_parser(sub, common, count)
+    p = sub.add_parser("convert", help="between .ebm and the UAI format (.uai)",
+                       description="Convert a UAI network (MODEL.uai, conditioned on MODEL.uai.evid "
+                       "or --evidence) to readable .ebm text, or a finite ground .ebm model to "
+                       ".uai. OUT.ebm comes with its set files OUT.S0.csv, ... and its tables "
+                       "as OUT.params.json.")
+    common(p)
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="OUT.uai (from an .ebm model) or OUT.ebm (from a .uai network)")
+    add_force(p)
+    p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
+    common(p)
+    p.add_argument("data", metavar="DATA.csv", help="the rows to score")
+    p.add_argument("--params", metavar="P.json",
+                   help="fitted params (default: the model's own, e.g. a UAI network's tables)")
+    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
+    add_force(p)
+
+
+def _fit_parser(sub, common, count) -> None:
     p = sub.add_parser("fit", help="fit the params to data (pcd, cd, pl or exact)")
     common(p)
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
     p.add_argument("-o", "--output", metavar="P.json", help="params file to write "
                    "(default MODELNAME.json)")
-    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact"), default="pcd")
-    p.add_argument("--epochs", type=count(1), default=20, metavar="E")
-    p.add_argument("--batch-size", type=count(1), default=10, metavar="B")
+    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact"), default="pcd",
+                   help="pcd: persistent contrastive divergence (default); cd: contrastive "
+                   "divergence from the data; pl: pseudo-likelihood; exact: maximum likelihood "
+                   "with exact expectations, by L-BFGS (small models)")
+    p.add_argument("--epochs", type=count(1), default=20, metavar="E",
+                   help="passes over the data (default 20)")
+    p.add_argument("--batch-size", type=count(1), default=10, metavar="B",
+                   help="examples per gradient step (default 10)")
     p.add_argument("--lr", type=_positive, default=None, metavar="LR",
                    help="learning rate (default: adam 0.02, sgd 0.05)")
     p.add_argument("--chains", type=count(1), default=100, metavar="C",
                    help="persistent chains for pcd (default 100)")
-    p.add_argument("--k", type=count(1), default=1, help="Gibbs sweeps per update (default 1)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--momentum", type=float, default=0.9, help="for sgd (default 0.9)")
-    p.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="L2")
+    p.add_argument("--k", type=count(1), default=1, metavar="K",
+                   help="Gibbs sweeps per update (default 1)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="adam (default) or sgd with momentum")
+    p.add_argument("--momentum", type=float, default=0.9, metavar="M",
+                   help="momentum of sgd (default 0.9)")
+    p.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="L2",
+                   help="L2 penalty on the params (default 0)")
     p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
                    help="learning rate schedule (default: linear decay to 0)")
     p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")
     p.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto",
                    help="auto: fused matrix products where every term is a contraction, "
                    "else compiled per block part unless einsum serves it; numpy: the reference")
-    p.add_argument("--seed", type=count(0), default=0, metavar="S")
+    p.add_argument("--seed", type=count(0), default=0, metavar="S",
+                   help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "
                    "(needs matplotlib)")
-    p = sub.add_parser("convert", help="between .ebm and the UAI format (.uai)")
-    common(p)
-    p.add_argument("-o", "--output", metavar="OUT", required=True, help="OUT.uai or OUT.ebm")
-    p = sub.add_parser("score", help="log p(x) up to log Z for each data row")
-    common(p)
-    p.add_argument("data", metavar="DATA.csv")
-    p.add_argument("--params", metavar="P.json",
-                   help="fitted params (default: the model's own, e.g. a UAI network's tables)")
-    p.add_argument("-o", "--output", metavar="OUT.csv", help="write the scores as CSV")
+    add_force(p)
 
 
 def _positive(text: str) -> float:
@@ -156,20 +183,22 @@ def _number(text, ok, what):
 
 
 def cmd_convert(args) -> int:
-    from ebmlang.cli.app import _load
-    from ebmlang.io.uai import write_ebm, write_uai
-    model = _load(args)
+    from ebmlang.cli.app import _claim, _load
+    from ebmlang.io.uai import ebm_outputs, write_ebm, write_uai
     target = args.output
+    if not target.endswith((".uai", ".ebm")):
+        raise UserError(f"convert writes .uai or .ebm, not '{target}'")
+    model = _load(args)
     if target.endswith(".uai"):
+        _claim(args, [(target, "uai")])
         write_uai(model, target)
         print(f"wrote {target}")
-    elif target.endswith(".ebm"):
-        if getattr(model, "uai", None) is None:
-            raise UserError("converting to .ebm needs a UAI model (.uai) as input")
-        for path in write_ebm(model, target):
-            print(f"wrote {path}")
-    else:
-        raise UserError(f"convert writes .uai or .ebm, not '{target}'")
+        return 0
+    if getattr(model, "uai", None) is None:
+        raise UserError("converting to .ebm needs a UAI model (.uai) as input")
+    _claim(args, ebm_outputs(model, target))
+    for path in write_ebm(model, target):
+        print(f"wrote {path}")
     return 0
 
 

@@ -16,7 +16,8 @@ import sys
 
 import numpy as np
 
-from ebmlang.errors import UserError
+from ebmlang.errors import UserError, count as counted
+from ebmlang.cli.outputs import add_force
 
 PRINT_COLUMNS = 64         # print the CSV itself up to this many columns and rows, else a
 PRINT_ROWS = 50            # summary
@@ -24,8 +25,11 @@ PICTURE_WIDTH = 80         # draw 2-D binary families up to this wide in the sum
 
 
 def cmd_map(args) -> int:
-    from ebmlang.cli.app import _load, load_params
+    from ebmlang.cli.app import _claim, _load, load_params
     from ebmlang.infer.map import map_estimate
+    if args.output is not None:
+        png = _png_target(args.output)
+        _claim(args, [(png[1], "picture") if png is not None else (args.output, "map")])
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
@@ -41,8 +45,8 @@ def cmd_map(args) -> int:
         result.to_csv(args.output)
         print(how)
         _print_evidence(result)
-        print(f"wrote {args.output} ({len(result.states):,} row{'s' * (len(result.states) > 1)},"
-              f" {len(result.names):,} variables)")
+        print(f"wrote {args.output} ({counted(len(result.states), 'row')}, "
+              f"{counted(len(result.names), 'variable')})")
     elif len(result.names) < PRINT_COLUMNS and len(result.states) <= PRINT_ROWS:
         sys.stderr.write(how + "\n")
         _print_csv(result)
@@ -178,6 +182,7 @@ def add_parsers(sub, common, count) -> None:
                    help="restarts of icm and anneal, the best kept (default 4)")
     p.add_argument("-o", "--output", metavar="OUT.csv",
                    help="write the MAP CSV, or [NAME=]OUT.png: a 2-D binary family as an image")
+    add_force(p)
 
 
 COMMANDS = {"map": cmd_map}

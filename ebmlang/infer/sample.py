@@ -390,12 +390,6 @@ def _inputs_from_dict(model, inputs: dict) -> np.ndarray:
 
 
 def progress_bar(total, progress, desc: str, unit: str):
-    """A tqdm bar (progress None: only on a terminal; False: never), or None."""
-    if progress is False:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit=unit,
-                disable=None if progress is None else not progress, leave=False)
+    """A progress bar or lines, or None: see `progress.progress_bar`."""
+    from ebmlang.infer.progress import progress_bar as bar
+    return bar(total, progress, desc, unit)

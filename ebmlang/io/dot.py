@@ -12,6 +12,7 @@ import subprocess
 from collections import Counter
 
 from ebmlang.io.csvio import atomic_write, atomic_write_bytes
+from ebmlang.io.images import tag_png
 from ebmlang.errors import UserError
 
 _VAR_STYLE = {
@@ -37,7 +38,8 @@ def to_dot(model) -> str:
     """DOT text of `model.graph.nx`: one node per family and per factor term."""
     g = model.graph.nx
     terms = Counter(n[1] for n in g.nodes if n[0] == "factor")
-    lines = [f"graph {_q(model.name)} {{", "  graph [overlap=false, splines=true];",
+    lines = [f"graph {_q(model.name)} {{",
+             '  graph [overlap=false, splines=true, comment="ebmlang graph"];',
              "  node [fontname=Helvetica]; edge [fontname=Helvetica, fontsize=10];"]
     for node, attrs in g.nodes(data=True):
         if node[0] == "var":
@@ -86,4 +88,4 @@ def write_graph(model, path: str) -> None:
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace").strip()
         raise UserError(f"Graphviz's dot failed (status {done.returncode}): {err}", file=path)
-    atomic_write_bytes(path, done.stdout)
+    atomic_write_bytes(path, tag_png(done.stdout) if ext == ".png" else done.stdout)

@@ -24,14 +24,26 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
         struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+SOFTWARE = _chunk(b"tEXt", b"Software\x00ebmlang")  # marks the pictures ebmlang writes
+
+
 def encode_png(grey: np.ndarray) -> bytes:
     """8-bit greyscale PNG bytes of a (height, width) array of 0..255."""
     img = np.clip(np.rint(np.asarray(grey, float)), 0, 255).astype(np.uint8)
     h, w = img.shape
     raw = np.hstack([np.zeros((h, 1), np.uint8), img]).tobytes()   # filter 0 on every row
     header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 9)) + \
-        _chunk(b"IEND", b"")
+    return SIGNATURE + _chunk(b"IHDR", header) + SOFTWARE + \
+        _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b"")
+
+
+def tag_png(data: bytes) -> bytes:
+    """PNG bytes (another program's) with ebmlang's Software text chunk after the header, so
+    that a later run recognizes the file as its own output (outputs.claim)."""
+    if not data.startswith(SIGNATURE + b"\x00\x00\x00\x0dIHDR"):
+        return data
+    end = len(SIGNATURE) + 25  # length, type, 13 bytes of header, CRC
+    return data[:end] + SOFTWARE + data[end:]
 
 
 def write_png(path, grey: np.ndarray) -> None:

@@ -9,6 +9,7 @@ Variables become one family per cardinality (`x[i] : cat(K)`); factors become fa
 by the families of their scopes, each a table param indexed by variables:
 
     set S0 = load("S0.csv")                       # rows (f, u, v): factor f's scope
+                                                  # (convert -o OUT.ebm: OUT.S0.csv)
     param T0[f in 0..G-1, a in 0..1, b in 0..1] = 1
     factor f0[(f, u, v) in S0] : log(T0[f, x[u], x[v]])
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmlang.errors import Span, UserError
+from ebmlang.errors import Span, UserError, count
 
 
 @dataclass
@@ -166,8 +167,8 @@ def translate(net: Network, name: str) -> Translation:
     families of their scopes, tables as params indexed by variables."""
     fam, local = _families(net.cards)
     sizes = {f: sum(1 for n, _ in local if n == f) for f in fam.values()}
-    lines = [f"model {name}", f"# converted from UAI: {len(net.cards)} variables, "
-             f"{len(net.scopes)} factors"]
+    lines = [f"model {name}", f"# converted from UAI: {count(len(net.cards), 'variable')}, "
+             f"{count(len(net.scopes), 'factor')}"]
     for k, f in sorted(fam.items()):
         lines.append(f"var {f}[i in 0..{sizes[f] - 1}] : cat({k})")
     groups: dict[tuple, list[int]] = {}
@@ -333,22 +334,33 @@ def write_uai(model, path: str) -> None:
             fh.write(f"\n{t.size}\n{' '.join(repr(float(v)) for v in t.ravel())}\n")
 
 
+def ebm_outputs(model, path: str) -> list[tuple[str, str]]:
+    """(file, kind) of everything `write_ebm` writes for `path` (OUT.ebm): the model, its set
+    files named after it (OUT.S0.csv, ...: two networks converted into one folder never share
+    one) and its params file (OUT.params.json)."""
+    out = Path(path)
+    stem = out.name[:-len(out.suffix)] if out.suffix else out.name
+    if '"' in stem or "\n" in stem:
+        raise UserError(f"the output name {stem!r} cannot be written in a set's load(\"...\")")
+    sets = [(str(out.parent / f"{stem}.{name}.csv"), "set") for name in model.uai.sets]
+    return [(str(out), "ebm"), *sets, (str(out.parent / f"{stem}.params.json"), "params")]
+
+
 def write_ebm(model, path: str) -> list[str]:
     """A UAI-loaded model as readable .ebm text, its set files beside it, and its tables as a
-    params file (`OUT.params.json`); returns the files written."""
+    params file (see `ebm_outputs`); returns the files written."""
     from ebmlang.io.csvio import atomic_write, write_params_json
-    out = Path(path)
     tr = model.uai
-    with atomic_write(out) as fh:
-        fh.write(tr.text)
-    written = [str(out)]
-    for name, rows in tr.sets.items():
-        target = out.parent / f"{name}.csv"
+    files = [f for f, _ in ebm_outputs(model, path)]
+    text = tr.text
+    for name, target in zip(tr.sets, files[1:-1]):  # the set lines translate() wrote
+        text = text.replace(f'load("{name}.csv")', f'load("{Path(target).name}")')
+    with atomic_write(files[0]) as fh:
+        fh.write(text)
+    for rows, target in zip(tr.sets.values(), files[1:-1]):
         with atomic_write(target) as fh:
             width = rows.shape[1]
             fh.write(",".join(["f"] + [f"u{k}" for k in range(width - 1)]) + "\n")
             fh.write("".join(",".join(map(str, r)) + "\n" for r in rows))
-        written.append(str(target))
-    params = out.with_suffix(".params.json")
-    write_params_json(params, {k: model.params[k] for k in tr.tables}, {"converted": "uai"})
-    return written + [str(params)]
+    write_params_json(files[-1], {k: model.params[k] for k in tr.tables}, {"converted": "uai"})
+    return files

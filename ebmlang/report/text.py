@@ -132,8 +132,8 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     samples = as_trace(samples)
     model = samples.model
     burn = samples.draws // 2 if burn_in is None else burn_in
-    lines = [f"{model.name}: {samples.chains} chains x {samples.draws:,} draws "
-             f"(burn-in {burn:,}, thin {thin}), {len(samples.ids):,} variables",
+    lines = [f"{model.name}: {_n(samples.chains, 'chain')} x {_n(samples.draws, 'draw')} "
+             f"(burn-in {burn:,}, thin {thin}), {_n(len(samples.ids), 'variable')}",
              "blocks: " + ", ".join(b.label for b in model.graph.blocks)]
     rows = []
     for f in model.vars.values():
