@@ -206,9 +206,8 @@ def samples_summary(samples):
 
 def summarize(samples) -> list[tuple[str, float, float, float]]:
     """(name, mean, R-hat, bulk ESS) for the energy and every scalar summary of each stat
-    (indexed stats: their mean over elements)."""
-    from ebmlang.report.text import as_trace
-    trace = as_trace(samples)
+    (indexed stats: their mean over elements). `samples`: kept `Samples` or a `Trace`."""
+    trace = samples.trace() if hasattr(samples, "trace") else samples
     rows = []
     series = {"energy": trace.energy, **trace.series}
     for name, x in series.items():
