@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import ebmlang
-from ebmlang.infer.exact import logsumexp
+from ebmlang.backends.numeric import logsumexp
 from ebmlang.learn.fit import _Phases, FitOptions
 from ebmlang.backends.fused import FusedModel, Marginal
-from ebmlang.learn.gradient import SummedOut, expected_stats
+from ebmlang.infer.summed import SummedOut
+from ebmlang.learn.gradient import expected_stats
 from ebmlang.backends.runtime import local_logits
 from exact import enumerate_states
 from test_sampler_exact import batch_se

@@ -14,7 +14,8 @@ import pytest
 import ebmlang
 from ebmlang.cli import app as cli
 from ebmlang.errors import UserError
-from ebmlang.infer.exact import enumerate_states, logsumexp
+from ebmlang.backends.numeric import logsumexp
+from ebmlang.infer.exact import enumerate_states
 from ebmlang.infer.logz import choose, logz, weight_summary
 
 ROOT = Path(__file__).resolve().parents[1]

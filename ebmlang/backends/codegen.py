@@ -181,8 +181,3 @@ def load_module(source: str) -> dict:
     namespace: dict = {"__name__": f"ebmlang_generated_{digest}"}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     return namespace
-
-
-def ensure_shape(values, chains: int, n: int) -> np.ndarray:
-    """Broadcast a term's values to (chains, instances)."""
-    return np.broadcast_to(np.asarray(values, dtype=np.float64), (chains, n))

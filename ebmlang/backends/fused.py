@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.middle.contract import Contraction, cached
-from ebmlang.infer.exact import logsumexp
+from ebmlang.backends.numeric import logsumexp
 from ebmlang.backends.runtime import draw_categorical
 
 
@@ -256,7 +256,7 @@ class FusedModel:
 
 class Marginal:
     """log sum over the families `names` of exp F(x), per row (minus the free energy), like
-    `gradient.SummedOut.log_marginal`: the terms reading none of them, plus each family's
+    `summed.SummedOut.log_marginal`: the terms reading none of them, plus each family's
     `log_sum`. The families must be conditionally independent given the rest."""
 
     def __init__(self, fused: FusedModel, model, names):

@@ -13,13 +13,15 @@ from __future__ import annotations
 import functools
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
-from ebmlang.backends.codegen import ensure_shape
-from ebmlang.middle.graph import Block
+from ebmlang.backends.numeric import ensure_shape
 from ebmlang.middle.lower import Term, id_slice
+
+if TYPE_CHECKING:
+    from ebmlang.middle.graph import Block
 
 
 @dataclass

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from ebmlang.backends.codegen import ensure_shape
+from ebmlang.backends.numeric import ensure_shape
 from ebmlang.errors import UserError
-from ebmlang.infer.exact import logsumexp
+from ebmlang.backends.numeric import logsumexp
 
 MAX_TABLE = 1 << 26       # entries of the largest intermediate table we are willing to build
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)

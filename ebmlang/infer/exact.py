@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ebmlang.backends.numeric import logsumexp
 from ebmlang.errors import UserError
 
 MAX_STATES = 1 << 20
@@ -47,13 +48,6 @@ def enumerate_states(model, inputs=None, what: str = "exact enumeration") -> np.
     return _enumerate_families(model, [f for f in model.vars.values() if f.sampled], inputs)
 
 
-def logsumexp(a: np.ndarray, axis=None) -> np.ndarray:
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
-    return np.squeeze(out, axis=axis) if axis is not None else out.item()
-
-
 def log_partition(model, inputs=None) -> float:
     """log Z exactly: by enumerating every state, or, when one group of families is
     conditionally independent given the rest (the RBM's visibles given its hiddens), by
@@ -71,7 +65,7 @@ def log_partition(model, inputs=None) -> float:
 
 def _summable_split(model):
     """(SummedOut over some families, the other sampled families) with the others enumerable."""
-    from ebmlang.learn.gradient import SummedOut
+    from ebmlang.infer.summed import SummedOut
     fams = [f for f in model.vars.values() if f.sampled]
     if any(not f.domain.finite for f in fams):
         return None

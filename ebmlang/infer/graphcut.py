@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 from networkx.algorithms.flow import boykov_kolmogorov
 
-from ebmlang.backends.codegen import ensure_shape
+from ebmlang.backends.numeric import ensure_shape
 
 # Measured (min-cut including building the graph, this 2-core machine): examples/denoise.ebm at
 # 32x32 (1,024 nodes, ~3,000 edges): boykov_kolmogorov 55 ms, preflow_push 72 ms,

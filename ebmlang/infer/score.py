@@ -9,7 +9,7 @@ import numpy as np
 from ebmlang.io.data import load_data
 from ebmlang.errors import UserError
 from ebmlang.infer.exact import exact_log_z_available, log_partition
-from ebmlang.learn.gradient import SummedOut
+from ebmlang.infer.summed import SummedOut
 
 
 def score(model, data) -> dict[str, np.ndarray | None]:

@@ -14,16 +14,18 @@ values clamped, persistent per training row.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
-from ebmlang.learn.gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
+from ebmlang.infer.summed import SummedOut
+from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient
 from ebmlang.learn.metrics import Metric
 from ebmlang.learn.optim import make_optimizer
+from ebmlang.learn.result import FitResult
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact")
@@ -61,35 +63,6 @@ class FitOptions:
             raise UserError(f"unknown schedule '{self.schedule}'; choose linear or constant")
         if self.weight_decay < 0:
             raise UserError(f"weight decay must be >= 0, got {self.weight_decay}")
-
-
-@dataclass
-class FitResult:
-    params: dict
-    history: list = field(default_factory=list)
-    method: str = "pcd"
-
-    def __repr__(self) -> str:
-        from ebmlang.reprs import fit_repr
-        return fit_repr(self)
-
-    def _repr_html_(self) -> str:
-        from ebmlang.reprs import fit_html
-        return fit_html(self)
-
-    def to_meta(self, model) -> dict:
-        return {"model": model.name, "method": self.method, "history": _finite(self.history)}
-
-
-def _finite(value):
-    """JSON-safe copy: non-finite numbers become None."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
 
 
 class Diverged(UserError):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ebmlang.infer.exact import check_enumerable, enumerate_states, logsumexp
+from ebmlang.backends.numeric import logsumexp
+from ebmlang.infer.exact import check_enumerable, enumerate_states
 from ebmlang.errors import UserError
 from ebmlang.learn.gradient import expected_stats
 
@@ -57,7 +58,7 @@ def _objective(model, groups, n_rows: int, decay: float):
 
 
 def fit_exact(model, data, opts):
-    from ebmlang.learn.fit import FitResult
+    from ebmlang.learn.result import FitResult
     check_enumerable(model, "method exact")
     input_ids = model.state_ids(("input",))
     groups = []

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.infer.exact import enumerate_states, logsumexp, state_count
+from ebmlang.backends.numeric import logsumexp
+from ebmlang.infer.exact import enumerate_states, state_count
 from ebmlang.learn.gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16
