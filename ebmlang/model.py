@@ -326,8 +326,7 @@ def load(path, evidence=None, **consts) -> Model:
     keyword arguments override consts."""
     p = Path(path)
     if p.suffix.lower() == ".uai":
-        from ebmlang.io.uai import load_uai
-        return load_uai(p, evidence)
+        return _load_uai(p, evidence)
     if evidence is not None:
         raise UserError("evidence files are for UAI networks (.uai)", file=str(evidence))
     try:
@@ -339,3 +338,18 @@ def load(path, evidence=None, **consts) -> Model:
     if "\x00" in text:
         raise UserError("model file is not text (it has NUL bytes)", file=str(path))
     return compile_model(text, str(path), p.resolve().parent, p, **consts)
+
+
+def _load_uai(path: Path, evidence) -> Model:
+    """A UAI network (conditioned on its evidence) through the same phases as .ebm text; the
+    model remembers `uai_names`: the ground name of each original variable (None if observed)."""
+    from ebmlang.io.uai import read_network
+    reading = read_network(path, evidence)
+    tr = reading.translation
+    model = compile_model(tr.text, str(path) + ".ebm", path.parent, path, sets=tr.sets)
+    for name, values in tr.tables.items():
+        model.params[name] = values
+    model.uai = tr
+    model.uai_names = reading.ground_names()
+    model.uai_evidence = reading.observed
+    return model

@@ -209,10 +209,22 @@ def evidence_path(path: Path, evidence) -> Path | None:
     return beside if beside.exists() else None
 
 
-def load_uai(path, evidence=None):
-    """A UAI network (conditioned on its evidence) compiled as an ebmlang model; the model
-    remembers `uai_names`: the ground name of each original variable (None if observed)."""
-    from ebmlang.model import compile_model
+@dataclass
+class Reading:
+    """A UAI network read and conditioned: its .ebm translation, the evidence, the size."""
+    translation: Translation
+    observed: dict[int, int]
+    n_vars: int
+
+    def ground_names(self) -> list[str | None]:
+        """The ground ebmlang name of each original variable (None where observed)."""
+        names = iter(self.translation.names)
+        return [None if v in self.observed else next(names) for v in range(self.n_vars)]
+
+
+def read_network(path, evidence=None) -> Reading:
+    """A UAI network conditioned on its evidence (`evidence`, or the .evid file beside it),
+    translated to ebmlang text; the driver (`ebmlang.load`) compiles it like any model."""
     path = Path(path)
     net = read_uai(str(path))
     ev_path = evidence_path(path, evidence)
@@ -220,15 +232,7 @@ def load_uai(path, evidence=None):
     reduced = condition(net, observed)
     if not reduced.cards:
         raise UserError("every variable is observed: nothing to sample", file=str(path))
-    tr = translate(reduced, _model_name(path))
-    model = compile_model(tr.text, str(path) + ".ebm", path.parent, path, sets=tr.sets)
-    for name, values in tr.tables.items():
-        model.params[name] = values
-    model.uai = tr
-    names = iter(tr.names)
-    model.uai_names = [None if v in observed else next(names) for v in range(len(net.cards))]
-    model.uai_evidence = observed
-    return model
+    return Reading(translate(reduced, _model_name(path)), observed, len(net.cards))
 
 
 def _model_name(path: Path) -> str:
