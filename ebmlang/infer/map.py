@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebmlang.infer import graphcut
 from ebmlang.errors import UserError
 from ebmlang.backends.runtime import draw_categorical, gibbs_step, local_at, local_logits
 
@@ -158,6 +157,7 @@ def map_estimate(model, inputs=None, data=None, method: str = "auto", seed=None,
 
 
 def _graphcut_verdicts(model, clamp):
+    from ebmlang.infer import graphcut
     free = free_mask(model, clamp)
     out = []
     for r in range(len(clamp)):
@@ -202,6 +202,7 @@ def _by_elimination(model, clamp, the_plan, why) -> MapResult:
 
 
 def _by_graphcut(model, clamp, verdicts) -> MapResult:
+    from ebmlang.infer import graphcut
     free = free_mask(model, clamp)
     v0, v1 = graphcut.binary_values(model)
     states = np.nan_to_num(clamp)
