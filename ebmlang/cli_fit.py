@@ -35,6 +35,8 @@ def _header(model, opts) -> str:
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
     chains = f", {opts.chains} chains" if opts.method == "pcd" else ""
+    if opts.method == "pcd" and opts.tempering > 1:
+        chains += f" x {opts.tempering} tempering replicas"
     return f"{model.name}: {fams}; {n:,} params; {opts.method}{chains}, {how}"
 
 
@@ -50,7 +52,7 @@ def cmd_fit(args) -> int:
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
                 weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                backend=args.backend)
+                backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min)
     shown = FitOptions(**opts)
     shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
     print(_header(model, shown), flush=True)
@@ -112,6 +114,10 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--chains", type=count(1), default=100, metavar="C",
                    help="persistent chains for pcd (default 100)")
     p.add_argument("--k", type=count(1), default=1, help="Gibbs sweeps per update (default 1)")
+    p.add_argument("--tempering", type=count(1), default=1, metavar="R",
+                   help="pcd: R parallel-tempering replicas per chain (default 1: none)")
+    p.add_argument("--tempering-min", type=float, default=None, metavar="B",
+                   help="the hottest replica's inverse temperature, in (0, 1) (default 0.1)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd (default 0.9)")
     p.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="L2")

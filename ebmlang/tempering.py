@@ -134,6 +134,7 @@ class Replicas:
         self.sweeps = list(sweeps)
         self.frozen = False
         self.windows = 0
+        self.steps = 0                           # persistent steps run (PCD)
         self.tried = np.zeros(self.R - 1)
         self.accepted = np.zeros(self.R - 1)
 
@@ -168,6 +169,22 @@ class Replicas:
             F[a], F[b] = F[b], F[a]
             self.tried[k] += chains
             self.accepted[k] += yes.sum()
+
+    def persistent(self, rows, sweeps: int, rng, theta) -> np.ndarray:
+        """PCD's model phase: `sweeps` steps of the replicas of chains `rows` (None: all), the
+        ladder adapted every ADAPT_EVERY steps (the model moves as it learns: it is never
+        frozen); the b = 1 states of those chains, (len(rows), n_state)."""
+        from .sample import ADAPT_EVERY
+        n = self.x.shape[1]
+        x = self.x if rows is None else self.x.reshape(self.R, self.C, n)[:, rows].reshape(-1, n)
+        for _ in range(sweeps):
+            self.step(None, x, theta, rng)
+            self.steps += 1
+            if self.steps % ADAPT_EVERY == 0:
+                self.adapt()
+        if rows is not None:
+            self.x.reshape(self.R, self.C, n)[:, rows] = x.reshape(self.R, -1, n)
+        return x[:len(x) // self.R]
 
     def adapt(self) -> None:
         """Move the ladder toward equal swap rates from the last window's (burn-in only)."""
