@@ -90,12 +90,19 @@ def compiled_update(part, x, theta, rng, beta) -> None:
                                                  *part._args)
         return
     part.table.refresh(part._build, theta, part.values, part.inc)
-    runs = levels(beta)
+    runs = _LEVELS.get(beta.tobytes())
+    if runs is None:
+        if len(_LEVELS) > 64:
+            _LEVELS.clear()
+        runs = _LEVELS.setdefault(beta.tobytes(), levels(beta))
     tables = _tables(part, theta, [b for _, b in runs])
     for rows, b in runs:
         n = rows.stop - rows.start
         fn = part._fns[n > 1 and n * len(part.ids) >= PARALLEL_WORK]
         fn(x[rows], theta, seeds[rows], *part._args[:-1], tables[b])
+
+
+_LEVELS: dict[bytes, list] = {}     # levels(beta) by beta's bytes: a ladder is met every sweep
 
 
 def _tables(part, theta, betas: list[float]) -> dict[float, np.ndarray]:
@@ -157,18 +164,19 @@ class Replicas:
         (each an MH move on the product of the levels' targets)."""
         with np.errstate(invalid="ignore", over="ignore"):
             F = self.model.log_potential(x)
-        F = np.where(np.isnan(F), -np.inf, F)
-        for k in range(self.R - 1):
-            i = np.arange(k * chains, (k + 1) * chains)
-            j = i + chains
-            with np.errstate(invalid="ignore"):
-                log_r = (self.ladder[k] - self.ladder[k + 1]) * (F[j] - F[i])
-            yes = np.log(rng.random(chains)) < log_r
-            a, b = i[yes], j[yes]
-            x[np.concatenate([a, b])] = x[np.concatenate([b, a])]
-            F[a], F[b] = F[b], F[a]
-            self.tried[k] += chains
-            self.accepted[k] += yes.sum()
+            F = np.where(np.isnan(F), -np.inf, F).reshape(self.R, chains)
+            log_u = np.log(rng.random((self.R - 1, chains)))
+            gaps = self.ladder[:-1] - self.ladder[1:]
+            for k in range(self.R - 1):
+                yes = np.flatnonzero(log_u[k] < gaps[k] * (F[k + 1] - F[k]))
+                self.tried[k] += chains
+                if not len(yes):
+                    continue
+                self.accepted[k] += len(yes)
+                a, b = k * chains + yes, (k + 1) * chains + yes
+                rows = np.concatenate([a, b])
+                x[rows] = x[np.concatenate([b, a])]
+                F[k, yes], F[k + 1, yes] = F[k + 1, yes], F[k, yes]
 
     def persistent(self, rows, sweeps: int, rng, theta) -> np.ndarray:
         """PCD's model phase: `sweeps` steps of the replicas of chains `rows` (None: all), the
