@@ -42,8 +42,9 @@ from ebmlang.tempering import start  # noqa: E402
 # ---------------------------------------------------------------- tempering: settings
 
 ISING_BETA = 0.6
-ISING_RUNS = [            # L, replicas, hottest inverse temperature (x 0.6: below beta_c 0.44)
-    (16, 1, None), (16, 8, 0.6), (32, 1, None), (32, 16, 0.6)]
+ISING_RUNS = [            # L, replicas, hottest inverse temperature (x 0.6: below beta_c 0.44),
+    (16, 1, None, (1,)), (16, 16, 0.6, (1, 2, 3, 4)),       # seeds
+    (32, 1, None, (1,)), (32, 24, 0.6, (1,))]
 WELL_RUNS = [(1, None), (4, 0.1)]
 RBM_RUNS = [("pcd", {}), ("pcd, tempering 4 (b_min 0.3)", {"tempering": 4, "tempering_min": 0.3})]
 COST_REPLICAS, COST_CHAINS = 8, 4
@@ -130,47 +131,65 @@ def tempering_cost(model, reps: int, sweeps: int = 200) -> tuple[float, float, f
 
 def tempering_section(quick: bool, reps: int) -> str:
     draws = 1000 if quick else 4000
-    out = ["## Parallel tempering (Gibbs inside)", "",
-           f"Ising model, beta = {ISING_BETA}, h = 0, 4 chains x {draws:,} draws after "
+    return "\n".join(["## Parallel tempering (Gibbs inside)", ""] + _ising_rows(draws) + [""] +
+                     _well_rows(4 * draws) + [""] + _rbm_rows(quick) + [""] + _cost_rows(reps))
+
+
+def _ising_rows(draws: int) -> list[str]:
+    out = [f"Ising model, beta = {ISING_BETA}, h = 0, 4 chains x {draws:,} draws after "
            f"{draws // 4:,} of burn-in (`sampler s : gibbs`). Goal at L = 16: R-hat <= 1.05 and "
            "|mean magnetization| <= 0.1.", "",
            "| L | sampler | R-hat(m) | mean m | chains' means | swap acceptance | seconds |",
            "|---|---|---|---|---|---|---|"]
-    for L, r, b_min in ISING_RUNS:
-        res = tempering_ising(L, r, b_min, draws, seed=1)
+    for L, r, b_min, seeds in ISING_RUNS:
         how = "Gibbs" if r == 1 else f"tempering {r}, b_min {b_min}"
-        out.append(f"| {L} | {how} | {res['rhat']:.3f} | {res['mean']:+.3f} | "
-                   f"{', '.join(f'{m:+.2f}' for m in res['chains'])} | {_swaps(res['swaps'])} | "
-                   f"{res['seconds']:.1f} |")
-    out += ["", f"Double well exp(-4 (x^2 - 1)^2), random-walk MH, 4 chains x {4 * draws:,} "
-            "draws: P(x > 0) is 1/2.", "",
-            "| sampler | R-hat(x) | P(x > 0) | sign changes | MH acceptance | swap acceptance | "
-            "seconds |", "|---|---|---|---|---|---|---|"]
+        for seed in seeds:
+            res = tempering_ising(L, r, b_min, draws, seed)
+            out.append(f"| {L} | {how}, seed {seed} | {res['rhat']:.3f} | {res['mean']:+.3f} | "
+                       f"{', '.join(f'{m:+.2f}' for m in res['chains'])} | "
+                       f"{_swaps(res['swaps'])} | {res['seconds']:.1f} |")
+    return out
+
+
+def _well_rows(draws: int) -> list[str]:
+    out = [f"Double well exp(-4 (x^2 - 1)^2), random-walk MH, 4 chains x {draws:,} draws after "
+           f"{draws // 4:,}: P(x > 0) is 1/2.", "",
+           "| sampler | R-hat(x) | P(x > 0) | sign changes | MH acceptance | swap acceptance | "
+           "seconds |", "|---|---|---|---|---|---|---|"]
     for r, b_min in WELL_RUNS:
-        res = tempering_well(r, b_min, 4 * draws, seed=2)
+        res = tempering_well(r, b_min, draws, seed=2)
         how = "MH" if r == 1 else f"MH, tempering {r}, b_min {b_min}"
         out.append(f"| {how} | {res['rhat']:.3f} | {res['pos']:.3f} | {res['crossings']:,} | "
                    f"{res['accept']:.2f} | {_swaps(res['swaps'])} | {res['seconds']:.1f} |")
+    return out
+
+
+def _rbm_rows(quick: bool) -> list[str]:
     seeds, epochs = ([0] if quick else [0, 1, 2]), (5 if quick else 20)
-    out += ["", f"Digits RBM, 16 hidden units, {epochs} epochs (the other fit settings ebmlang's "
-            f"defaults), seeds {seeds}: exact test log-likelihood (nats per digit).", "",
-            "| fit | test LL: mean [min, max] | fit seconds (median) |", "|---|---|---|"]
+    out = [f"Digits RBM, 16 hidden units, {epochs} epochs (the other fit settings ebmlang's "
+           f"defaults: adam, 100 chains), seeds {seeds}: exact test log-likelihood (nats per "
+           "digit).", "", "| fit | test LL: mean [min, max] | fit seconds (median) |",
+           "|---|---|---|"]
     for label, kwargs in RBM_RUNS:
         lls, secs = tempering_rbm(kwargs, seeds, epochs)
         out.append(f"| {label} | {np.mean(lls):.3f} [{min(lls):.3f}, {max(lls):.3f}] | "
                    f"{np.median(secs):.1f} |")
-    out += ["", f"Cost of a sweep, {COST_REPLICAS} replicas x {COST_CHAINS} chains against "
-            f"{COST_REPLICAS * COST_CHAINS} untempered chains (median of {reps} interleaved "
-            "repetitions of 200 sweeps):", "",
-            "| model (kernel) | untempered, us | tempered sweep, us | + swaps, us | ratio |",
-            "|---|---|---|---|---|"]
+    return out
+
+
+def _cost_rows(reps: int) -> list[str]:
+    out = [f"Cost of a sweep, {COST_REPLICAS} replicas x {COST_CHAINS} chains against "
+           f"{COST_REPLICAS * COST_CHAINS} untempered chains (median of {reps} interleaved "
+           "repetitions of 200 sweeps):", "",
+           "| model (kernel) | untempered, us | tempered sweep, us | + swaps, us | ratio |",
+           "|---|---|---|---|---|"]
     for label, model in (("Ising L = 32 (tabled, runs)", ising_model(32)),
                          ("spin glass, 64 spins (untabled, per-chain beta)",
                           ebmlang.compile(GLASS))):
         plain, sweep, step = tempering_cost(model, reps)
         out.append(f"| {label} | {plain * 1e6:.0f} | {sweep * 1e6:.0f} | {step * 1e6:.0f} | "
                    f"{step / plain:.2f} |")
-    return "\n".join(out)
+    return out
 
 
 def _swaps(rates) -> str:

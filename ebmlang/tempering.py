@@ -1,7 +1,8 @@
 """Parallel tempering (replica exchange): R replicas of every chain at inverse temperatures
 1 = b_0 > b_1 > ... > b_{R-1} = b_min, each sampling p_b(x) proportional to exp(b F(x)), F the
 whole log-potential (inputs and clamped cells stay in, as constants). After every sweep,
-neighbours k and k + 1 of the same chain swap states with probability
+neighbours k and k + 1 of the same chain (the even pairs k after one sweep, the odd ones after
+the next) swap states with probability
 min(1, exp((b_k - b_{k+1}) (F(x_{k+1}) - F(x_k)))); only the b = 1 replicas' draws are kept.
 
 Layout: the replicas are extra chains, level-major: row k * C + c holds chain c at level k, so
@@ -142,6 +143,7 @@ class Replicas:
         self.frozen = False
         self.windows = 0
         self.steps = 0                           # persistent steps run (PCD)
+        self.parity = 1                          # the first sweep swaps the even pairs
         self.tried = np.zeros(self.R - 1)
         self.accepted = np.zeros(self.R - 1)
 
@@ -160,14 +162,18 @@ class Replicas:
         return x
 
     def swap(self, x: np.ndarray, rng, chains: int) -> None:
-        """Propose swapping levels k and k + 1 of every chain, for k = 0, 1, ..., R - 2 in turn
-        (each an MH move on the product of the levels' targets)."""
+        """Propose swapping levels k and k + 1 of every chain, for the even pairs k on one
+        sweep and the odd ones on the next (deterministic even-odd swaps, Okabe et al. 2001,
+        Syed et al. 2022: a replica then travels the ladder in about 2R sweeps, not R^2). The
+        pairs of one sweep are disjoint, each swap an MH move on the product of the levels'
+        targets, so every sweep leaves it invariant."""
         with np.errstate(invalid="ignore", over="ignore"):
             F = self.model.log_potential(x)
             F = np.where(np.isnan(F), -np.inf, F).reshape(self.R, chains)
             log_u = np.log(rng.random((self.R - 1, chains)))
             gaps = self.ladder[:-1] - self.ladder[1:]
-            for k in range(self.R - 1):
+            self.parity ^= 1
+            for k in range(self.parity, self.R - 1, 2):
                 yes = np.flatnonzero(log_u[k] < gaps[k] * (F[k + 1] - F[k]))
                 self.tried[k] += chains
                 if not len(yes):
