@@ -43,8 +43,8 @@ from ebmlang.tempering import start  # noqa: E402
 
 ISING_BETA = 0.6
 ISING_RUNS = [            # L, replicas, hottest inverse temperature (x 0.6: below beta_c 0.44),
-    (16, 1, None, (1,)), (16, 16, 0.6, (1, 2, 3, 4)),       # seeds
-    (32, 1, None, (1,)), (32, 24, 0.6, (1,))]
+    (16, 1, None, (1,)), (16, 16, 0.5, (1, 2, 3, 4)),       # seeds
+    (32, 1, None, (1,)), (32, 32, 0.5, (1, 2))]
 WELL_RUNS = [(1, None), (4, 0.1)]
 RBM_RUNS = [("pcd", {}), ("pcd, tempering 4 (b_min 0.3)", {"tempering": 4, "tempering_min": 0.3})]
 COST_REPLICAS, COST_CHAINS = 8, 4
