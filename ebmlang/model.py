@@ -246,14 +246,15 @@ class Model:
     def sample(self, draws: int = 1000, chains: int = 4, burn_in: int | None = None,
                thin: int = 1, seed: int | None = None, inputs=None, params=None,
                progress: bool | None = False, clamp=None, backend: str | None = None,
-               keep: bool = True, watch=()):
+               keep: bool = True, watch=(), tempering: int = 1, tempering_min=None):
         """Gibbs draws; see `ebmlang.infer.sample.sample`."""
         from ebmlang.infer.sample import sample
         try:
             with blas_threads():
                 return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
                               seed=seed, inputs=inputs, params=params, progress=progress,
-                              clamp=clamp, backend=backend, keep=keep, watch=watch)
+                              clamp=clamp, backend=backend, keep=keep, watch=watch,
+                              tempering=tempering, tempering_min=tempering_min)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 

@@ -102,11 +102,15 @@ class _Family:
         return total if total.shape[0] == x.shape[0] else \
             np.broadcast_to(total, (x.shape[0], self.size))
 
-    def draw(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> None:
+    def draw(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+             beta: np.ndarray | None = None) -> None:
         """Replace the family's values in x by a draw from its conditional (heat bath), with
         the random numbers of `runtime.draw_categorical`: for two values one uniform per
-        variable against the logistic of the difference of their log-potentials."""
+        variable against the logistic of the difference of their log-potentials. `beta`: an
+        inverse temperature per chain (parallel tempering), the field scaled by it."""
         f = self.field(x, theta)
+        if beta is not None:
+            f = f * beta[:, None]
         sl = slice(self.offset, self.offset + self.size)
         if len(self.values) != 2:
             x[:, sl] = self.values[draw_categorical(f[..., None] * self.values, rng)]
@@ -213,14 +217,15 @@ class FusedModel:
         return FusedModel(blocks, grads, dense)
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
-              clamp: np.ndarray | None = None) -> np.ndarray:
+              clamp: np.ndarray | None = None, beta: np.ndarray | None = None) -> np.ndarray:
         """One Gibbs sweep in place, block by block in the model's order; the families of a
         block read none of each other's variables, so in place is the same as from one state.
         `clamp`: values (chains, n_state), NaN where free; every family is drawn (the same
-        random numbers as `runtime.gibbs_step`), then its clamped cells are put back."""
+        random numbers as `runtime.gibbs_step`), then its clamped cells are put back. `beta`:
+        one inverse temperature per chain, each chain sampling its model raised to it."""
         for block in self.blocks:
             for fam in block:
-                fam.draw(x, theta, rng)
+                fam.draw(x, theta, rng, beta)
                 if clamp is not None:
                     sl = slice(fam.offset, fam.offset + fam.size)
                     fixed = clamp[:, sl]

@@ -279,9 +279,13 @@ _CHAIN = '''
             lo = nb_ptr[a]
             for e in range(lo, nb_ptr[a + 1]):
                 buf[e - lo] = x[c, nb_ids[e]]
-{call}
+{call}{temper}
             u, s0, s1 = _uniform(s0, s1)
             x[c, ids[a]] = values[_draw(logits, u)]'''
+
+_TEMPER = '''
+            for k in range(values.shape[0]):
+                logits[k] *= beta[c]'''
 
 _FAMILY = '''{jit}
 {gibbs_head}
@@ -296,9 +300,22 @@ _FAMILY = '''{jit}
 
 
 {jit}
+{tgibbs_head}
+    """gibbs_{f} on beta[c] times the log-potential in chain c (parallel tempering)."""
+    for c in range(x.shape[0]):{tchain}
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+{ptgibbs_head}
+    """tgibbs_{f} with the chains spread over threads."""
+    for c in prange(x.shape[0]):{tchain}
+
+
+{jit}
 {table_head}
-    """The conditional of {f} for every configuration of the neighbours of reps[g] (one
-    representative per blanket signature g), as cumulative probabilities from cdf[base[g]]."""
+    """The conditional of {f}, raised to the power beta, for every configuration of the
+    neighbours of reps[g] (one representative per blanket signature g), as cumulative
+    probabilities from cdf[base[g]]."""
     K = values.shape[0]
     logits = np.empty(K)
     for g in range(reps.shape[0]):
@@ -313,6 +330,9 @@ _FAMILY = '''{jit}
                 buf[e] = dom_vals[d, r % dom_k[d]]
                 r //= dom_k[d]
 {call}
+            if beta != 1.0:
+                for k in range(K):
+                    logits[k] *= beta
             _cdf(logits, cdf, base[g] + code * K)
 
 
@@ -323,12 +343,15 @@ def _family_source(f: str, n_terms: int) -> str:
     T = term_arrays(n_terms)
     heads = {}
     update = "x, theta, seeds, ids, values, nb_ptr, nb_ids"
-    table = "theta, values, nb_ptr, nb_dom, dom_vals, dom_k, reps, base, cdf"
-    for name, args in (("gibbs", update), ("pgibbs", update), ("table", table)):
+    table = "theta, values, nb_ptr, nb_dom, dom_vals, dom_k, reps, base, cdf, beta"
+    tupdate = "x, theta, seeds, beta, ids, values, nb_ptr, nb_ids"
+    for name, args in (("gibbs", update), ("pgibbs", update), ("table", table),
+                       ("tgibbs", tupdate), ("ptgibbs", tupdate)):
         heads[f"{name}_head"] = _wrap(f"def {name}_{f}({args}, {T}):", len(f"def {name}_{f}("))
     call = _wrap(f"            local_{f}(a, buf, values, theta, logits, {T})",
                  12 + len(f"local_{f}("))
-    return _FAMILY.format(f=f, jit=_JIT, chain=_CHAIN.format(call=call), call=call, **heads)
+    return _FAMILY.format(f=f, jit=_JIT, chain=_CHAIN.format(call=call, temper=""), call=call,
+                          tchain=_CHAIN.format(call=call, temper=_TEMPER), **heads)
 
 
 def generate_numba(model) -> str:

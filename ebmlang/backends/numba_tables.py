@@ -61,9 +61,13 @@ class Table:
     def refresh(self, build, theta, values, inc) -> None:
         key = theta.tobytes()
         if key != self.theta:
-            build(theta, values, inc.nb_ptr, self.nb_dom, self.dom_vals, self.dom_k, self.reps,
-                  self.base, self.cdf, *inc.flat)
+            self.build(build, theta, values, inc, self.cdf, 1.0)
             self.theta = key
+
+    def build(self, build, theta, values, inc, cdf, beta: float) -> None:
+        """The conditionals raised to the power beta into cdf (parallel tempering's tables)."""
+        build(theta, values, inc.nb_ptr, self.nb_dom, self.dom_vals, self.dom_k, self.reps,
+              self.base, cdf, beta, *inc.flat)
 
 
 def _arithmetic(values: np.ndarray) -> tuple[float, float] | None:

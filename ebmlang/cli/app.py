@@ -134,6 +134,9 @@ def cmd_sample(args) -> int:
         trace.finish(samples.acceptance)
     if not args.quiet:
         print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin))
+        if samples.ladder is not None:
+            from ebmlang.report.text import tempering_summary
+            print(tempering_summary(samples))
     if args.plot is not None:
         from ebmlang.report.plots import plot_samples
         plot_samples(trace, args.plot, args.plot_shape)
@@ -162,7 +165,8 @@ def _run_sample(model, args):
         samples = model.sample(draws=args.draws, chains=args.chains, burn_in=args.burn_in,
                                thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
                                progress=False if args.no_progress else None,
-                               backend=args.backend, keep=False, watch=watch)
+                               backend=args.backend, keep=False, watch=watch,
+                               tempering=args.tempering, tempering_min=args.tempering_min)
     return samples, trace
 
 
@@ -289,6 +293,10 @@ def _sample_parser(sub) -> None:
     p.add_argument("--params", metavar="P.json", help="parameter values (from ebmlang fit)")
     p.add_argument("--input", metavar="X.csv", help="values of the model's input variables")
     p.add_argument("--seed", type=_count(0), default=None, metavar="S", help="random seed")
+    p.add_argument("--tempering", type=_count(1), default=1, metavar="R",
+                   help="parallel tempering with R replicas per chain (default 1: none)")
+    p.add_argument("--tempering-min", type=float, default=None, metavar="B",
+                   help="the hottest replica's inverse temperature, in (0, 1) (default 0.1)")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write the draws as CSV")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba",

@@ -36,6 +36,8 @@ def _header(model, opts) -> str:
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
     chains = f", {counted(opts.chains, 'chain')}" if opts.method == "pcd" else ""
+    if opts.method == "pcd" and opts.tempering > 1:
+        chains += f" x {opts.tempering} tempering replicas"
     return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}"
 
 
@@ -54,7 +56,7 @@ def cmd_fit(args) -> int:
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
                 weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                backend=args.backend)
+                backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min)
     shown = FitOptions(**opts)
     shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
     print(_header(model, shown), flush=True)
@@ -143,6 +145,10 @@ def _fit_parser(sub, common, count) -> None:
                    help="persistent chains for pcd (default 100)")
     p.add_argument("--k", type=count(1), default=1, metavar="K",
                    help="Gibbs sweeps per update (default 1)")
+    p.add_argument("--tempering", type=count(1), default=1, metavar="R",
+                   help="pcd: R parallel-tempering replicas per chain (default 1: none)")
+    p.add_argument("--tempering-min", type=float, default=None, metavar="B",
+                   help="the hottest replica's inverse temperature, in (0, 1) (default 0.1)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                    help="adam (default) or sgd with momentum")
     p.add_argument("--momentum", type=float, default=0.9, metavar="M",

@@ -28,7 +28,7 @@ from ebmlang.infer.exact import (
     logsumexp,
     state_count,
 )
-from ebmlang.backends.runtime import draw_categorical, local_at, local_logits
+from ebmlang.backends import tempered
 
 METHODS = ("auto", "exact", "ve", "ais")
 SCHEDULES = ("sigmoid", "linear")
@@ -245,54 +245,17 @@ def _log_base(model, x) -> np.ndarray:
 
 def tempered_step(block, x, theta, beta: float, rng) -> None:
     """One Gibbs block update leaving gamma_beta invariant: every part from the same state."""
-    new = [(part.ids, _TEMPERED[_kind(part)](part, x, theta, beta, rng)) for part in block]
+    new = [(part.ids, _tempered(part, x, theta, beta, rng)) for part in block]
     for ids, vals in new:
         x[:, ids] = vals
 
 
-def _kind(part) -> str:
+def _tempered(part, x, theta, beta, rng) -> np.ndarray:
+    """A draw leaving p0^(1 - beta) exp(beta l) invariant (see `tempered`): a finite variable
+    (even one sampled by MH in `sample`) from softmax(beta l), its base being uniform; a real
+    one with a quadratic conditional exactly, with any other by one random-walk MH step."""
     if part.method == "gaussian":
-        return "gaussian"
+        return tempered.tempered_gaussian(part, x, theta, rng, beta, base=1.0)
     if part.method == "mh" and part.values is None:
-        return "mh"
-    return "gibbs"          # any finite family, even one sampled by MH in `sample`
-
-
-def _tempered_gibbs(part, x, theta, beta, rng) -> np.ndarray:
-    """A finite variable: the base is uniform, so the tempered conditional is softmax(b * l)."""
-    with np.errstate(invalid="ignore"):
-        logits = beta * local_logits(part, x, theta)
-    if len(part.values) != 2:
-        return part.values[draw_categorical(logits, rng)]
-    with np.errstate(invalid="ignore"):     # two values: the second iff logit(u) < l1 - l0
-        gap = np.nan_to_num(logits[..., 1] - logits[..., 0], nan=0.0)
-    u = rng.random(gap.shape)
-    with np.errstate(divide="ignore"):
-        return part.values[(np.log(u) - np.log1p(-u) < gap).astype(np.int64)]
-
-
-def _tempered_gaussian(part, x, theta, beta, rng) -> np.ndarray:
-    """A real variable with a quadratic conditional a t^2 + b t: tempered with the base's
-    -t^2 / 2 it stays quadratic, with a' = beta a - (1 - beta) / 2 and b' = beta b."""
-    ell = local_logits(part, x, theta)                  # at t = -1, 0, 1
-    a = beta * (0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1]) - 0.5 * (1.0 - beta)
-    b = beta * 0.5 * (ell[..., 2] - ell[..., 0])
-    z = rng.standard_normal(a.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draw = -b / (2 * a) + z * np.sqrt(-0.5 / a)
-    return np.where(a < 0, draw, x[:, part.ids])
-
-
-def _tempered_mh(part, x, theta, beta, rng) -> np.ndarray:
-    """A real variable with any other conditional: one random-walk Metropolis step on
-    beta * l(t) - (1 - beta) t^2 / 2."""
-    current = x[:, part.ids]
-    proposal = current + part.scale * rng.standard_normal(current.shape)
-    with np.errstate(invalid="ignore", over="ignore"):
-        delta = beta * (local_at(part, x, theta, proposal) - local_at(part, x, theta, current))
-        delta -= 0.5 * (1.0 - beta) * (proposal ** 2 - current ** 2)
-    accept = np.log(rng.random(current.shape)) < delta
-    return np.where(accept, proposal, current)
-
-
-_TEMPERED = {"gibbs": _tempered_gibbs, "gaussian": _tempered_gaussian, "mh": _tempered_mh}
+        return tempered.tempered_mh(part, x, theta, rng, beta, base=1.0, count=False)
+    return tempered.tempered_gibbs(part, x, theta, rng, beta)

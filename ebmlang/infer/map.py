@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.backends.runtime import draw_categorical, gibbs_step, local_at, local_logits
+from ebmlang.backends.runtime import gibbs_step, local_logits
+from ebmlang.backends.tempered import quadratic as _quadratic, tempered_gaussian, tempered_gibbs, tempered_mh
 
 METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
 ANNEAL_SWEEPS = 500
@@ -297,11 +298,6 @@ def _index(part, current) -> np.ndarray:
     return np.clip(np.searchsorted(part.values, current), 0, len(part.values) - 1)
 
 
-def _quadratic(ell):
-    """(a, b) of a x^2 + b x + c from its values at -1, 0, 1."""
-    return 0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1], 0.5 * (ell[..., 2] - ell[..., 0])
-
-
 # ---------------------------------------------------------------- annealing
 
 def anneal(model, x, clamp, theta, rng, sweeps: int) -> None:
@@ -322,37 +318,16 @@ def _tempered(part, x, theta, rng, beta) -> np.ndarray:
     """A draw from the part's conditional raised to the power beta."""
     if part.method == "mh":
         return _tempered_mh(part, x, theta, rng, beta)
-    ell = local_logits(part, x, theta)
     if part.method == "gibbs":
-        return part.values[draw_categorical(beta * ell, rng)]
-    a, b = _quadratic(ell)
-    z = rng.standard_normal(a.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draw = -b / (2 * a) + z * np.sqrt(-0.5 / (beta * a))
-    return np.where(a < 0, draw, x[:, part.ids])
+        return tempered_gibbs(part, x, theta, rng, beta)
+    return tempered_gaussian(part, x, theta, rng, beta)
 
 
 def _tempered_mh(part, x, theta, rng, beta) -> np.ndarray:
     """One random-walk MH step on beta * log p (beta = inf: only improving moves)."""
     if rng is None:
         raise UserError("Metropolis-Hastings families need random moves: use --method anneal")
-    current = x[:, part.ids]
-    shape = current.shape
-    if part.values is None:
-        proposal, inside = current + part.scale * rng.standard_normal(shape), np.ones(shape, bool)
-    else:
-        k = len(part.values)
-        reach = max(1, round(part.scale))
-        new = _index(part, current) + rng.integers(1, reach + 1, shape) * rng.choice([-1, 1], shape)
-        inside = (new >= 0) & (new < k)
-        proposal = part.values[np.clip(new, 0, k - 1)]
-    with np.errstate(invalid="ignore", over="ignore"):
-        delta = local_at(part, x, theta, proposal) - local_at(part, x, theta, current)
-        accept = inside & (delta > 0 if np.isinf(beta) else
-                           np.log(rng.random(shape)) < beta * delta)
-    part.proposed += accept.size
-    part.accepted += int(accept.sum())
-    return np.where(accept, proposal, current)
+    return tempered_mh(part, x, theta, rng, beta)
 
 
 # ---------------------------------------------------------------- imputation

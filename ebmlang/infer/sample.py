@@ -24,6 +24,8 @@ class Samples:
     acceptance: dict        # MH family -> acceptance rate after burn-in
     chains: int
     draws: int
+    ladder: np.ndarray | None = None           # parallel tempering: the inverse temperatures
+    swap_acceptance: np.ndarray | None = None  # and each neighbour pair's swap rate after burn-in
 
     def kept(self) -> np.ndarray:
         """The kept draws (chains, draws, n_state), or an error when they were not kept."""
@@ -188,7 +190,7 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
 
 def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
            params=None, progress=False, clamp=None, backend=None, keep=True,
-           watch=()) -> Samples:
+           watch=(), tempering=1, tempering_min=None) -> Samples:
     """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`.
 
     `watch`: callables `fn(k, xs)` that see the kept draws as they come, a block at a time
@@ -201,6 +203,10 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
 
     `clamp`: values (one row, or one per chain) with NaN where free: the given variables are
     held fixed and the others sampled from their conditionals (imputation).
+
+    `tempering`: R > 1 runs R replicas of every chain at inverse temperatures from 1 down to
+    `tempering_min` (default 0.1) with neighbour swaps every sweep (see `ebmlang.infer.tempering`);
+    only the temperature-1 replicas' draws are kept.
     """
     for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("thin", thin, 1)):
         if int(v) != v or v < lo:
@@ -221,6 +227,11 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     ids = model.state_ids()
     theta = model.params.theta
     parts, step = _backend(model, backend)
+    replicas = None
+    if tempering != 1:
+        from ebmlang.infer.tempering import start
+        replicas = start(model, parts, x, clamp, tempering, tempering_min)
+        x, clamp, step = replicas.x, replicas.clamp, replicas.step
     total = burn_in + draws * thin
     out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
@@ -230,16 +241,23 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         step(parts, x, theta, rng, clamp)
         if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
             adapt_scales(parts)
+            if replicas is not None:
+                replicas.adapt()
         if sweep == burn_in - 1:
             _reset_counts(parts)
+            if replicas is not None:
+                replicas.freeze()
         if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
-            out.add(x)
+            out.add(x[:chains])
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     out.flush()
-    return Samples(model, out.all, ids, acceptance(parts), chains, draws)
+    if replicas is None:
+        return Samples(model, out.all, ids, acceptance(parts), chains, draws)
+    return Samples(model, out.all, ids, acceptance(parts), chains, draws, replicas.ladder,
+                   replicas.rates())
 
 
 class _Kept:

@@ -46,6 +46,8 @@ class FitOptions:
     backend: str = "auto"           # fused (fused.py) where every term is a contraction, else numba
                                     # per part unless einsum serves it; numba; numpy (the reference)
     seed: int = 0
+    tempering: int = 1              # pcd: parallel-tempering replicas per chain (1: none)
+    tempering_min: float | None = None   # the hottest replica's inverse temperature
     progress: object = None         # None: quiet; a callable(line) receives a line per epoch
 
     def check(self) -> None:
@@ -61,6 +63,11 @@ class FitOptions:
             raise UserError(f"unknown backend '{self.backend}'; choose auto, numba or numpy")
         if self.schedule not in ("linear", "constant"):
             raise UserError(f"unknown schedule '{self.schedule}'; choose linear or constant")
+        from ebmlang.infer.tempering import check_options
+        check_options(self.tempering, self.tempering_min)
+        if self.tempering != 1 and self.method != "pcd":
+            raise UserError(f"tempering runs pcd's persistent chains; method {self.method} has "
+                            "none (use --method pcd)")
         if self.weight_decay < 0:
             raise UserError(f"weight decay must be >= 0, got {self.weight_decay}")
 
@@ -102,6 +109,11 @@ class _Phases:
         else:
             start = _fill(model, np.full((opts.chains, model.checked.n_state), np.nan), rng)
             self.chains = start
+        self.replicas = None                               # parallel tempering, when asked
+        if opts.tempering != 1:
+            from ebmlang.infer.tempering import Replicas
+            self.replicas = Replicas(model, self.chains, None, opts.tempering,
+                                     opts.tempering_min, [self._tempered_sweep])
 
     def positive(self, batch: np.ndarray) -> np.ndarray:
         model, w = self.model, np.full(len(batch), 1.0 / len(batch))
@@ -130,7 +142,10 @@ class _Phases:
             x = self.chains[batch]
         else:
             x = self.chains
-        for _ in range(opts.k):
+        if self.replicas is not None:
+            x = self.replicas.persistent(batch if self.has_inputs else None, opts.k, self.rng,
+                                         model.params.theta)
+        for _ in range(opts.k if self.replicas is None else 0):
             self.sweep(x)
         if opts.method == "pcd":
             if self.has_inputs:
@@ -150,6 +165,16 @@ class _Phases:
             self._sweeper = _sweeper(self.model, self.opts.backend)
         parts, step = self._sweeper
         step(parts, x, theta, self.rng, clamp)
+
+    def _tempered_sweep(self, x, theta, rng, clamp, beta) -> None:
+        """`sweep` with chain c at inverse temperature beta[c] (the replicas' sweep kind)."""
+        if self.fused is not None:
+            self.fused.sweep(x, theta, rng, clamp, beta)
+            return
+        if self._sweeper is None:
+            self._sweeper = _sweeper(self.model, self.opts.backend)
+        from ebmlang.infer.tempering import tempered_sweep
+        tempered_sweep(self._sweeper[0], x, theta, rng, clamp, beta)
 
     def stats(self, x: np.ndarray) -> np.ndarray:
         """The average of dF/dtheta over the rows of x."""

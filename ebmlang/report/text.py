@@ -154,6 +154,15 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     return "\n".join(lines + _table(rows, right=(2,)) + lines_diag)
 
 
+def tempering_summary(samples) -> str:
+    """The ladder of a parallel-tempering run and each neighbour pair's swap acceptance."""
+    ladder = ", ".join(f"{b:.3g}" for b in samples.ladder)
+    rates = ", ".join(f"{r:.3f}" for r in samples.swap_acceptance)
+    return (f"tempering: {len(samples.ladder)} replicas per chain, inverse temperatures "
+            f"{ladder} (adapted in burn-in, then fixed)\n  swap acceptance per neighbour pair: "
+            f"{rates}")
+
+
 def _diagnostics(samples) -> list[str]:
     """R-hat and bulk ESS of the energy and every stat, with a warning where R-hat > 1.01."""
     from ebmlang.infer.diagnostics import summarize, warnings_for
