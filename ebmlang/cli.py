@@ -58,8 +58,10 @@ def _load(args):
 def cmd_check(args) -> int:
     from .fused import fit_text
     from .numba_codegen import placement_text
+    from .proper import check_initial
     from .report import check_report
     model = _load(args)
+    check_initial(model)
     print(check_report(model))
     print(placement_text(model))
     print(fit_text(model))

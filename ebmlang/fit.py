@@ -211,7 +211,7 @@ def _fill(model, x: np.ndarray, rng) -> np.ndarray:
 
 def _keep_proper(model, phases, good, theta, epoch) -> None:
     """Shrink a step that would make a Gaussian conditional improper; stop if none is proper."""
-    from .sample import improper
+    from .proper import improper
     delta = theta - good
     for _ in range(40):
         if improper(model, phases.chains) is None:
@@ -219,9 +219,9 @@ def _keep_proper(model, phases, good, theta, epoch) -> None:
         delta *= 0.5
         theta[:] = good + delta
     theta[:] = good
-    if improper(model, phases.chains) is not None:
-        raise Diverged(f"the fit stopped at epoch {epoch}: "
-                       + improper(model, phases.chains))
+    err = improper(model, phases.chains)
+    if err is not None:
+        raise Diverged(f"the fit stopped at epoch {epoch}: {err.message}")
 
 
 def _param_at(model, pos: int) -> str:

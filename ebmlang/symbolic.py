@@ -570,6 +570,8 @@ class RealForm:
     kind: str                   # "gaussian" | "mh"
     quad: sp.Expr | None = None # coefficient of x^2 (must be negative)
     lin: sp.Expr | None = None  # coefficient of x
+    span: object = None         # the first factor with an x^2 term: where an improper one is reported
+    quad_reads_vars: bool = False  # the x^2 coefficient depends on other variables' values
 
 def _reads_value(e, value) -> bool:
     return e.has(value)
@@ -580,10 +582,13 @@ def real_form(model, fam) -> RealForm:
     log-potential that cannot be normalized: a UserError at the factor's span; else MH."""
     own = [sp.Symbol(n, integer=True) for n in fam.space.names]
     value = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
-    local = sp.Add(*[s * c.at(lambda b: b) for c, s in _contributions(model, fam, own, value)])
-    first = next((t for t in model.terms if any(r.family == fam.name for r in t.reads)), None)
+    contribs = _contributions(model, fam, own, value)
     x = sp.Dummy("x", real=True)
-    local = local.xreplace({value: x})
+    parts = [(s * c.at(lambda b: b)).xreplace({value: x}) for c, s in contribs]
+    local = sp.Add(*parts)
+    owners = _contribution_owners(model, fam)
+    first = next((t for t, e in zip(owners, parts) if sp.diff(e, x, 2) != 0),
+                 owners[0] if owners else None)
     span = _term_span(model, first)
     if not local.has(x):
         raise UserError(f"'{fam.name}' is real-valued but no factor depends on it: its density "
@@ -600,7 +605,7 @@ def real_form(model, fam) -> RealForm:
             raise UserError(f"the log-density of the real variable {to_text(value)} has the x^2 "
                             f"coefficient {to_text(quad)} >= 0: it grows without bound and "
                             "cannot be normalized (an energy needs +x^2, a factor -x^2)", span)
-        return RealForm("gaussian", quad, lin)
+        return RealForm("gaussian", quad, lin, span, _reads_vars(model, quad))
     _check_polynomial_growth(local, x, value, span)
     return RealForm("mh")
 
@@ -618,6 +623,22 @@ def _check_polynomial_growth(local, x, value, span) -> None:
         raise UserError(f"the log-density of the real variable {to_text(value)} is a polynomial of "
                         f"degree {poly.degree()} with {why}: it grows without bound and cannot be "
                         "normalized", span)
+
+
+def _contribution_owners(model, fam) -> list:
+    """The term of each contribution `_contributions` returns, in the same order."""
+    out = []
+    for t in model.terms:
+        nodes = {r.node for r in t.reads if r.family == fam.name}
+        out += [t] * len(nodes)
+    return out
+
+
+def _reads_vars(model, e) -> bool:
+    """Whether the expression reads any variable (var, latent or input) of the model."""
+    names = set(model.checked.vars)
+    return any(str(a.base.label) in names for a in e.atoms(sp.Indexed)) \
+        or any(s.name in names for s in e.free_symbols if isinstance(s, sp.Symbol))
 
 
 def _term_span(model, term):
