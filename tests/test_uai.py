@@ -31,7 +31,7 @@ def test_the_networks_folder_comes_from_the_environment(monkeypatch, tmp_path):
     assert uai_dir() == tmp_path
     monkeypatch.delenv("EBMLANG_UAI_DIR")
     assert uai_dir() == ROOT.parent / "shared" / "uai"
-    assert "in " in MISSING.marks[0].kwargs["reason"]
+    assert f"in {SHARED}: set EBMLANG_UAI_DIR" in MISSING.marks[0].kwargs["reason"]
 
 
 def _write_network(path, cards, scopes, tables, kind="MARKOV"):
