@@ -34,6 +34,9 @@ class Ind(sp.Function):
     def fdiff(self, argindex=1):
         return sp.S.Zero  # piecewise constant: zero derivative almost everywhere
 
+    def _eval_derivative(self, s):
+        return sp.S.Zero  # without differentiating the condition (a relation has no diff)
+
     @classmethod
     def eval(cls, cond):
         if cond is sp.true:
@@ -57,6 +60,10 @@ class IndexSum(sp.Function):
     """sum(BINDINGS where COND) BODY over ground instances that a read does not invert."""
 
     nargs = 3  # (body, Symbol naming the bindings, condition)
+
+    def _eval_derivative(self, s):
+        body, name, cond = self.args  # the condition reads indices only (never a variable)
+        return IndexSum(sp.diff(body, s), name, cond)
 
 
 # ---------------------------------------------------------------- AST -> sympy
@@ -531,12 +538,23 @@ def term_expr(term: Term, consts: dict[str, float]):
     return ToSympy(None, names, replace)(term.body)
 
 
+def diff(expr: sp.Expr, s: sp.Symbol) -> sp.Expr:
+    """d(expr)/ds, almost everywhere: sympy leaves d/ds (a % b) unevaluated, and it is
+    d/ds a - floor(a / b) d/ds b wherever it exists (a % b = a - b floor(a / b))."""
+    def mod_rule(d):
+        (a, b), (var, _) = d.expr.args, d.variable_count[0]
+        return diff(a, var) - sp.floor(a / b) * diff(b, var)
+    return sp.diff(expr, s).replace(
+        lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, sp.Mod)
+        and len(e.variable_count) == 1 and e.variable_count[0][1] == 1, mod_rule)
+
+
 def param_derivatives(term: Term, consts: dict[str, float]) -> list[sp.Expr]:
     """d(body)/d(param read k) for each param read of the term (the sufficient statistics
     when the term is linear in its params)."""
     expr = term_expr(term, consts)
     _, p, _ = term_symbols(term)
-    return [sp.diff(expr, s) for s in p]
+    return [diff(expr, s) for s in p]
 
 
 def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
@@ -556,7 +574,7 @@ def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
                         **{q.node: s for q, s in zip(t.preads, p)}})(t.body)
         label = t.owner + (f" term {t.number}" if t.number else "")
         for q, sym in zip(t.preads, p):
-            d = int(t.sign) * sp.diff(expr, sym)
+            d = int(t.sign) * diff(expr, sym)
             out[q.family].append((label, to_text(d.xreplace(shown))))
     return out
 
