@@ -109,6 +109,8 @@ class ToSympy:
             return Ind(sp.And(_truth(a), _truth(b)))
         if e.op == "or":
             return Ind(sp.Or(_truth(a), _truth(b)))
+        if e.op in ("/", "%") and b.is_zero:  # e.g. x % (J < J): zero whatever the params
+            raise UserError("division by zero: this divisor is 0 whatever the params", e.span)
         return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
                 "/": lambda: a / b, "^": lambda: a ** b, "%": lambda: sp.Mod(a, b)}[e.op]()
 
@@ -544,9 +546,10 @@ def diff(expr: sp.Expr, s: sp.Symbol) -> sp.Expr:
     def mod_rule(d):
         (a, b), (var, _) = d.expr.args, d.variable_count[0]
         return diff(a, var) - sp.floor(a / b) * diff(b, var)
-    return sp.diff(expr, s).replace(
+    d = sp.diff(expr, s).replace(
         lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, sp.Mod)
         and len(e.variable_count) == 1 and e.variable_count[0][1] == 1, mod_rule)
+    return d.replace(lambda e: isinstance(e, sp.Subs), lambda e: e.doit())  # the chain rule's
 
 
 def param_derivatives(term: Term, consts: dict[str, float]) -> list[sp.Expr]:

@@ -141,8 +141,9 @@ def outcome(text: str, sample: bool = False) -> str:
     if sample:
         try:  # a run can still be refused (inputs not given, improper at these states)
             with np.errstate(all="ignore"):
-                model.sample(draws=2, chains=2, burn_in=1, backend="numpy", progress=False,
-                             inputs=_inputs(model))
+                draws = model.sample(draws=2, chains=2, burn_in=1, backend="numpy",
+                                     progress=False, inputs=_inputs(model))
+                _gradient(model, draws.kept()[0, -1])  # the learner's kernels run too
         except UserError:
             return "refused"
     return "ok"
@@ -220,3 +221,67 @@ def test_the_readme_slow_command_selects_the_slow_tests():
     default = collect()
     assert "test_a_model_compiles_or_is_refused_with_a_location" in default
     assert "test_many_mutants" not in default
+
+
+def _gradient(model, x: list[float]) -> np.ndarray:
+    """d(log-potential)/d(theta) at one state, from the generated gradient kernels."""
+    out = np.zeros(model.checked.n_theta)
+    state = np.array([x], float).reshape(1, -1)
+    for k in model.kernels:
+        k.add_gradient(out, state, model.params.theta, np.ones((1, 1)))
+    return out
+
+
+def _numeric_gradient(model, x: list[float], h: float = 1e-6) -> np.ndarray:
+    theta, state = model.params.theta, np.array([x], float)
+    out = np.zeros_like(theta)
+    for k in range(len(theta)):
+        theta[k] += h
+        up = model.log_potential(state)[0]
+        theta[k] -= 2 * h
+        down = model.log_potential(state)[0]
+        theta[k] += h
+        out[k] = (up - down) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("body, x", [
+    ("x % J", 3.0),                 # d/dJ (a % J) = -floor(a / J): was an unprintable Derivative
+    ("(x + J) % (2 * J)", 3.0),     # the chain rule through both arguments
+    ("J * x + (x == T[x])", 2.0),   # a comparison with a param: was AttributeError (no diff)
+    ("J * x * (J < x)", 2.0),
+])
+def test_param_gradients_through_mod_and_comparisons(body, x):
+    """The fuzzer's crashes in the learner's derivatives, now checked against central
+    differences at a point where the term is smooth in the params."""
+    text = f"var x : 0..3\nparam J = 1.3\nparam T[a in 0..3] = 0.25 * a\nfactor f : {body}\n"
+    model = ebmlang.compile(text)
+    assert np.allclose(_gradient(model, [x]), _numeric_gradient(model, [x]), atol=1e-6)
+
+
+def test_a_variable_read_twice_by_one_instance_has_no_neighbour_pairs():
+    """`x[N - 1 - i]` and `x[i]` are the same variable when N = 1: was IndexError in graph."""
+    model = ebmlang.compile("const N = 1\nvar x[i in 0..N-1] : bool\n"
+                            "factor f[i in 0..0] : (x[i] + x[i]) + (x[N - 1 - i] + x[i])\n")
+    assert model.graph.edges.shape == (0, 2)
+
+
+def test_a_real_family_read_inside_a_sum_is_differentiated_through_it():
+    """`sum(j ...) x[j]` in a real family's own factor: was AttributeError differentiating the
+    sum's condition; a sum of x is linear, so with no x^2 it is refused, located."""
+    text = ("const N = 3\nvar x[i in 0..N-1] : real\n"
+            "energy f[i in 1..N-2] : (sum(j in 0..N-1) x[j] + x[i + 1]) + (x[N - 1 - i] - x[i])\n")
+    with pytest.raises(UserError) as info:
+        ebmlang.compile(text)
+    assert LOCATED.match(str(info.value)) and "linear" in str(info.value)
+    model = ebmlang.compile(text + "energy q[i in 0..N-1] : x[i]^2\n")
+    assert model.methods["x"][0] == "gaussian"
+
+
+def test_a_divisor_that_is_zero_whatever_the_params_is_refused_where_it_is():
+    """`(x < J) % (J < J)` crashed sympy (ZeroDivisionError); `/` gave a conditional of zoo."""
+    for op in ("%", "/"):
+        text = f"var x : {{1, 4}}\nparam J = 0.5\nfactor f : (x < J) {op} (J < J)\n"
+        with pytest.raises(UserError) as info:
+            ebmlang.compile(text)
+        assert str(info.value).startswith("<string>:3:12: error: division by zero"), info.value
