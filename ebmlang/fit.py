@@ -21,7 +21,8 @@ import numpy as np
 from .data import Data, load_data
 from .errors import UserError
 from .fused import FusedModel, Marginal
-from .gradient import SummedOut, expected_stats, pseudo_available, pseudo_gradient
+from .gradient import (SummedOut, expected_stats, pseudo_available, pseudo_gradient,
+                       pseudo_parts)
 from .metrics import Metric
 from .optim import make_optimizer
 from .runtime import gibbs_step
@@ -116,17 +117,21 @@ class _Phases:
         if opts.method == "pl" and not pseudo_available(model):
             raise UserError("method pl needs conditionals that normalize in closed form (finite "
                             "or Gaussian); this model has MH-sampled families; use pcd or cd")
+        self.pl_parts = pseudo_parts(model) if opts.method == "pl" else None
         if self.has_inputs:
             self.chains = self.rows.copy()                 # one persistent chain per row
         else:
             start = _fill(model, np.full((opts.chains, model.checked.n_state), np.nan), rng)
             self.chains = start
+        # the states the model side of the stats is read from: pcd's chains, cd's last
+        # k-sweep samples; none for pl, which matches conditionals at the data, not stats
+        self.model_states = None if opts.method == "pl" else self.chains
 
     def positive(self, batch: np.ndarray) -> np.ndarray:
         model, w = self.model, np.full(len(batch), 1.0 / len(batch))
         x = self.rows[batch]
         if self.opts.method == "pl":
-            return pseudo_gradient(model, x, w)
+            return pseudo_gradient(model, x, w, self.pl_parts)
         missing = self.any_missing and self.missing[batch].any()
         exact = self.summed is not None and not missing
         if exact and self.fused is not None:
@@ -156,6 +161,7 @@ class _Phases:
                 self.chains[batch] = x
             else:
                 self.chains = x
+        self.model_states = self.chains if opts.method == "pcd" else x
         return self.stats(x)
 
     def sweep(self, x: np.ndarray, clamp: np.ndarray | None = None) -> None:
