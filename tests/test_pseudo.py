@@ -112,3 +112,27 @@ def test_one_part_per_family():
     model = ebmlang.compile(MODELS["fvbm"])
     assert len(model.parts()) == 5
     assert [p.family for p in pseudo_parts(model)] == ["x"]
+
+
+STAT_MODEL = """var x[i in 0..5] : bool
+param b[i in 0..5] = 3
+stat ones = sum(i in 0..5) x[i]
+factor bias[i in 0..5] : b[i] * x[i]
+"""
+
+
+def test_the_model_side_of_the_stats_is_what_the_method_matches():
+    """Issue 11 item 11: pl has no model side (it printed the initial chains' stats, which never
+    change); cd reads its last k-sweep samples. Data all zeros, p(x_i = 1) = sigmoid(3) under
+    the initial params, which a learning rate of 1e-9 keeps: one sweep from the data gives
+    6 sigmoid(3) = 5.71 ones on average, the initial uniform chains about 3. The last
+    minibatch has 200 rows: the standard error of the average is sqrt(6 p (1 - p) / 200)."""
+    data = {"x": np.zeros((200, 6))}
+    pl = ebmlang.compile(STAT_MODEL).fit(data, method="pl", epochs=2, lr=1e-9)
+    assert all(e["stats"] == {} for e in pl.history)
+    cd = ebmlang.compile(STAT_MODEL).fit(data, method="cd", epochs=2, lr=1e-9, batch_size=200)
+    p = 1 / (1 + np.exp(-3.0))
+    se = np.sqrt(6 * p * (1 - p) / 200)
+    for e in cd.history:
+        assert e["stats"]["ones"]["data"] == 0
+        assert abs(e["stats"]["ones"]["model"] - 6 * p) < 5 * se
