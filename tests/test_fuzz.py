@@ -200,6 +200,7 @@ def test_an_empty_factor_index_adds_nothing():
     assert re.search(r"  down +factor +\[i, j\] +\(empty index\) +0\n", check_report(model))
     chain = "const N = 1\nvar x[i in 0..N-1] : spin\nfactor pair[i in 0..N-2] : x[i] * x[i+1]\n"
     assert outcome(chain) == "ok"
+    assert outcome("# a model of comments only\n") == "error"  # was refused without a location
 
 
 def test_compile_takes_the_base_folder_as_a_string_or_a_path():
