@@ -1,5 +1,5 @@
-"""The UAI 2014 peer suite: every network of ../shared/uai solved by ebmlang, against the
-published answers. Prints a markdown table (size, treewidth, method, error, time) for
+"""The UAI 2014 peer suite: every network of $EBMLANG_UAI_DIR (default ../shared/uai beside
+the repository) solved by ebmlang, against the published answers. Prints a markdown table (size, treewidth, method, error, time) for
 bench/RESULTS.md.
 
     python bench/uai_suite.py > /tmp/uai.md
@@ -21,7 +21,18 @@ from ebmlang.infer.logz import logz
 from ebmlang.infer.map import map_estimate
 from ebmlang.io.uai import read_marginals, read_pr, sampled_marginals
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "uai"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def uai_dir() -> Path:
+    """Where the UAI 2014 networks are: $EBMLANG_UAI_DIR, else ../shared/uai beside the
+    repository (relative to its root). The tests look in the same place."""
+    import os
+    given = os.environ.get("EBMLANG_UAI_DIR")
+    return Path(given).expanduser() if given else REPO.parent / "shared" / "uai"
+
+
+SHARED = uai_dir()
 
 
 def reference_map_score(model, path: Path) -> float | None:

@@ -310,13 +310,15 @@ def _overrides(kwargs: dict) -> dict[str, float]:
     return out
 
 
-def compile_model(text: str, name: str = "<string>", base: Path | None = None,
+def compile_model(text: str, name: str = "<string>", base: str | Path | None = None,
                   path: Path | None = None, sets: dict | None = None, **consts) -> Model:
-    """Compile model text; keyword arguments override consts; `sets` gives set rows directly."""
+    """Compile model text; keyword arguments override consts; `sets` gives set rows directly;
+    `base` (a str or Path, default the working directory) is where set files are found."""
     source = Source(name, text)
     try:
         program = parse(text, name)
-        checked = check(program, source, base or Path.cwd(), _overrides(consts), sets)
+        base = Path(base) if base is not None else Path.cwd()
+        checked = check(program, source, base, _overrides(consts), sets)
         return Model(checked, path)
     except UserError as err:
         raise err.with_source(source) from None

@@ -633,3 +633,61 @@ def test_coerce_param_shape_errors(tmp_path, monkeypatch):
     assert msg == "P.json:2:2: error: param 'W' in P.json is not a rectangular array of numbers"
     msg = error(coerce_param, "W", [1, 2], (3,))
     assert msg == "ebmlang: error: param 'W' has shape (2,), the model declares (3,)"
+
+
+# ------------------------------------------------------------------ a samples CSV as data
+
+SMALL_RBM = """model r
+var v[i in 0..2] : bool
+latent h[j in 0..1] : bool
+param W[i in 0..2, j in 0..1] = 0.5 * (i - j)
+param b[i in 0..2] = 0.2 * i - 0.2
+factor pair[i in 0..2, j in 0..1] : W[i, j] * v[i] * h[j]
+factor vis[i in 0..2] : b[i] * v[i]
+"""
+
+
+def test_samples_csv_is_data_for_fit_and_score(tmp_path, capsys):
+    """Issue 11 item 4: `sample -o` output feeds `fit` and `score`: chain, draw and latent
+    columns ignored (one note line), the var columns read exactly; the fit is the same as
+    from the same rows given as arrays."""
+    import ebmlang
+    from ebmlang.cli import app as cli
+    from ebmlang.io.data import load_data
+    model = ebmlang.compile(SMALL_RBM)
+    draws = model.sample(draws=40, chains=2, burn_in=10, seed=3, progress=False)
+    path = tmp_path / "draws.csv"
+    draws.to_csv(str(path))
+    data = load_data(model, str(path))
+    v = draws["v"].reshape(-1, 3)
+    assert np.array_equal(data.x[:, model.state_ids(("var",))], v)
+    assert np.isnan(data.x[:, model.state_ids(("latent",))]).all()
+    assert data.note == (f"{path}: a samples CSV: each row is one example; its chain and draw "
+                         "columns and its 2 latent columns are ignored")
+    from_csv = model.fit(str(path), method="exact").params
+    from_arrays = ebmlang.compile(SMALL_RBM).fit({"v": v}, method="exact").params
+    for name in ("W", "b"):
+        assert np.allclose(from_csv[name], from_arrays[name], rtol=0, atol=1e-9)
+    model_file = tmp_path / "r.ebm"
+    model_file.write_text(SMALL_RBM)
+    assert cli.main(["fit", str(model_file), str(path), "--epochs", "1", "--quiet",
+                     "-o", str(tmp_path / "p.json")]) == 0
+    assert capsys.readouterr().err == f"note: {data.note}\n"
+    assert cli.main(["score", str(model_file), str(path), "--params",
+                     str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr()
+    assert out.err == f"note: {data.note}\n" and len(out.out.splitlines()) == 1 + 80
+
+
+def test_samples_csv_header_only_when_chain_and_draw_lead(tmp_path):
+    cols = {"chain": None, "x": BIN}  # a model with a variable named chain: not a samples CSV
+    path = write(tmp_path / "d.csv", "chain,draw,x\n0,0,1\n")
+    assert "unknown column 'draw'" in error(read_data_csv, path, cols, samples=True)
+    path = write(tmp_path / "e.csv", "draw,chain,x\n0,0,1\n")
+    assert "unknown column 'draw'" in error(read_data_csv, path, {"x": BIN}, samples=True)
+    path = write(tmp_path / "f.csv", "chain,draw,x\n0,0,2\n")  # var cells still checked
+    assert "value 2 in column 'x' is not in the domain" in error(read_data_csv, path, {"x": BIN},
+                                                                 samples=True)
+    header, table = read_data_csv(write(tmp_path / "g.csv", "chain,draw,x\n1,7,1\n"),
+                                  {"x": BIN}, samples=True)
+    assert header == ["chain", "draw", "x"] and table.tolist() == [[1, 7, 1]]

@@ -179,6 +179,30 @@ def test_sample_inputs_without_input_flag(tmp_path, capsys):
                 "--input")
 
 
+def test_improper_gaussian_is_located_in_sample_as_in_check(tmp_path, capsys, monkeypatch):
+    """Issue 11 item 2: `check` refuses it (golden file), and `sample` names the same factor,
+    also at params given later (here a proper model made improper by --params)."""
+    monkeypatch.chdir(ROOT)
+    bad = "tests/bad/gaussian_improper_at_initial_params.ebm"
+    err = _user_error(["sample", bad, "-n", "2", "--no-progress"], capsys)
+    assert err.startswith(f"{bad}:3:1: error: the conditional of x[0] is improper"), err
+    path = tmp_path / "g.ebm"
+    path.write_text("param c = -1\nvar x[i in 0..3] : real\nenergy e[i in 0..3] : 0.5 * x[i]^2\n"
+                    "factor f[i in 0..3] : c * x[i]^2\n")
+    assert cli.main(["check", str(path)]) == 0
+    capsys.readouterr()
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"params": {"c": 2.0}}))
+    err = _user_error(["sample", str(path), "-n", "2", "--no-progress", "--params", str(params)],
+                      capsys, "its x^2 coefficient is 1.5 >= 0")
+    assert err.startswith(f"{path}:3:1: error: "), err  # the first factor with an x^2 term
+    model = ebmlang.load(path)
+    model.params["c"] = 2.0
+    with pytest.raises(ebmlang.UserError) as info:
+        model.sample(draws=2, chains=1, progress=False)
+    assert str(info.value).startswith(f"{path}:3:1: error: "), str(info.value)
+
+
 def test_errors_in_a_subprocess_have_no_traceback():
     """The real entry point, once: a user error is exit 1 on stderr, nothing on stdout."""
     proc = subprocess.run([sys.executable, "-m", "ebmlang", "sample", str(ISING), "-n", "0"],

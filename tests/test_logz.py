@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -209,11 +210,15 @@ def test_log_z_depends_on_the_inputs():
     assert abs(c - by_enumeration(model, np.ones(12))) < 1e-9 and abs(c - a) > 0.1
 
 
-UAI = ROOT.parent / "shared" / "uai"
+sys.path.insert(0, str(ROOT / "bench"))
+from uai_suite import uai_dir  # noqa: E402
+
+UAI = uai_dir()
 UAI_PROBLEMS = ["Promedus_24", "Grids_12", "Segmentation_11", "CSP_12", "Pedigree_12"]
 
 
-@pytest.mark.skipif(not UAI.exists(), reason="the UAI 2014 problems are not in ../shared/uai")
+@pytest.mark.skipif(not UAI.is_dir(), reason=f"the UAI 2014 problems are not in {UAI} "
+                    "(set EBMLANG_UAI_DIR to their folder)")
 @pytest.mark.parametrize("name", UAI_PROBLEMS)
 def test_ve_matches_uai_2014_partition_functions(name):
     """Against the competition's reference log10 Z, within the rounding of its last digit."""

@@ -66,8 +66,10 @@ def _load(args):
 def cmd_check(args) -> int:
     from ebmlang.backends.fused import fit_text
     from ebmlang.backends.numba_codegen import placement_text
+    from ebmlang.infer.proper import check_initial
     from ebmlang.report.text import check_report
     model = _load(args)
+    check_initial(model)
     print(check_report(model))
     print(placement_text(model))
     print(fit_text(model))

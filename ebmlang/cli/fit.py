@@ -30,6 +30,15 @@ def _line(entry: dict, opts) -> str:
     return "  ".join(parts)
 
 
+def _data(model, path):
+    """Read the data file, printing its note (a samples CSV read as data) on stderr."""
+    from ebmlang.io.data import load_data
+    data = load_data(model, path)
+    if data.note is not None:
+        print(f"note: {data.note}", file=sys.stderr, flush=True)
+    return data
+
+
 def _header(model, opts) -> str:
     fams = ", ".join(f"{f.space.size:,} {f.name} ({f.domain.text}{', ' + f.kind if f.kind != 'var' else ''})"
                      for f in model.vars.values())
@@ -62,8 +71,9 @@ def cmd_fit(args) -> int:
     print(_header(model, shown), flush=True)
     quiet = args.quiet
     opts["progress"] = None if quiet else (lambda e, o: print(_line(e, o), flush=True))
+    data = _data(model, args.data)
     try:
-        result = model.fit(args.data, **opts)
+        result = model.fit(data, **opts)
     except Diverged as err:
         write_params_json(out, model.params.to_dict(), err.result.to_meta(model))
         sys.stderr.write(err.render() + f"\nwrote the last good params to {out}\n")
@@ -85,7 +95,7 @@ def cmd_score(args) -> int:
     model = _load(args)
     if args.params is not None:
         load_params(model, args.params)
-    res = score(model, args.data)
+    res = score(model, _data(model, args.data))
     columns = [("score", res["score"])] + ([("logp", res["logp"])] if res["logp"] is not None else [])
     if args.output is None:
         _print_scores(columns)

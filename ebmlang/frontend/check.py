@@ -344,7 +344,7 @@ def _check(program: A.Program, source: Source, base: Path,
             model.samplers[st.name] = _sampler(st, model, env)
     if not any(v.sampled for v in model.vars.values()):
         raise UserError("the model declares no random variables (var or latent)",
-                        program.stmts[0].span if program.stmts else None)
+                        program.stmts[0].span if program.stmts else Span(1, 1))
     return model
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ebmlang.errors import UserError
 from ebmlang.middle.lower import id_slice
+from ebmlang.infer.proper import check_proper, improper  # noqa: F401 - map and fit import them from here
 from ebmlang.backends.runtime import gibbs_step
 
 
@@ -353,33 +354,6 @@ def acceptance(parts) -> dict[str, float]:
                 c[0] += part.accepted
                 c[1] += part.proposed
     return {f: a / p for f, (a, p) in counts.items() if p}
-
-
-def improper(model, x) -> str | None:
-    """A message naming a Gaussian conditional whose x^2 coefficient is not negative on the
-    states x at the current params, or None when every one is proper."""
-    if not any(m[0] == "gaussian" for m in model.methods.values()):
-        return None
-    from ebmlang.backends.runtime import local_logits
-    for block in model.parts():
-        for part in block:
-            if part.method != "gaussian":
-                continue
-            with np.errstate(all="ignore"):
-                ell = local_logits(part, x, model.params.theta)
-            a = 0.5 * (ell[..., 2] + ell[..., 0]) - ell[..., 1]
-            if np.any(~(a < 0)):
-                c, m = np.argwhere(~(a < 0))[0]
-                name = model.ground_names()[int(np.searchsorted(model.state_ids(), part.ids[m]))]
-                return (f"the conditional of {name} is improper at these params: its x^2 "
-                        f"coefficient is {a[c, m]:.4g} >= 0, so its density grows without bound")
-    return None
-
-
-def check_proper(model, x) -> None:
-    message = improper(model, x)
-    if message is not None:
-        raise UserError(message)
 
 
 def _inputs_from_dict(model, inputs: dict) -> np.ndarray:

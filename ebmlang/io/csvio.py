@@ -158,6 +158,12 @@ def join_bracketed(cells: list[str]) -> list[str]:
     return out
 
 
+def is_samples_header(cells: list[str], columns: Mapping[str, Any]) -> bool:
+    """Whether a header is a samples CSV's (`chain,draw,...`) rather than the model's columns."""
+    return [c.strip() for c in cells[:2]] == ["chain", "draw"] \
+        and "chain" not in columns and "draw" not in columns
+
+
 def _parse_header(cells: list[str], line: int, columns: Mapping[str, Any],
                   latent: Collection[str], required: Collection[str] | None, path: str,
                   ) -> list[str]:
@@ -241,11 +247,19 @@ def _convert(table: tuple[str, list[str], list[np.ndarray | None], bool], rows: 
 def read_data_csv(path: PathLike, columns: Mapping[str, np.ndarray | None], *,
                   required: Collection[str] | None = None, allow_missing: bool = True,
                   what: str = "data", latent: Collection[str] | None = None,
-                  ) -> tuple[list[str], np.ndarray]:
-    """Read a data CSV: (canonical header names, float64 rows x columns, NaN where empty)."""
+                  samples: bool = False) -> tuple[list[str], np.ndarray]:
+    """Read a data CSV: (canonical header names, float64 rows x columns, NaN where empty).
+
+    With `samples`, a samples CSV (`sample -o`: a header starting `chain,draw`) is data too:
+    its chain, draw and latent columns are read like any other (with no domain) and kept in
+    the header, for the caller to drop."""
     rows = _csv_rows(p := os.fspath(path), what, "a header row of variable names")
     first = next(rows)
-    header = _parse_header(join_bracketed(first[1]), first[0], columns, latent or (), required, p)
+    cells = join_bracketed(first[1])
+    if samples and is_samples_header(cells, columns):
+        columns = {**columns, **dict.fromkeys(("chain", "draw", *(latent or ())))}
+        latent = ()
+    header = _parse_header(cells, first[0], columns, latent or (), required, p)
     table = (p, header, [columns[n] for n in header], allow_missing)
     blocks, pending, lines = [], [], []  # type: list[np.ndarray], list[list[str]], list[int]
     for n, (line, row) in enumerate(rows, start=1):

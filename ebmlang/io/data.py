@@ -15,6 +15,7 @@ from ebmlang.errors import UserError
 class Data:
     x: np.ndarray            # (rows, n_state): values, NaN where missing or latent
     source: str
+    note: str | None = None  # one line for the user about how the file was read
 
     @property
     def rows(self) -> int:
@@ -60,12 +61,24 @@ def _from_csv(model, path: str, what: str, required=None) -> Data:
     if required is None:
         required = list(cols)
     header, table = read_data_csv(path, {n: d for n, (_, d) in cols.items()},
-                                  required=required, latent=latent, what=what)
+                                  required=required, latent=latent, what=what,
+                                  samples=what == "data")
     x = np.full((table.shape[0], model.checked.n_state), np.nan)
     for c, name in enumerate(header):
-        x[:, cols[name][0]] = table[:, c]
+        if name in cols:
+            x[:, cols[name][0]] = table[:, c]
     _check_inputs(model, x, path)
-    return Data(x, path)
+    return Data(x, path, _samples_note(path, [n for n in header if n not in cols]))
+
+
+def _samples_note(path: str, ignored: list[str]) -> str | None:
+    """The line that says a samples CSV was read as data, and which columns it ignored."""
+    if not ignored:
+        return None
+    latent = len(ignored) - 2
+    also = f" and its {latent:,} latent column{'s' * (latent != 1)}" if latent else ""
+    return (f"{path}: a samples CSV: each row is one example; its chain and draw "
+            f"columns{also} are ignored")
 
 
 def _from_table(model, header: list[str], table: np.ndarray, source: str) -> Data:

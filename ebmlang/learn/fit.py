@@ -22,7 +22,7 @@ from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.infer.summed import SummedOut
-from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient
+from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
 from ebmlang.learn.optim import make_optimizer
 from ebmlang.learn.result import FitResult
@@ -104,6 +104,7 @@ class _Phases:
         if opts.method == "pl" and not pseudo_available(model):
             raise UserError("method pl needs conditionals that normalize in closed form (finite "
                             "or Gaussian); this model has MH-sampled families; use pcd or cd")
+        self.pl_parts = pseudo_parts(model) if opts.method == "pl" else None
         if self.has_inputs:
             self.chains = self.rows.copy()                 # one persistent chain per row
         else:
@@ -114,12 +115,15 @@ class _Phases:
             from ebmlang.infer.tempering import Replicas
             self.replicas = Replicas(model, self.chains, None, opts.tempering,
                                      opts.tempering_min, [self._tempered_sweep])
+        # the states the model side of the stats is read from: pcd's chains, cd's last
+        # k-sweep samples; none for pl, which matches conditionals at the data, not stats
+        self.model_states = None if opts.method == "pl" else self.chains
 
     def positive(self, batch: np.ndarray) -> np.ndarray:
         model, w = self.model, np.full(len(batch), 1.0 / len(batch))
         x = self.rows[batch]
         if self.opts.method == "pl":
-            return pseudo_gradient(model, x, w)
+            return pseudo_gradient(model, x, w, self.pl_parts)
         missing = self.any_missing and self.missing[batch].any()
         exact = self.summed is not None and not missing
         if exact and self.fused is not None:
@@ -152,6 +156,7 @@ class _Phases:
                 self.chains[batch] = x
             else:
                 self.chains = x
+        self.model_states = self.chains if opts.method == "pcd" else x
         return self.stats(x)
 
     def sweep(self, x: np.ndarray, clamp: np.ndarray | None = None) -> None:
@@ -217,7 +222,7 @@ def _fill(model, x: np.ndarray, rng) -> np.ndarray:
 
 def _keep_proper(model, phases, good, theta, epoch) -> None:
     """Shrink a step that would make a Gaussian conditional improper; stop if none is proper."""
-    from ebmlang.infer.sample import improper
+    from ebmlang.infer.proper import improper
     delta = theta - good
     for _ in range(40):
         if improper(model, phases.chains) is None:
@@ -225,9 +230,9 @@ def _keep_proper(model, phases, good, theta, epoch) -> None:
         delta *= 0.5
         theta[:] = good + delta
     theta[:] = good
-    if improper(model, phases.chains) is not None:
-        raise Diverged(f"the fit stopped at epoch {epoch}: "
-                       + improper(model, phases.chains))
+    err = improper(model, phases.chains)
+    if err is not None:
+        raise Diverged(f"the fit stopped at epoch {epoch}: {err.message}")
 
 
 def _param_at(model, pos: int) -> str:

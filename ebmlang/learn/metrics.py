@@ -8,7 +8,7 @@ import numpy as np
 
 from ebmlang.backends.numeric import logsumexp
 from ebmlang.infer.exact import enumerate_states, state_count
-from ebmlang.learn.gradient import pseudo_available, pseudo_loglik, stochastic_pseudo_loglik
+from ebmlang.learn.gradient import pseudo_available, pseudo_loglik, pseudo_parts, stochastic_pseudo_loglik
 
 MAX_METRIC_STATES = 1 << 16
 MAX_METRIC_ROWS = 500   # rows the per-epoch metric looks at (it is a progress report)
@@ -28,6 +28,7 @@ class Metric:
             self.groups = _groups(model, self.states, self.x)
         elif not len(phases.latent) and pseudo_available(model):
             self.kind = "pseudo-LL"
+            self.parts = phases.pl_parts or pseudo_parts(model)
         elif phases.summed is not None:
             self.kind = "pseudo-LL"
             self.visible = [p for block in model.parts() for p in block
@@ -39,7 +40,7 @@ class Metric:
         if self.kind == "LL":
             value = exact_loglik(self.model, self.states, self.groups)
         elif not len(self.phases.latent):
-            value = float(np.mean(pseudo_loglik(self.model, self.x)))
+            value = float(np.mean(pseudo_loglik(self.model, self.x, self.parts)))
         else:
             x = self.x.copy()
             x[:, self.phases.latent] = 0.0
@@ -48,10 +49,12 @@ class Metric:
         return {"metric": self.kind, "value": value}
 
     def stats(self) -> dict:
-        if not self.model.checked.stats:
+        """The data and model averages of every declared stat; none for pseudo-likelihood,
+        which has no model side (its gaps are the data minus the conditionals' averages)."""
+        if not self.model.checked.stats or self.phases.model_states is None:
             return {}
         data = self.model.stat_values(self.phases.rows)
-        chains = self.model.stat_values(self.phases.chains)
+        chains = self.model.stat_values(self.phases.model_states)
         return {k: {"data": float(np.mean(data[k])), "model": float(np.mean(chains[k]))}
                 for k in data}
 

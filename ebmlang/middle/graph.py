@@ -96,10 +96,10 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
             keep = a != b
             a, b = a[keep], b[keep]
             keys.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
-    if not keys:
-        return np.zeros((0, 2), np.int64)
     # one int64 key per unordered pair: sorting keys is much faster than np.unique(axis=0)
-    key = np.sort(np.concatenate(keys))
+    key = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    if not key.size:  # no pairs, or only a variable read twice by one instance
+        return np.zeros((0, 2), np.int64)
     key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     return np.column_stack([key // n, key % n])
 

@@ -272,8 +272,9 @@ def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, exp
     try:
         path = (owner,) if kind == "stat" else ()
         pieces = merge_pieces(split(inline_stats(expr, model, path)))
-        return [_term(model, owner, kind, index, outer, number, piece)
-                for number, piece in enumerate(pieces)]
+        terms = [_term(model, owner, kind, index, outer, number, piece)
+                 for number, piece in enumerate(pieces)]
+        return [t for t in terms if t.size]  # an empty index or sum adds nothing (N = 1 chain)
     except UserError as err:
         raise explain_overrides(err, model.source, model.overrides) from None
 

@@ -34,6 +34,9 @@ class Ind(sp.Function):
     def fdiff(self, argindex=1):
         return sp.S.Zero  # piecewise constant: zero derivative almost everywhere
 
+    def _eval_derivative(self, s):
+        return sp.S.Zero  # without differentiating the condition (a relation has no diff)
+
     @classmethod
     def eval(cls, cond):
         if cond is sp.true:
@@ -57,6 +60,10 @@ class IndexSum(sp.Function):
     """sum(BINDINGS where COND) BODY over ground instances that a read does not invert."""
 
     nargs = 3  # (body, Symbol naming the bindings, condition)
+
+    def _eval_derivative(self, s):
+        body, name, cond = self.args  # the condition reads indices only (never a variable)
+        return IndexSum(sp.diff(body, s), name, cond)
 
 
 # ---------------------------------------------------------------- AST -> sympy
@@ -102,6 +109,8 @@ class ToSympy:
             return Ind(sp.And(_truth(a), _truth(b)))
         if e.op == "or":
             return Ind(sp.Or(_truth(a), _truth(b)))
+        if e.op in ("/", "%") and b.is_zero:  # e.g. x % (J < J): zero whatever the params
+            raise UserError("division by zero: this divisor is 0 whatever the params", e.span)
         return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
                 "/": lambda: a / b, "^": lambda: a ** b, "%": lambda: sp.Mod(a, b)}[e.op]()
 
@@ -558,12 +567,24 @@ def term_expr(term: Term, consts: dict[str, float]):
     return ToSympy(None, names, replace)(term.body)
 
 
+def diff(expr: sp.Expr, s: sp.Symbol) -> sp.Expr:
+    """d(expr)/ds, almost everywhere: sympy leaves d/ds (a % b) unevaluated, and it is
+    d/ds a - floor(a / b) d/ds b wherever it exists (a % b = a - b floor(a / b))."""
+    def mod_rule(d):
+        (a, b), (var, _) = d.expr.args, d.variable_count[0]
+        return diff(a, var) - sp.floor(a / b) * diff(b, var)
+    d = sp.diff(expr, s).replace(
+        lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, sp.Mod)
+        and len(e.variable_count) == 1 and e.variable_count[0][1] == 1, mod_rule)
+    return d.replace(lambda e: isinstance(e, sp.Subs), lambda e: e.doit())  # the chain rule's
+
+
 def param_derivatives(term: Term, consts: dict[str, float]) -> list[sp.Expr]:
     """d(body)/d(param read k) for each param read of the term (the sufficient statistics
     when the term is linear in its params)."""
     expr = term_expr(term, consts)
     _, p, _ = term_symbols(term)
-    return [sp.diff(expr, s) for s in p]
+    return [diff(expr, s) for s in p]
 
 
 def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
@@ -583,7 +604,7 @@ def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
                         **{q.node: s for q, s in zip(t.preads, p)}})(t.body)
         label = t.owner + (f" term {t.number}" if t.number else "")
         for q, sym in zip(t.preads, p):
-            d = int(t.sign) * sp.diff(expr, sym)
+            d = int(t.sign) * diff(expr, sym)
             out[q.family].append((label, to_text(d.xreplace(shown))))
     return out
 
@@ -597,6 +618,8 @@ class RealForm:
     kind: str                   # "gaussian" | "mh"
     quad: sp.Expr | None = None # coefficient of x^2 (must be negative)
     lin: sp.Expr | None = None  # coefficient of x
+    span: object = None         # the first factor with an x^2 term: where an improper one is reported
+    quad_reads_vars: bool = False  # the x^2 coefficient depends on other variables' values
 
 def _reads_value(e, value) -> bool:
     return e.has(value)
@@ -607,10 +630,13 @@ def real_form(model, fam) -> RealForm:
     log-potential that cannot be normalized: a UserError at the factor's span; else MH."""
     own = [sp.Symbol(n, integer=True) for n in fam.space.names]
     value = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
-    local = sp.Add(*[s * c.at(lambda b: b) for c, s in _contributions(model, fam, own, value)])
-    first = next((t for t in model.terms if any(r.family == fam.name for r in t.reads)), None)
+    contribs = _contributions(model, fam, own, value)
     x = sp.Dummy("x", real=True)
-    local = local.xreplace({value: x})
+    parts = [(s * c.at(lambda b: b)).xreplace({value: x}) for c, s in contribs]
+    local = sp.Add(*parts)
+    owners = _contribution_owners(model, fam)
+    first = next((t for t, e in zip(owners, parts) if sp.diff(e, x, 2) != 0),
+                 owners[0] if owners else None)
     span = _term_span(model, first)
     if not local.has(x):
         raise UserError(f"'{fam.name}' is real-valued but no factor depends on it: its density "
@@ -627,7 +653,7 @@ def real_form(model, fam) -> RealForm:
             raise UserError(f"the log-density of the real variable {to_text(value)} has the x^2 "
                             f"coefficient {to_text(quad)} >= 0: it grows without bound and "
                             "cannot be normalized (an energy needs +x^2, a factor -x^2)", span)
-        return RealForm("gaussian", quad, lin)
+        return RealForm("gaussian", quad, lin, span, _reads_vars(model, quad))
     _check_polynomial_growth(local, x, value, span)
     return RealForm("mh")
 
@@ -645,6 +671,22 @@ def _check_polynomial_growth(local, x, value, span) -> None:
         raise UserError(f"the log-density of the real variable {to_text(value)} is a polynomial of "
                         f"degree {poly.degree()} with {why}: it grows without bound and cannot be "
                         "normalized", span)
+
+
+def _contribution_owners(model, fam) -> list:
+    """The term of each contribution `_contributions` returns, in the same order."""
+    out = []
+    for t in model.terms:
+        nodes = {r.node for r in t.reads if r.family == fam.name}
+        out += [t] * len(nodes)
+    return out
+
+
+def _reads_vars(model, e) -> bool:
+    """Whether the expression reads any variable (var, latent or input) of the model."""
+    names = set(model.checked.vars)
+    return any(str(a.base.label) in names for a in e.atoms(sp.Indexed)) \
+        or any(s.name in names for s in e.free_symbols if isinstance(s, sp.Symbol))
 
 
 def _term_span(model, term):

@@ -97,6 +97,12 @@ def _term_rows(model):
         reads = ", ".join(expr_text(r.node) for r in t.reads) or "(no variables)"
         rows.append((label, kinds.get(t.owner, "factor"), f"[{', '.join(t.names)}]"
                      if t.names else "", reads, f"{t.size:,}"))
+    from ebmlang.middle.split import binding_names
+    for f in model.checked.factors:  # an empty index or sum adds no term
+        if f.name not in counts:
+            names = [n for b in (f.index.bindings if f.index else ()) for n in binding_names(b)]
+            rows.append((f.name, f.kind, f"[{', '.join(names)}]" if names else "",
+                         "(empty index)", "0"))
     return rows
 
 
