@@ -150,6 +150,7 @@ class _Phases:
         else:
             x = self.chains
         for _ in range(opts.k):
+            self.cluster_sweep(x)
             self.sweep(x)
         if opts.method == "pcd":
             if self.has_inputs:
@@ -169,6 +170,15 @@ class _Phases:
             self._sweeper = _sweeper(self.model, self.opts.backend)
         parts, step = self._sweeper
         step(parts, x, theta, self.rng, clamp)
+
+    def cluster_sweep(self, x: np.ndarray) -> None:
+        """One cluster move of every group where cluster moves apply (`cluster_moves`): the
+        model phase's chains mix where single-site Gibbs stalls."""
+        if getattr(self, "_moves", None) is None:
+            from .cluster_moves import cluster_moves
+            self._moves = cluster_moves(self.model) or False
+        if self._moves:
+            self._moves.sweep(x, self.model.params.theta, self.rng)
 
     def stats(self, x: np.ndarray) -> np.ndarray:
         """The average of dF/dtheta over the rows of x."""

@@ -206,6 +206,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     ids = model.state_ids()
     theta = model.params.theta
     parts, step = _backend(model, backend)
+    from .cluster_moves import with_cluster_moves
+    step = with_cluster_moves(model, step, burn_in)   # cluster moves before each Gibbs sweep
     total = burn_in + draws * thin
     out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
