@@ -157,8 +157,11 @@ def _symbolic(model, t, n, reads, va, vb):
     expr = term_expr(t, model.checked.consts)
     a, b = reads
 
+    def num(value):   # exact for integers (spins, bits, labels); never parsed from text
+        return sp.Integer(int(value)) if float(value).is_integer() else sp.Float(value, 17)
+
     def f(la, lb):
-        return int(t.sign) * expr.xreplace({v[a]: sp.nsimplify(va[la]), v[b]: sp.nsimplify(vb[lb])})
+        return int(t.sign) * expr.xreplace({v[a]: num(va[la]), v[b]: num(vb[lb])})
     k2 = sp.simplify(f(1, 1) - f(1, 0) - f(0, 1) + f(0, 0))
     for la in range(1, len(va)):
         for lb in range(1, len(vb)):
@@ -241,10 +244,11 @@ def family_text(model, family: str) -> str | None:
             ks = f"pairs {ks} ({', '.join(sorted(how))})" if ks else "no pairs"
             stuck = frustration(model).get(family)
             if stuck is not None:
-                return f"{name} falls back to Gibbs at these params: {stuck}{group}; {ks}"
-            what = f"{name} only (sampler statement)" if g.explicit else \
-                f"one {name} sweep with each Gibbs sweep (the default where they apply)"
+                return f"Gibbs, exact; {name} falls back to Gibbs at these params: {stuck}" \
+                    f"{group}; {ks}"
+            what = f"{name} cluster moves alone (sampler statement)" if g.explicit else \
+                f"Gibbs, exact, and one {name} sweep with each (the default where they apply)"
             return f"{what}{group}; {ks}; Gibbs alone wherever K < 0 (frustrated)"
     if family in p.why_not and model.vars[family].domain.finite:
-        return f"no cluster moves: {p.why_not[family]}"
+        return f"Gibbs, exact; no cluster moves: {p.why_not[family]}"
     return None

@@ -134,6 +134,8 @@ class Group:
                 if neg.any() and bad is None:
                     c, e = np.argwhere(neg)[0]
                     bad = (f"{t.label(int(r[e]))} has K = {K[c, e]:.4g} < 0 (frustrated)")
+                if bad is not None:      # frustrated: no move, so no unary terms either
+                    return None, None, bad
                 _add(U, ea[s:s + CHUNK], ua)
                 _add(U, eb[s:s + CHUNK], wb)
                 Ks.append(np.maximum(K, 0.0))

@@ -163,8 +163,7 @@ class Model:
         method, scale, adapt = self.methods[family]
         if method == "gibbs":
             from .cluster import family_text
-            cluster = family_text(self, family)
-            return "Gibbs, exact" + (f"; cluster moves: {cluster}" if cluster else "")
+            return family_text(self, family) or "Gibbs, exact"
         if method == "gaussian":
             return "Gibbs, exact Gaussian"
         return "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
