@@ -6,7 +6,8 @@ The group's sites are given by their state ids `sid` (n,) and their domain value
 pairs (ea[e], eb[e]) with probability pbond[c, e] = 1 - exp(-beta K_e) when their labels
 agree; `h[c, i, l]` is the unary log-potential of site i at label l (times beta); a site with
 fixed[c, i] (clamped) keeps its value, and so does every cluster that holds one. Arrays with
-a leading axis of 1 are shared by every chain. Each chain draws from its own xoroshiro128+
+a leading axis of 1 are shared by every chain; h or fixed with no sites (shape (1, 0, k), (1,
+0)) mean no unary terms, nothing clamped. Each chain draws from its own xoroshiro128+
 generator seeded from two words of the caller's numpy Generator (`numba_kernels._seed`).
 """
 
@@ -41,6 +42,7 @@ def _labels(x, c, sid, vals, lab):
 
 @njit(cache=True, error_model="numpy")
 def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, field, hold):
+    """One sweep of chain c; h of shape (1, 0, k) means no unary terms (uniform draws)."""
     s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
     n, k = vals.shape
     pc = c if pbond.shape[0] > 1 else 0
@@ -60,6 +62,13 @@ def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, fiel
                 parent[max(ra, rb)] = min(ra, rb)
     for i in range(n):                       # every site points at its cluster's root
         parent[i] = _find(parent, i)
+    if h.shape[1] == 0 and fixed.shape[1] == 0:     # no unary terms, nothing clamped
+        for i in range(n):
+            if parent[i] == i:
+                u, s0, s1 = _uniform(s0, s1)
+                lab[i] = min(int(u * k), k - 1)
+            x[c, sid[i]] = vals[i, lab[parent[i]]]
+        return
     for i in range(n):
         if parent[i] == i:
             hold[i] = False
@@ -67,9 +76,10 @@ def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, fiel
                 field[i, j] = 0.0
     for i in range(n):                       # every cluster's summed unary terms, at its root
         r = parent[i]
-        for j in range(k):
-            field[r, j] += h[hc, i, j]
-        if fixed[fc, i]:
+        if h.shape[1]:
+            for j in range(k):
+                field[r, j] += h[hc, i, j]
+        if fixed.shape[1] and fixed[fc, i]:
             hold[r] = True
     for i in range(n):                       # a new label per cluster, drawn at its root
         if parent[i] == i and not hold[i]:
@@ -113,8 +123,9 @@ def _wolff_chain(c, x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fix
         mark[seed] = stamp
         members[0] = seed
         size, head = 1, 0
-        held = fixed[fc, seed]
-        delta = h[hc, seed, new] - h[hc, seed, old]
+        unary = h.shape[1] > 0
+        held = fixed.shape[1] > 0 and fixed[fc, seed]
+        delta = h[hc, seed, new] - h[hc, seed, old] if unary else 0.0
         while head < size:
             i = members[head]
             head += 1
@@ -127,8 +138,10 @@ def _wolff_chain(c, x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fix
                     mark[j] = stamp
                     members[size] = j
                     size += 1
-                    held = held or fixed[fc, j]
-                    delta += h[hc, j, new] - h[hc, j, old]
+                    if fixed.shape[1] and fixed[fc, j]:
+                        held = True
+                    if unary:
+                        delta += h[hc, j, new] - h[hc, j, old]
         grown += size
         if held:
             continue

@@ -22,6 +22,7 @@ from . import cluster_kernels as ck
 from .cluster import GroupPlan, plan
 from .codegen import ensure_shape
 
+NO_CLAMP = np.zeros((1, 0), np.bool_)
 CHUNK = 1 << 18          # instances evaluated at once while tabulating
 TOL = 1e-9               # relative slack of the pair decomposition and of K >= 0
 
@@ -84,6 +85,7 @@ class Group:
         ea = [p[3] for p in self.pairs] or [np.zeros(0, np.int64)]
         eb = [p[4] for p in self.pairs] or [np.zeros(0, np.int64)]
         self.ea, self.eb = np.concatenate(ea).astype(np.int64), np.concatenate(eb).astype(np.int64)
+        self.inputs = model.state_ids(("input",))
         self.key = None
         self.K = self.U = None
         self.frustrated: str | None = None
@@ -108,7 +110,7 @@ class Group:
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
         """K and the static unary terms, again when the params or the inputs changed."""
-        inputs = self.model.state_ids(("input",))
+        inputs = self.inputs
         xin = x[:, inputs]
         same = len(inputs) == 0 or bool(np.all(xin == xin[:1]))
         key = (theta.copy(), xin[:1].copy() if same else xin.copy())
@@ -118,6 +120,8 @@ class Group:
         self.key, self._pb = key, None
         xs = x[:1] if same else x
         self.K, self.U, self.frustrated = self._tabulate(xs, theta)
+        self.field = self.U is not None and bool(np.any(self.U != self.U[:, :, :1]))
+        self._none = np.zeros((1, 0, self.vals.shape[1]))
 
     def _tabulate(self, xs, theta):
         model, n, k = self.model, len(self.sid), self.vals.shape[1]
@@ -168,11 +172,11 @@ class Group:
     # ------------------------------------------------------------ the move
     def move(self, x, theta, rng, fixed, beta) -> None:
         """One sweep (Swendsen-Wang) or `steps` single-cluster steps (Wolff), in place."""
-        h = self.U
+        h = self.U if self.field or self.plan.dynamic else self._none
         if self.plan.dynamic:
             h = h + sum(self._unary(n, r, x, theta) for n, r in self.plan.dynamic)
         b = np.asarray(beta, float).reshape(-1)
-        if not np.all(b == 1.0):
+        if h.shape[1] and not np.all(b == 1.0):
             h = h * b[:, None, None]
         pbond = self._bonds(b)
         seeds = rng.bit_generator.random_raw((x.shape[0], 2))
@@ -229,8 +233,7 @@ class ClusterMoves:
             g.refresh(x, theta)
             if g.frustrated is not None:
                 continue
-            fixed = np.zeros((1, len(g.sid)), np.bool_) if clamp is None else \
-                np.ascontiguousarray(~np.isnan(clamp[:, g.sid]))
+            fixed = NO_CLAMP if clamp is None else np.ascontiguousarray(~np.isnan(clamp[:, g.sid]))
             g.move(x, theta, rng, fixed, beta)
             if g.plan.explicit:
                 alone.update(g.families)
