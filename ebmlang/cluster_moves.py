@@ -21,6 +21,7 @@ import numpy as np
 from . import cluster_kernels as ck
 from .cluster import GroupPlan, plan
 from .codegen import ensure_shape
+from .lower import id_dtype
 
 NO_CLAMP = np.zeros((1, 0), np.bool_)
 CHUNK = 1 << 18          # instances evaluated at once while tabulating
@@ -68,11 +69,13 @@ class Group:
     def __init__(self, model, gp: GroupPlan, burn_in: int = 0):
         self.model, self.plan = model, gp
         fams = [model.vars[f] for f in gp.families]
-        self.sid = np.concatenate([np.arange(f.offset, f.offset + f.space.size) for f in fams])
+        ids = id_dtype(model.checked.n_state)      # int32 below 2^31: half the memory
+        self.sid = np.concatenate([np.arange(f.offset, f.offset + f.space.size, dtype=ids)
+                                   for f in fams])
         self.vals = np.ascontiguousarray(np.concatenate(
             [np.broadcast_to(f.domain.values, (f.space.size, f.domain.size)) for f in fams]))
-        self.where = np.full(model.checked.n_state, -1, np.int64)
-        self.where[self.sid] = np.arange(len(self.sid))
+        self.where = np.full(model.checked.n_state, -1, ids)
+        self.where[self.sid] = np.arange(len(self.sid), dtype=ids)
         self.pairs = []                 # (term, reads, rows that join two sites, ea, eb)
         self.selfs = []                 # (term, reads, rows whose two reads are one site)
         for form in gp.pairs:
@@ -82,9 +85,9 @@ class Group:
             self.pairs.append((form.term, form.reads, two, a[two], b[two]))
             if len(two) < t.size:
                 self.selfs.append((form.term, form.reads, np.flatnonzero(a == b)))
-        ea = [p[3] for p in self.pairs] or [np.zeros(0, np.int64)]
-        eb = [p[4] for p in self.pairs] or [np.zeros(0, np.int64)]
-        self.ea, self.eb = np.concatenate(ea).astype(np.int64), np.concatenate(eb).astype(np.int64)
+        ea = [p[3] for p in self.pairs] or [np.zeros(0, ids)]
+        eb = [p[4] for p in self.pairs] or [np.zeros(0, ids)]
+        self.ea, self.eb = np.concatenate(ea).astype(ids), np.concatenate(eb).astype(ids)
         self.inputs = model.state_ids(("input",))
         self.key = None
         self.K = self.U = None
@@ -105,7 +108,7 @@ class Group:
         order = np.argsort(src, kind="stable")
         self.nb_site = np.concatenate([self.eb, self.ea])[order]
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
-        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
+        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(np.int64)
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -270,7 +273,11 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
 def frustration(model) -> dict[str, str]:
     """Family -> why its group falls back to Gibbs at the current params (K < 0 somewhere),
-    for groups whose K does not depend on inputs; for `ebmlang check`."""
+    for groups whose K does not depend on inputs; for `ebmlang check` (kept per params)."""
+    theta = model.params.theta
+    known = getattr(model, "_cluster_frustration", None)
+    if known is not None and np.array_equal(known[0], theta):
+        return known[1]
     out = {}
     inputs = len(model.state_ids(("input",)))
     for gp in plan(model).groups:
@@ -282,4 +289,5 @@ def frustration(model) -> dict[str, str]:
         g.refresh(np.zeros((1, model.checked.n_state)), model.params.theta)
         if g.frustrated is not None:
             out.update({f: g.frustrated for f in gp.families})
+    model._cluster_frustration = (theta.copy(), out)
     return out
