@@ -57,6 +57,17 @@ factor three : 1.2 * b[0] * b[1] * b[2]
 """, "a", None),
 }
 
+# a spin and a bool family joined into one group (labels, not values, must agree), with an
+# instance whose two reads are one variable (a[0] * a[0]: unary)
+TWO_FAMILIES = """
+var a[i in 0..3] : spin
+var b[i in 0..3] : bool
+factor ab[i in 0..3] : 0.7 * a[i] * b[i]
+factor aa[i in 0..3] : 0.4 * a[i] * a[(2 * i) % 4]
+factor bb[i in 0..2] : 0.5 * b[i] * b[i + 1] - 0.4 * b[i]
+factor field[i in 0..3] : 0.2 * a[i]
+"""
+
 
 def _model(name, sampler=None):
     src, family, inputs = CASES[name]
@@ -166,3 +177,47 @@ def test_move_at_inverse_temperature_leaves_the_tempered_model_invariant(method)
             se = max(batch_se(ind), np.sqrt(exact * (1 - exact) / ind.size), 1e-4)
             assert abs(ind.mean() - exact) < 5 * se, (b, i, ind.mean(), exact)
     del logp
+
+
+@pytest.mark.parametrize("sampler", ["swendsen_wang", "wolff"])
+def test_one_group_of_two_families(sampler):
+    model = ebmlang.compile(TWO_FAMILIES + f"sampler a : {sampler}\nsampler b : {sampler}\n")
+    gp = plan(model).groups[0]
+    assert gp.families == ("a", "b") and gp.explicit
+    assert len(gp.pairs) == 3
+    draws = model.sample(draws=3000, chains=4, burn_in=300, seed=8)
+    _assert_exact(model, draws, None, "two families")
+
+
+def test_categorical_pair_not_of_equality_form_is_left_to_gibbs():
+    model = ebmlang.compile("""
+var z[i in 0..3] : cat(3)
+factor sq[i in 0..2] : -0.5 * (z[i] - z[i + 1]) ^ 2
+""")
+    assert not plan(model).groups
+    assert "factor sq: not a weight on equality" in model.sampler_text("z")
+
+
+@pytest.mark.parametrize("potts", [True, False])
+def test_tabular_pair_is_decided_per_instance(potts):
+    """A param table indexed by variables is no sympy symbol: the pair is checked numerically
+    at the current params (a Potts table qualifies, a random one does not)."""
+    src = """
+var x[i in 0..3] : 1..3
+param T[a in 1..3, b in 1..3] = 0
+factor t[i in 0..2] : T[x[i], x[i + 1]]
+factor one[i in 0..3] : 0.3 * (x[i] == 2)
+"""
+    model = ebmlang.compile(src)
+    T = 0.8 * np.eye(3) + np.array([0.1, -0.2, 0.3])[None, :] if potts else \
+        np.random.default_rng(0).normal(size=(3, 3))
+    model.params["T"] = T
+    if not potts:
+        assert not plan(model).groups
+        return
+    gp = plan(model).groups[0]
+    assert gp.pairs[0].how == "numerically at the current params"
+    model2 = ebmlang.compile(src + "sampler x : wolff\n")
+    model2.params["T"] = T
+    draws = model2.sample(draws=3000, chains=4, burn_in=300, seed=6)
+    _assert_exact(model2, draws, None, "tabular")
