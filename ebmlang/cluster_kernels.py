@@ -60,8 +60,8 @@ def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, fiel
             ra, rb = _find(parent, a), _find(parent, b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-    for i in range(n):                       # every site points at its cluster's root
-        parent[i] = _find(parent, i)
+    for i in range(n):                       # every site points at its cluster's root: roots
+        parent[i] = parent[parent[i]]        # are the least index, parent[i] <= i always
     if h.shape[1] == 0 and fixed.shape[1] == 0:     # no unary terms, nothing clamped
         for i in range(n):
             if parent[i] == i:
