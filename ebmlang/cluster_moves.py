@@ -72,21 +72,24 @@ class Group:
         ids = id_dtype(model.checked.n_state)      # int32 below 2^31: half the memory
         self.sid = np.concatenate([np.arange(f.offset, f.offset + f.space.size, dtype=ids)
                                    for f in fams])
-        self.vals = np.ascontiguousarray(np.concatenate(
-            [np.broadcast_to(f.domain.values, (f.space.size, f.domain.size)) for f in fams]))
+        rows = [np.broadcast_to(f.domain.values, (f.space.size, f.domain.size)) for f in fams]
+        self.vals = rows[0] if len(rows) == 1 else np.concatenate(rows)   # (sites, labels)
         self.where = np.full(model.checked.n_state, -1, ids)
         self.where[self.sid] = np.arange(len(self.sid), dtype=ids)
-        self.pairs = []                 # (term, reads, rows that join two sites, ea, eb)
-        self.selfs = []                 # (term, reads, rows whose two reads are one site)
+        self.pairs = []     # (term, reads, rows joining two sites or None: all, first pair)
+        self.selfs = []     # (term, reads, rows whose two reads are one site)
+        ea, eb, at = [np.zeros(0, ids)], [np.zeros(0, ids)], 0
         for form in gp.pairs:
             t = model.terms[form.term]
             a, b = (self.where[t.reads[k].ids] for k in form.reads)
             two = np.flatnonzero(a != b)
-            self.pairs.append((form.term, form.reads, two, a[two], b[two]))
+            self.pairs.append((form.term, form.reads, None if len(two) == t.size else two, at))
             if len(two) < t.size:
                 self.selfs.append((form.term, form.reads, np.flatnonzero(a == b)))
-        ea = [p[3] for p in self.pairs] or [np.zeros(0, ids)]
-        eb = [p[4] for p in self.pairs] or [np.zeros(0, ids)]
+                a, b = a[two], b[two]
+            ea.append(a)
+            eb.append(b)
+            at += len(two)
         self.ea, self.eb = np.concatenate(ea).astype(ids), np.concatenate(eb).astype(ids)
         self.inputs = model.state_ids(("input",))
         self.key = None
@@ -125,15 +128,19 @@ class Group:
         self.K, self.U, self.frustrated = self._tabulate(xs, theta)
         self.field = self.U is not None and bool(np.any(self.U != self.U[:, :, :1]))
         self._none = np.zeros((1, 0, self.vals.shape[1]))
+        if not self.field and not self.plan.dynamic:
+            self.U = None                  # label-independent: no unary terms to keep
 
     def _tabulate(self, xs, theta):
         model, n, k = self.model, len(self.sid), self.vals.shape[1]
         U = np.zeros((xs.shape[0], n, k))
         Ks, bad = [], None
-        for n_t, reads, rows, ea, eb in self.pairs:
+        for n_t, reads, rows, at in self.pairs:
             t = model.terms[n_t]
-            for s in range(0, len(rows), CHUNK):
-                r = rows[s:s + CHUNK]
+            count = t.size if rows is None else len(rows)
+            for s in range(0, count, CHUNK):
+                r = np.arange(s, min(s + CHUNK, count)) if rows is None else rows[s:s + CHUNK]
+                ea, eb = self.ea[at + s:at + s + len(r)], self.eb[at + s:at + s + len(r)]
                 K, (ua, wb), residual = pair_tables(model, n_t, reads, xs, theta, r)
                 if residual > TOL and bad is None:
                     bad = f"{t.owner}: not a weight on equality plus unary parts at these params"
@@ -143,8 +150,8 @@ class Group:
                     bad = (f"{t.label(int(r[e]))} has K = {K[c, e]:.4g} < 0 (frustrated)")
                 if bad is not None:      # frustrated: no move, so no unary terms either
                     return None, None, bad
-                _add(U, ea[s:s + CHUNK], ua)
-                _add(U, eb[s:s + CHUNK], wb)
+                _add(U, ea, ua)
+                _add(U, eb, wb)
                 Ks.append(np.maximum(K, 0.0))
         for n_t, reads, rows in self.selfs:
             t, kernel = model.terms[n_t], model.kernels[n_t]
