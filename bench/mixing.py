@@ -1,224 +1,190 @@
-"""Samplers that mix where single-site Gibbs stalls (issue 13), side by side; Markdown on stdout.
+"""Mixing at the critical point: heat-bath Gibbs, Swendsen-Wang and Wolff side by side in one
+run (Markdown on stdout): the integrated autocorrelation time of |m| and of the energy
+(Sokal's window), and effective samples of |m| per CPU second.
 
-    python bench/mixing.py             # about 10 minutes on 2 shared cores
-    python bench/mixing.py --quick     # a smoke run (shorter chains, one seed)
+    python bench/mixing.py --section cluster     # a few minutes on 2 shared cores
+    python bench/mixing.py --section tempering   # parallel tempering (bench/mixing_tempering.py)
+    python bench/mixing.py --quick               # a smoke run of every section
 
-Each section is its own set of functions, so that others can add theirs.
-
-Parallel tempering (`sample(..., tempering=R)`), Gibbs inside (`sampler s : gibbs`):
-- the Ising model at beta = 0.6, h = 0 (two ordered phases, which plain Gibbs never leaves),
-  L = 16 and 32, 4 chains of 4,000 draws after 1,000 of burn-in: split R-hat of the
-  magnetization and its mean (0 by symmetry), plain Gibbs beside it;
-- the double well exp(-4 (x^2 - 1)^2) under random-walk MH, with and without tempering:
-  R-hat of x and P(x > 0) (1/2 by symmetry);
-- the digits RBM at 16 hidden units (bench/rbm_digits.py's split: train 1500, test 297): the
-  exact test log-likelihood (`score`, which enumerates the 2^16 hidden states) after PCD with
-  and without tempering at the same epochs;
-- the cost of a tempered sweep against an untempered sweep of as many chains (R x C), medians
-  of interleaved repetitions: the tabulated Ising kernel (one table per level) and the untabled
-  per-chain kernel (a spin glass with a coupling per edge).
+Every method is ebmlang's own sampler, chosen in the model by `sampler s : gibbs |
+swendsen_wang | wolff` and driven by the sweep `model.sample` runs (the compiled Gibbs parts,
+the cluster moves of `cluster_moves.with_cluster_moves`). A chain runs until it is 100 times
+its longest autocorrelation time (or the sweep cap, which the table then shows), so a short
+chain does not flatter Gibbs. A Wolff "sweep" is as many single-cluster steps as make one
+site visit per site on average (adapted in burn-in, then fixed). Time per sweep is the median
+of --reps bursts with the methods interleaved (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ebmlang  # noqa: E402
-from ebmlang.infer.diagnostics import split_rhat  # noqa: E402
-from ebmlang.backends.numba_backend import gibbs_step  # noqa: E402
-from ebmlang.infer.score import score  # noqa: E402
-from ebmlang.infer.tempering import start  # noqa: E402
+from ebmlang.infer.cluster_moves import with_cluster_moves  # noqa: E402
+from ebmlang.infer.sample import _backend, init_state  # noqa: E402
 
-# ---------------------------------------------------------------- tempering: settings
+BETA_ISING = math.log(1 + math.sqrt(2)) / 2          # 0.440687
+BETA_POTTS = math.log(1 + math.sqrt(3))              # 1.005053
 
-ISING_BETA = 0.6
-ISING_RUNS = [            # L, replicas, hottest inverse temperature (x 0.6: below beta_c 0.44),
-    (16, 1, None, (1,)), (16, 16, 0.5, (1, 2, 3, 4)),       # seeds
-    (32, 1, None, (1,)), (32, 32, 0.5, (1, 2))]
-WELL_RUNS = [(1, None), (4, 0.1)]
-RBM_RUNS = [("pcd", {}), ("pcd, tempering 4 (b_min 0.3)", {"tempering": 4, "tempering_min": 0.3})]
-COST_REPLICAS, COST_CHAINS = 8, 4
-
-GLASS = """
-var s[i in 0..63] : spin
-param J[i in 0..63, j in 0..63] = normal(0, 0.5)
-factor pair[i in 0..63, j in 0..63 where i < j and (j - i) % 7 == 1] : J[i, j] * s[i] * s[j]
+ISING = """
+const L = 16
+const beta = 0.44
+var s[i in 0..L-1, j in 0..L-1] : spin
+factor right[i in 0..L-1, j in 0..L-1] : beta * s[i, j] * s[i, (j + 1) % L]
+factor down[i in 0..L-1, j in 0..L-1]  : beta * s[i, j] * s[(i + 1) % L, j]
 """
+POTTS = """
+const L = 16
+const beta = 1.0
+var s[i in 0..L-1, j in 0..L-1] : cat(3)
+factor right[i in 0..L-1, j in 0..L-1] : beta * (s[i, j] == s[i, (j + 1) % L])
+factor down[i in 0..L-1, j in 0..L-1]  : beta * (s[i, j] == s[(i + 1) % L, j])
+"""
+METHODS = ("gibbs", "swendsen_wang", "wolff")
 
 
-def ising_model(L: int, beta: float = ISING_BETA):
-    """examples/ising.ebm at size L and inverse temperature beta, with plain Gibbs only."""
-    src = (ROOT / "examples" / "ising.ebm").read_text() + "sampler s : gibbs\n"
-    src = src.replace("const L = 16", f"const L = {L}")
-    return ebmlang.compile(src.replace("const beta = 0.44", f"const beta = {beta}"))
+# ---------------------------------------------------------------- autocorrelation
+
+def tau_int(series: np.ndarray, c: float = 5.0) -> float:
+    """Integrated autocorrelation time of (chains, n) series, in steps: 1 + 2 sum rho(t) up to
+    Sokal's window (the first W >= c tau(W)); rho averaged over chains (FFT)."""
+    x = series - series.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    f = np.fft.rfft(x, 2 * n)
+    acov = np.fft.irfft(f * np.conj(f))[:, :n].mean(axis=0)
+    if acov[0] <= 0:
+        return 1.0
+    rho = acov / acov[0]
+    taus = 1 + 2 * np.cumsum(rho[1:])
+    w = np.arange(1, n)
+    ok = np.flatnonzero(w >= c * taus)
+    return float(taus[ok[0]] if len(ok) else taus[-1])
 
 
-# ---------------------------------------------------------------- tempering: measurements
-
-def tempering_ising(L, replicas, b_min, draws, seed) -> dict:
-    model = ising_model(L)
-    t = time.perf_counter()
-    d = model.sample(draws=draws, chains=4, burn_in=draws // 4, seed=seed, tempering=replicas,
-                     tempering_min=b_min)
-    seconds = time.perf_counter() - t
-    mag = d.stats()["magnetization"].reshape(d.chains, d.draws)
-    return {"rhat": split_rhat(mag), "mean": float(mag.mean()), "chains": mag.mean(axis=1),
-            "seconds": seconds, "swaps": d.swap_acceptance}
-
-
-def tempering_well(replicas, b_min, draws, seed) -> dict:
-    model = ebmlang.compile("var x : real\nenergy well : 4 * (x ^ 2 - 1) ^ 2\n")
-    t = time.perf_counter()
-    d = model.sample(draws=draws, chains=4, burn_in=draws // 4, seed=seed, tempering=replicas,
-                     tempering_min=b_min)
-    seconds = time.perf_counter() - t
-    x = d["x"]
-    crossings = int(np.sum(np.diff(np.sign(x), axis=1) != 0))
-    return {"rhat": split_rhat(x), "pos": float((x > 0).mean()), "seconds": seconds,
-            "crossings": crossings, "accept": d.acceptance["x"], "swaps": d.swap_acceptance}
+def observables(x: np.ndarray, L: int, potts: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(|m|, energy per site) of each chain: the Ising magnetization and -sum s s' / N, or
+    for Potts the order parameter (3 max_q n_q / N - 1) / 2 and -sum [s == s'] / N."""
+    s = x[:, :L * L].reshape(-1, L, L)
+    if potts:
+        counts = np.stack([(s == q).sum(axis=(1, 2)) for q in range(3)], 1)
+        m = (3 * counts.max(axis=1) / (L * L) - 1) / 2
+        e = -((s == np.roll(s, 1, 1)).sum(axis=(1, 2)) + (s == np.roll(s, 1, 2)).sum(axis=(1, 2)))
+    else:
+        m = np.abs(s.sum(axis=(1, 2))) / (L * L)
+        e = -(s * np.roll(s, 1, 1) + s * np.roll(s, 1, 2)).sum(axis=(1, 2))
+    return m, e / (L * L)
 
 
-def tempering_rbm(kwargs, seeds, epochs) -> tuple[list[float], list[float]]:
-    """(exact test log-likelihood per seed, fit seconds per seed)."""
-    x = np.loadtxt(ROOT / "examples" / "data" / "digits.csv", delimiter=",", skiprows=1)
-    train, test = x[:1500], x[1500:]
-    lls, seconds = [], []
-    for seed in seeds:
-        model = ebmlang.load(ROOT / "examples" / "rbm.ebm", M=16)
-        t = time.perf_counter()
-        model.fit({"v": train}, seed=seed, epochs=epochs, **kwargs)
-        seconds.append(time.perf_counter() - t)
-        lls.append(float(np.mean(score(model, {"v": test})["logp"])))
-    return lls, seconds
+# ---------------------------------------------------------------- the cluster section
+
+class Chain:
+    """One method's chains on one model, driven by ebmlang's sweep."""
+
+    def __init__(self, src: str, L: int, beta: float, method: str, chains: int, seed: int):
+        self.model = ebmlang.compile(src + f"sampler s : {method}\n", L=L, beta=beta)
+        self.rng = np.random.default_rng(seed)
+        self.x = init_state(self.model, chains, self.rng, None)
+        self.parts, step = _backend(self.model, "numba")
+        self.burn = 200
+        self.step = with_cluster_moves(self.model, step, self.burn)
+        self.theta = self.model.params.theta
+
+    def sweeps(self, n: int) -> None:
+        for _ in range(n):
+            self.step(self.parts, self.x, self.theta, self.rng, None)
 
 
-def tempering_cost(model, reps: int, sweeps: int = 200) -> tuple[float, float, float]:
-    """Median seconds per sweep: untempered on R x C chains, tempered sweeps alone, tempered
-    sweeps with the swaps (R levels of C chains), interleaved."""
-    parts = model.parts("numba")
-    rng = np.random.default_rng(0)
-    theta = model.params.theta
-    x = np.where(rng.random((COST_REPLICAS * COST_CHAINS, model.checked.n_state)) < 0.5, -1.0, 1.0)
-    reps_ = start(model, parts, x[:COST_CHAINS].copy(), None, COST_REPLICAS, 0.3)
-    beta = reps_.beta()
-    sweep = reps_.sweeps[0]
-    runs = {"plain": lambda: gibbs_step(parts, x, theta, rng),
-            "sweep": lambda: sweep(reps_.x, theta, rng, None, beta),
-            "step": lambda: reps_.step(parts, reps_.x, theta, rng)}
-    times = {k: [] for k in runs}
-    for fn in runs.values():
-        fn()                                          # compile and build the tables
+def measure(src, L, beta, method, potts, chains, max_sweeps, seed=1):
+    """(tau |m|, tau E, sweeps run): chains run in chunks until 100 tau or max_sweeps."""
+    ch = Chain(src, L, beta, method, chains, seed)
+    ch.sweeps(ch.burn)
+    thin = 1 if method != "gibbs" or L < 64 else 4
+    ms, es = [], []
+    tm = te = 1.0
+    while True:
+        for _ in range(2000):
+            ch.sweeps(thin)
+            m, e = observables(ch.x, L, potts)
+            ms.append(m)
+            es.append(e)
+        tm = thin * tau_int(np.array(ms).T)
+        te = thin * tau_int(np.array(es).T)
+        run = thin * len(ms)
+        if run >= 100 * max(tm, te) or run >= max_sweeps:
+            return tm, te, run, ch
+
+
+def cost(chs: list[Chain], reps: int, burst: int) -> list[float]:
+    """Median CPU seconds per sweep and chain, bursts interleaved across the methods."""
+    times = [[] for _ in chs]
     for _ in range(reps):
-        for k, fn in runs.items():
-            t = time.perf_counter()
-            for _ in range(sweeps):
-                fn()
-            times[k].append((time.perf_counter() - t) / sweeps)
-    return tuple(float(np.median(times[k])) for k in ("plain", "sweep", "step"))
+        for k, ch in enumerate(chs):
+            t = time.process_time()
+            ch.sweeps(burst)
+            times[k].append((time.process_time() - t) / (burst * ch.x.shape[0]))
+    return [float(np.median(t)) for t in times]
 
 
-# ---------------------------------------------------------------- tempering: the report
-
-def tempering_section(quick: bool, reps: int) -> str:
-    draws = 1000 if quick else 4000
-    return "\n".join(["## Parallel tempering (Gibbs inside)", ""] + _ising_rows(draws) + [""] +
-                     _well_rows(4 * draws) + [""] + _rbm_rows(quick) + [""] + _cost_rows(reps))
-
-
-def _ising_rows(draws: int) -> list[str]:
-    out = [f"Ising model, beta = {ISING_BETA}, h = 0, 4 chains x {draws:,} draws after "
-           f"{draws // 4:,} of burn-in (`sampler s : gibbs`). Goal at L = 16: R-hat <= 1.05 and "
-           "|mean magnetization| <= 0.1.", "",
-           "| L | sampler | R-hat(m) | mean m | chains' means | swap acceptance | seconds |",
-           "|---|---|---|---|---|---|---|"]
-    for L, r, b_min, seeds in ISING_RUNS:
-        how = "Gibbs" if r == 1 else f"tempering {r}, b_min {b_min}"
-        for seed in seeds:
-            res = tempering_ising(L, r, b_min, draws, seed)
-            out.append(f"| {L} | {how}, seed {seed} | {res['rhat']:.3f} | {res['mean']:+.3f} | "
-                       f"{', '.join(f'{m:+.2f}' for m in res['chains'])} | "
-                       f"{_swaps(res['swaps'])} | {res['seconds']:.1f} |")
-    return out
-
-
-def _well_rows(draws: int) -> list[str]:
-    out = [f"Double well exp(-4 (x^2 - 1)^2), random-walk MH, 4 chains x {draws:,} draws after "
-           f"{draws // 4:,}: P(x > 0) is 1/2.", "",
-           "| sampler | R-hat(x) | P(x > 0) | sign changes | MH acceptance | swap acceptance | "
-           "seconds |", "|---|---|---|---|---|---|---|"]
-    for r, b_min in WELL_RUNS:
-        res = tempering_well(r, b_min, draws, seed=2)
-        how = "MH" if r == 1 else f"MH, tempering {r}, b_min {b_min}"
-        out.append(f"| {how} | {res['rhat']:.3f} | {res['pos']:.3f} | {res['crossings']:,} | "
-                   f"{res['accept']:.2f} | {_swaps(res['swaps'])} | {res['seconds']:.1f} |")
-    return out
+def cluster_section(quick: bool, reps: int) -> list[str]:
+    """Gibbs, Swendsen-Wang and Wolff on the critical Ising (L = 32, 64, 128) and 3-state
+    Potts (L = 64) models."""
+    cases = [("Ising", ISING, BETA_ISING, L, False) for L in (32, 64, 128)] + \
+        [("Potts q=3", POTTS, BETA_POTTS, 64, True)]
+    if quick:
+        cases = [("Ising", ISING, BETA_ISING, 16, False), ("Potts q=3", POTTS, BETA_POTTS, 16, True)]
+    cap = {"gibbs": 60_000 if quick else 600_000, "swendsen_wang": 20_000, "wolff": 20_000}
+    lines = ["## Cluster moves at the critical point", "",
+             "| model | L | method | tau_int(\\|m\\|) sweeps | tau_int(E) sweeps | sweeps run "
+             "(/ tau) | us / sweep | ESS(\\|m\\|) / CPU s | vs Gibbs |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for name, src, beta, L, potts in cases:
+        rows = [measure(src, L, beta, m, potts, 2, cap[m]) for m in METHODS]
+        per = cost([r[3] for r in rows], reps, max(20, 200_000 // (L * L)))
+        ess = [1.0 / (r[0] * t) for r, t in zip(rows, per)]
+        for m, r, t, e in zip(METHODS, rows, per, ess):
+            lines.append(f"| {name} | {L} | {m} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:,} "
+                         f"({r[2] / max(r[0], r[1]):.0f}) | {1e6 * t:.0f} | {e:,.0f} | "
+                         f"{e / ess[0]:.1f}x |")
+        print(f"done {name} L={L}", file=sys.stderr, flush=True)
+    return lines
 
 
-def _rbm_rows(quick: bool) -> list[str]:
-    seeds, epochs = ([0] if quick else [0, 1, 2]), (5 if quick else 20)
-    out = [f"Digits RBM, 16 hidden units, {epochs} epochs (the other fit settings ebmlang's "
-           f"defaults: adam, 100 chains), seeds {seeds}: exact test log-likelihood (nats per "
-           "digit).", "", "| fit | test LL: mean [min, max] | fit seconds (median) |",
-           "|---|---|---|"]
-    for label, kwargs in RBM_RUNS:
-        lls, secs = tempering_rbm(kwargs, seeds, epochs)
-        out.append(f"| {label} | {np.mean(lls):.3f} [{min(lls):.3f}, {max(lls):.3f}] | "
-                   f"{np.median(secs):.1f} |")
-    return out
+def tempering_section(quick: bool, reps: int) -> list[str]:
+    """Parallel tempering with Gibbs inside (bench/mixing_tempering.py)."""
+    from mixing_tempering import tempering_section as section
+    return section(quick, reps).splitlines()
 
 
-def _cost_rows(reps: int) -> list[str]:
-    out = [f"Cost of a sweep, {COST_REPLICAS} replicas x {COST_CHAINS} chains against "
-           f"{COST_REPLICAS * COST_CHAINS} untempered chains (median of {reps} interleaved "
-           "repetitions of 200 sweeps):", "",
-           "| model (kernel) | untempered, us | tempered sweep, us | + swaps, us | ratio |",
-           "|---|---|---|---|---|"]
-    for label, model in (("Ising L = 32 (tabled, runs)", ising_model(32)),
-                         ("spin glass, 64 spins (untabled, per-chain beta)",
-                          ebmlang.compile(GLASS))):
-        plain, sweep, step = tempering_cost(model, reps)
-        out.append(f"| {label} | {plain * 1e6:.0f} | {sweep * 1e6:.0f} | {step * 1e6:.0f} | "
-                   f"{step / plain:.2f} |")
-    return out
+SECTIONS = {"cluster": cluster_section, "tempering": tempering_section}
 
 
-def _swaps(rates) -> str:
-    if rates is None:
-        return "-"
-    return f"{np.min(rates):.2f}-{np.max(rates):.2f}"
-
-
-# ---------------------------------------------------------------- driver
-
-def machine() -> str:
-    try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
-    return f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, " \
-        f"numpy {np.__version__}, ebmlang at {rev}"
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args(argv)
-    print(f"# Mixing\n\n{machine()}\n")
-    print(tempering_section(args.quick, args.reps))
-    return 0
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--section", choices=sorted(SECTIONS), action="append")
+    args = ap.parse_args()
+    import os
+    print(f"- CPUs: {os.cpu_count()}; load average at start: "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"- Python {platform.python_version()}, numpy {np.__version__}, "
+          f"{platform.platform()}")
+    print(f"- command: `python bench/mixing.py {' '.join(sys.argv[1:])}`".replace("  ", " "))
+    print()
+    for name in args.section or sorted(SECTIONS):
+        print("\n".join(SECTIONS[name](args.quick, args.reps)))
+        print()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -154,6 +154,10 @@ class Model:
         if decl is not None and decl.method == "mh":
             scale = decl.args.get("scale")
             return "mh", float(scale) if scale is not None else 1.0, scale is None
+        if decl is not None and decl.method in ("swendsen_wang", "wolff") and \
+                not fam.domain.finite:
+            raise UserError(f"sampler {decl.method} for '{fam.name}' needs a finite domain",
+                            decl.span)
         if fam.domain.finite:
             return "gibbs", 1.0, False
         if self.real_forms[fam.name].kind == "gaussian":
@@ -166,7 +170,8 @@ class Model:
     def sampler_text(self, family: str) -> str:
         method, scale, adapt = self.methods[family]
         if method == "gibbs":
-            return "Gibbs, exact"
+            from ebmlang.infer.cluster_moves import family_text
+            return family_text(self, family) or "Gibbs, exact"
         if method == "gaussian":
             return "Gibbs, exact Gaussian"
         return "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")

@@ -82,7 +82,7 @@ def test_check_ising_checkerboard(capsys):
     code, out, err = run(capsys, "check", ISING, "--set", "L=4")
     assert code == 0, err
     assert "2 colours, (i + j) % 2" in out
-    assert "L = 4" in out and "Gibbs, exact (over spin)" in out
+    assert "L = 4" in out and "Gibbs, exact, and one Swendsen-Wang sweep" in out
     assert "s[i, (j + 1) % L]" in out
 
 

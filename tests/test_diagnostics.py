@@ -57,9 +57,11 @@ def test_constant_draws_have_no_rhat():
 
 
 def test_sample_summary_flags_unmixed_chains():
-    """Two wells far apart: chains started at random stay in their well, R-hat says so."""
+    """Two wells far apart: chains started at random stay in their well, R-hat says so (Gibbs
+    alone: one Swendsen-Wang sweep would flip the whole star at once)."""
     model = ebmlang.compile("var x : spin\nvar y[i in 0..5] : spin\n"
-                            "factor tie[i in 0..5] : 6 * x * y[i]\nstat m = x\n")
+                            "factor tie[i in 0..5] : 6 * x * y[i]\nstat m = x\n"
+                            "sampler x : gibbs\nsampler y : gibbs\n")
     draws = model.sample(draws=200, chains=4, burn_in=10, seed=0)
     rows = summarize(draws)
     names = [r[0] for r in rows]

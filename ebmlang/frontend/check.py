@@ -348,7 +348,7 @@ def _check(program: A.Program, source: Source, base: Path,
     return model
 
 
-SAMPLERS = {"gibbs": (), "mh": ("scale",)}  # method -> the arguments it takes
+SAMPLERS = {"gibbs": (), "mh": ("scale",), "swendsen_wang": (), "wolff": ()}  # method -> its arguments
 
 
 def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerDecl:

@@ -229,10 +229,13 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     theta = model.params.theta
     parts, step = _backend(model, backend)
     replicas = None
-    if tempering != 1:
+    if tempering != 1:          # replicas at a ladder of betas, cluster moves inside (tempering)
         from ebmlang.infer.tempering import start
-        replicas = start(model, parts, x, clamp, tempering, tempering_min)
+        replicas = start(model, parts, x, clamp, tempering, tempering_min, burn_in)
         x, clamp, step = replicas.x, replicas.clamp, replicas.step
+    else:                       # cluster moves before each Gibbs sweep, where they apply
+        from ebmlang.infer.cluster_moves import with_cluster_moves
+        step = with_cluster_moves(model, step, burn_in)
     total = burn_in + draws * thin
     out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")

@@ -242,8 +242,22 @@ def block_sweep(parts, replicas: Replicas):
     return sweep
 
 
-def start(model, parts, x, clamp, replicas: int, b_min) -> Replicas:
-    """Replicas of the chains x (every level starts from x) sweeping the block parts."""
+def cluster_block_sweep(moves, parts, replicas: Replicas):
+    """The sweep kind for cluster moves followed by the block parts they do not replace, each
+    replica at its beta (bonds 1 - exp(-beta K), cluster values from beta times the unary)."""
+    def sweep(x, theta, rng, clamp, beta):
+        alone = moves.sweep(x, theta, rng, clamp, beta)
+        kept = moves.gibbs_parts(parts, alone) if alone else parts
+        tempered_sweep(kept, x, theta, rng, clamp, beta, replicas.count_mask(len(x) // replicas.R))
+    return sweep
+
+
+def start(model, parts, x, clamp, replicas: int, b_min, burn_in: int = 0) -> Replicas:
+    """Replicas of the chains x (every level starts from x) sweeping the block parts, after
+    one cluster move of every group where cluster moves apply."""
+    from ebmlang.infer.cluster_moves import cluster_moves
     r = Replicas(model, x, clamp, replicas, b_min, [])
-    r.sweeps.append(block_sweep(parts, r))
+    moves = cluster_moves(model, burn_in)
+    r.sweeps.append(block_sweep(parts, r) if moves is None else
+                    cluster_block_sweep(moves, parts, r))
     return r

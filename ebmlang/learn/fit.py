@@ -150,6 +150,7 @@ class _Phases:
             x = self.replicas.persistent(batch if self.has_inputs else None, opts.k, self.rng,
                                          model.params.theta)
         for _ in range(opts.k if self.replicas is None else 0):
+            self.cluster_sweep(x, self.rng)
             self.sweep(x)
         if opts.method == "pcd":
             if self.has_inputs:
@@ -172,7 +173,9 @@ class _Phases:
         step(parts, x, theta, self.rng, clamp)
 
     def _tempered_sweep(self, x, theta, rng, clamp, beta) -> None:
-        """`sweep` with chain c at inverse temperature beta[c] (the replicas' sweep kind)."""
+        """`sweep` with chain c at inverse temperature beta[c] (the replicas' sweep kind),
+        cluster moves first where they apply."""
+        self.cluster_sweep(x, rng, clamp, beta)
         if self.fused is not None:
             self.fused.sweep(x, theta, rng, clamp, beta)
             return
@@ -180,6 +183,16 @@ class _Phases:
             self._sweeper = _sweeper(self.model, self.opts.backend)
         from ebmlang.infer.tempering import tempered_sweep
         tempered_sweep(self._sweeper[0], x, theta, rng, clamp, beta)
+
+    def cluster_sweep(self, x: np.ndarray, rng, clamp=None, beta=1.0) -> None:
+        """One cluster move of every group where cluster moves apply (`cluster_moves`), at
+        inverse temperature beta (one per chain, or a number): the model phase's chains mix
+        where single-site Gibbs stalls."""
+        if getattr(self, "_moves", None) is None:
+            from ebmlang.infer.cluster_moves import cluster_moves
+            self._moves = cluster_moves(self.model) or False
+        if self._moves:
+            self._moves.sweep(x, self.model.params.theta, rng, clamp, beta)
 
     def stats(self, x: np.ndarray) -> np.ndarray:
         """The average of dF/dtheta over the rows of x."""
