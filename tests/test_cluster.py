@@ -220,3 +220,21 @@ factor one[i in 0..3] : 0.3 * (x[i] == 2)
     model2.params["T"] = T
     draws = model2.sample(draws=3000, chains=4, burn_in=300, seed=6)
     _assert_exact(model2, draws, None, "tabular")
+
+
+def test_pair_with_a_value_of_probability_zero_is_left_to_gibbs():
+    """A table with a 0 (log 0 = -inf, as UAI networks have) is no finite weight on equality:
+    the pair does not qualify, and the default sampler (Gibbs alone) stays exact."""
+    src = """
+var x[i in 0..3] : 0..2
+param T[a in 0..2, b in 0..2] = 1
+factor t[i in 0..2] : log(T[x[i], x[i + 1]])
+"""
+    model = ebmlang.compile(src)
+    T = np.exp(0.7 * np.eye(3))
+    T[0, 1] = 0.0
+    model.params["T"] = T
+    assert not plan(model).groups
+    assert "probability 0" in model.sampler_text("x")
+    draws = model.sample(draws=3000, chains=4, burn_in=300, seed=2)
+    _assert_exact(model, draws, None, "zero entry")

@@ -21,6 +21,7 @@ group; each group is moved as one (`cluster_moves.Group`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,6 +144,8 @@ def pair_form(model, n: int, reads: tuple[int, int]) -> tuple[PairForm | None, s
         return None, f"{da.size} values are too many to check the pair per instance"
     x = np.zeros((1, model.checked.n_state))
     _, _, residual = pair_tables(model, n, reads, x, model.params.theta)
+    if residual == math.inf:
+        return None, "a pair of values has probability 0 (log 0): no finite weight on equality"
     if residual > 1e-9:
         return None, "not a weight on equality plus unary parts (checked per instance)"
     return PairForm(n, reads, "per instance", "numerically at the current params"), ""
@@ -250,6 +253,8 @@ def pair_tables(model, n: int, reads, x, theta, rows=None):
     k = len(va)
     F = np.stack([np.stack([term_values(kernel, x, theta, rows, [(ka, va[i]), (kb, vb[j])])
                             for j in range(k)], -1) for i in range(k)], -2)
+    if not np.isfinite(F).all():    # a pair of values of probability 0 (log 0): K would be
+        return None, None, math.inf   # inf - inf; no finite u + w + K [a == b] matches it
     K = 0.5 * (F[..., 1, 1] - F[..., 1, 0] - F[..., 0, 1] + F[..., 0, 0])
     eq0 = (np.arange(k) == 0)
     ua = F[..., :, 0] - K[..., None] * eq0

@@ -107,8 +107,9 @@ class Group:
                 r = np.arange(s, min(s + CHUNK, count)) if rows is None else rows[s:s + CHUNK]
                 ea, eb = self.ea[at + s:at + s + len(r)], self.eb[at + s:at + s + len(r)]
                 K, (ua, wb), residual = pair_tables(model, n_t, reads, xs, theta, r)
-                if residual > TOL and bad is None:
+                if residual > TOL:
                     bad = f"{t.owner}: not a weight on equality plus unary parts at these params"
+                    return None, None, bad
                 neg = K < -TOL * (1 + np.abs(K))
                 if neg.any() and bad is None:
                     c, e = np.argwhere(neg)[0]
