@@ -8,7 +8,7 @@ import sympy as sp
 
 import ebmlang
 from ebmlang.backends.runtime import local_logits
-from ebmlang.middle.symbolic import IndexSum, Ind
+from ebmlang.middle.forms import IndexSum, Ind
 from test_sampler_exact import MODELS, compile_case
 
 ROOT = Path(__file__).resolve().parent.parent

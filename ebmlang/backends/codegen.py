@@ -127,7 +127,7 @@ class _DerivPrinter(NumPyPrinter):
 def _derivative_function(t: Term, consts) -> list[str]:
     """`grad_*` returns d(value)/d(param read k) for every k; `where_*` the theta positions of
     param reads whose index is read from variables (None for the others)."""
-    from ebmlang.middle.symbolic import param_derivatives
+    from ebmlang.middle.derivatives import param_derivatives
     pr = _Printer(t, consts)
     names = {f"V{k}": f"V[{k}]" for k in range(len(t.reads))}
     names.update({f"I{k}": f"I[{k}]" for k in range(len(t.names))})

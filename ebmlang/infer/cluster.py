@@ -155,7 +155,8 @@ def _symbolic(model, t, n, reads, va, vb):
     import sympy as sp
 
     from ebmlang.frontend.printing import expr_text
-    from ebmlang.middle.symbolic import term_expr, term_symbols, to_text
+    from ebmlang.middle.derivatives import term_expr, term_symbols
+    from ebmlang.middle.forms import to_text
     v, p, _ = term_symbols(t)
     expr = term_expr(t, model.checked.consts)
     a, b = reads

@@ -212,7 +212,7 @@ def symbolic_interactions(model) -> dict[tuple[str, int], tuple[str, bool | None
     by variables): its interaction
     (log-potential, so >= 0 means submodular energy) as text, and whether it is >= 0 at the
     current params for every instance (None when the sign depends on inputs or indices)."""
-    from ebmlang.middle.symbolic import term_expr, term_symbols
+    from ebmlang.middle.derivatives import term_expr, term_symbols
     out = {}
     for t in model.terms:
         fams = [model.vars[r.family] for r in t.reads]

@@ -59,7 +59,7 @@ def check_report(model) -> str:
 
 def _learning(model) -> list[str]:
     """dF/dparam per term: the sufficient statistics the learner's data and model phases match."""
-    from ebmlang.middle.symbolic import sufficient_statistics
+    from ebmlang.middle.derivatives import sufficient_statistics
     rows = [(name if k == 0 else "", "d/d" + name if k == 0 else "", label, text)
             for name, stats in sufficient_statistics(model).items()
             for k, (label, text) in enumerate(stats)]
