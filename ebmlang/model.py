@@ -7,112 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmlang.frontend import ast as A
-from ebmlang.frontend.check import CheckedModel, check, parse_override
-from ebmlang.backends.codegen import generate, load_module, term_function_name
 from ebmlang.errors import Source, UserError
-from ebmlang.frontend.exprs import StaticEnv, eval_static
-from ebmlang.middle.graph import Graph, build_graph
-from ebmlang.middle.lower import Term, lower
 from ebmlang.frontend.parse import parse
+from ebmlang.frontend.check import CheckedModel, check, parse_override
+from ebmlang.middle.lower import Term, lower
+from ebmlang.middle.graph import Graph, build_graph
+from ebmlang.backends.codegen import generate, load_module, term_function_name
+from ebmlang.backends.params import Params, init_params
+from ebmlang.backends.resources import blas_threads, trim_heap
 from ebmlang.backends.runtime import TermKernel, block_parts, total_log_potential
-
-
-def blas_threads():
-    """A context holding BLAS to EBMLANG_BLAS_THREADS threads (default 1) while kernels run:
-    their matrix products are small, and a second BLAS thread on a busy core makes them
-    tens of times slower (measured in bench/RESULTS.md)."""
-    import os
-    from threadpoolctl import threadpool_limits
-    limit = os.environ.get("EBMLANG_BLAS_THREADS", "1")
-    return threadpool_limits(limits=int(limit) if limit.isdigit() else 1, user_api="blas")
-
-
-class Params:
-    """The model's params by name: numpy views into one flat vector, readable and assignable."""
-
-    def __init__(self, model: CheckedModel, theta: np.ndarray):
-        self._model = model
-        self.theta = theta
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        p = self._model.params.get(name)
-        if p is None:
-            raise KeyError(name)
-        return self.theta[p.offset:p.offset + p.size].reshape(p.space.shape)
-
-    def __setitem__(self, name: str, value) -> None:
-        view = self[name]
-        arr = np.asarray(value, dtype=float)
-        if arr.shape != view.shape:
-            raise ValueError(f"param '{name}' has shape {view.shape}, got {arr.shape}")
-        view[...] = arr
-
-    def __iter__(self):
-        return iter(self._model.params)
-
-    def __len__(self):
-        return len(self._model.params)
-
-    def __contains__(self, name):
-        return name in self._model.params
-
-    def keys(self):
-        return self._model.params.keys()
-
-    def items(self):
-        return [(k, self[k]) for k in self]
-
-    def to_dict(self) -> dict[str, np.ndarray]:
-        return {k: self[k].copy() for k in self}
-
-    def __repr__(self) -> str:
-        from ebmlang.reprs import params_repr
-        return params_repr(self)
-
-    def _repr_html_(self) -> str:
-        from ebmlang.reprs import params_html
-        return params_html(self)
-
-
-def trim_heap() -> None:
-    """Give freed heap memory back to the system (glibc's malloc_trim; a no-op elsewhere).
-    Compiling a large model frees many big temporaries, and glibc keeps them mapped once its
-    mmap threshold has grown past their size: 60 MB of a million-spin lattice's compile."""
-    import ctypes
-    import ctypes.util
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _init_params(model: CheckedModel, seed: int = 0) -> np.ndarray:
-    theta = np.zeros(model.n_theta)
-    rng = np.random.default_rng(seed)
-    for p in model.params.values():
-        cols = dict(zip(p.space.names, p.space.columns()))
-        env = model.env("in a param's initial value").bind(**cols)
-        init = p.init
-        n = p.space.size
-        if isinstance(init, A.Call) and init.func in ("normal", "uniform"):
-            if len(init.args) != 2:
-                raise UserError(f"{init.func}(a, b) takes 2 arguments", init.span)
-            a, b = (np.broadcast_to(np.asarray(eval_static(x, env), float), (n,)) for x in init.args)
-            if init.func == "normal":
-                if np.any(b < 0):
-                    raise UserError("normal(mu, sd) needs sd >= 0", init.span)
-                vals = rng.normal(a, b)
-            else:
-                if np.any(b < a):
-                    raise UserError("uniform(a, b) needs a <= b", init.span)
-                vals = rng.uniform(a, b)
-        else:
-            vals = np.broadcast_to(np.asarray(eval_static(init, env), float), (n,))
-        if not np.all(np.isfinite(vals)):
-            raise UserError(f"the initial value of '{p.name}' is not finite", init.span)
-        theta[p.offset + p.space.store] = vals
-    return theta
 
 
 class Model:
@@ -139,7 +42,7 @@ class Model:
         for k in self.kernels:
             k.dense = detect(k.term, checked)
         self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
-        self.params = Params(checked, _init_params(checked))
+        self.params = Params(checked, init_params(checked))
         self._parts = None
         self._numba_parts = None
         from ebmlang.middle.symbolic import real_form
