@@ -19,6 +19,7 @@ Parallel tempering (`sample(..., tempering=R)`), Gibbs inside (`sampler s : gibb
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,19 +98,25 @@ def tempering_rbm(kwargs, seeds, epochs) -> tuple[list[float], list[float]]:
     return lls, seconds
 
 
-def tempering_cost(model, reps: int, sweeps: int = 200) -> tuple[float, float, float]:
-    """Median seconds per sweep: untempered on R x C chains, tempered sweeps alone, tempered
-    sweeps with the swaps (R levels of C chains), interleaved."""
+def tempering_cost(model, reps: int, sweeps: int = 200) -> dict[str, float]:
+    """Median seconds per sweep, interleaved: untempered on R x C chains ("plain"), tempered
+    sweeps alone ("sweep"), tempered sweeps with the swaps, F of every replica by the numpy
+    terms ("numpy F", as before the compiled energy) and by the compiled energy ("compiled F",
+    the default); and F alone both ways."""
     parts = model.parts("numba")
     rng = np.random.default_rng(0)
     theta = model.params.theta
     x = np.where(rng.random((COST_REPLICAS * COST_CHAINS, model.checked.n_state)) < 0.5, -1.0, 1.0)
-    reps_ = start(model, parts, x[:COST_CHAINS].copy(), None, COST_REPLICAS, 0.3)
-    beta = reps_.beta()
-    sweep = reps_.sweeps[0]
+    fast = start(model, parts, x[:COST_CHAINS].copy(), None, COST_REPLICAS, 0.3)
+    slow = start(model, parts, x[:COST_CHAINS].copy(), None, COST_REPLICAS, 0.3, compiled=False)
+    beta = fast.beta()
+    sweep = fast.sweeps[0]
     runs = {"plain": lambda: gibbs_step(parts, x, theta, rng),
-            "sweep": lambda: sweep(reps_.x, theta, rng, None, beta),
-            "step": lambda: reps_.step(parts, reps_.x, theta, rng)}
+            "sweep": lambda: sweep(fast.x, theta, rng, None, beta),
+            "numpy F": lambda: slow.step(parts, slow.x, theta, rng),
+            "compiled F": lambda: fast.step(parts, fast.x, theta, rng),
+            "F numpy": lambda: model.log_potential(fast.x),
+            "F compiled": lambda: fast.energy(fast.x)}
     times = {k: [] for k in runs}
     for fn in runs.values():
         fn()                                          # compile and build the tables
@@ -119,7 +126,7 @@ def tempering_cost(model, reps: int, sweeps: int = 200) -> tuple[float, float, f
             for _ in range(sweeps):
                 fn()
             times[k].append((time.perf_counter() - t) / sweeps)
-    return tuple(float(np.median(times[k])) for k in ("plain", "sweep", "step"))
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 # ---------------------------------------------------------------- tempering: the report
@@ -175,15 +182,21 @@ def _rbm_rows(quick: bool) -> list[str]:
 def _cost_rows(reps: int) -> list[str]:
     out = [f"Cost of a sweep, {COST_REPLICAS} replicas x {COST_CHAINS} chains against "
            f"{COST_REPLICAS * COST_CHAINS} untempered chains (median of {reps} interleaved "
-           "repetitions of 200 sweeps):", "",
-           "| model (kernel) | untempered, us | tempered sweep, us | + swaps, us | ratio |",
-           "|---|---|---|---|---|"]
+           "repetitions of 200 sweeps; load average at the start "
+           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}). The swaps need F of every "
+           "replica: by the numpy terms before, by the compiled energy now (the default; "
+           "`--backend numpy` keeps the numpy terms):", "",
+           "| model (kernel) | untempered, us | tempered sweep, us | + swaps, numpy F, us | "
+           "+ swaps, compiled F, us | ratio before | ratio now | F numpy, us | F compiled, us |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for label, model in (("Ising L = 32 (tabled, runs)", ising_model(32)),
                          ("spin glass, 64 spins (untabled, per-chain beta)",
                           ebmlang.compile(GLASS))):
-        plain, sweep, step = tempering_cost(model, reps)
-        out.append(f"| {label} | {plain * 1e6:.0f} | {sweep * 1e6:.0f} | {step * 1e6:.0f} | "
-                   f"{step / plain:.2f} |")
+        t = {k: v * 1e6 for k, v in tempering_cost(model, reps).items()}
+        out.append(f"| {label} | {t['plain']:.0f} | {t['sweep']:.0f} | {t['numpy F']:.0f} | "
+                   f"{t['compiled F']:.0f} | {t['numpy F'] / t['plain']:.2f} | "
+                   f"{t['compiled F'] / t['plain']:.2f} | {t['F numpy']:.0f} | "
+                   f"{t['F compiled']:.0f} |")
     return out
 
 

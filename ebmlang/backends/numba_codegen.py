@@ -193,7 +193,7 @@ def term_sig(t, consts) -> tuple[str, "TermSig"]:
                          dynamic)
 
 
-def _term_source(t, consts) -> tuple[str, "TermSig"]:
+def term_source(t, consts) -> tuple[str, "TermSig"]:
     body, sig = term_sig(t, consts)
     kind = "energy" if t.sign < 0 else "factor"
     reads = ", ".join(f"V{k} = {expr_text(r.node)}" for k, r in enumerate(t.reads))
@@ -229,7 +229,7 @@ def term_arrays(n_terms: int) -> str:
     return ", ".join(f"{a}{j}" for j in range(n_terms) for a in names)
 
 
-def _wrap(text: str, indent: int) -> str:
+def wrap(text: str, indent: int) -> str:
     import textwrap
     return textwrap.fill(text, 96, subsequent_indent=" " * indent, break_long_words=False,
                          break_on_hyphens=False)
@@ -237,7 +237,7 @@ def _wrap(text: str, indent: int) -> str:
 
 def _local_source(model, family: str, terms: tuple, sigs: dict) -> str:
     head = f"def local_{family}(a, buf, values, theta, out, {term_arrays(len(terms))}):"
-    out = [_decorator(5 + 5 * len(terms)), _wrap(head, len(f"def local_{family}(")),
+    out = [_decorator(5 + 5 * len(terms)), wrap(head, len(f"def local_{family}(")),
            f'    """out[k]: the local log-potential of variable a of {family} at values[k]; buf: '
            'the other\n    variables its terms read, term by term, instance by instance."""',
            "    K = values.shape[0]", "    for k in range(K):", "        out[k] = 0.0", "    b = 0"]
@@ -347,8 +347,8 @@ def _family_source(f: str, n_terms: int) -> str:
     tupdate = "x, theta, seeds, beta, ids, values, nb_ptr, nb_ids"
     for name, args in (("gibbs", update), ("pgibbs", update), ("table", table),
                        ("tgibbs", tupdate), ("ptgibbs", tupdate)):
-        heads[f"{name}_head"] = _wrap(f"def {name}_{f}({args}, {T}):", len(f"def {name}_{f}("))
-    call = _wrap(f"            local_{f}(a, buf, values, theta, logits, {T})",
+        heads[f"{name}_head"] = wrap(f"def {name}_{f}({args}, {T}):", len(f"def {name}_{f}("))
+    call = wrap(f"            local_{f}(a, buf, values, theta, logits, {T})",
                  12 + len(f"local_{f}("))
     return _FAMILY.format(f=f, jit=_JIT, chain=_CHAIN.format(call=call, temper=""), call=call,
                           tchain=_CHAIN.format(call=call, temper=_TEMPER), **heads)
@@ -362,7 +362,7 @@ def generate_numba(model) -> str:
     compiled = [p for p in plans(model).values() if p.reason is None]
     sigs = {}
     for k in sorted({k for p in compiled for k in p.terms}):
-        text, sigs[k] = _term_source(model.terms[k], consts)
+        text, sigs[k] = term_source(model.terms[k], consts)
         out.append(text)
     for p in compiled:
         out.append(_local_source(model, p.family, p.terms, sigs))

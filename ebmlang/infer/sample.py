@@ -231,7 +231,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     replicas = None
     if tempering != 1:          # replicas at a ladder of betas, cluster moves inside (tempering)
         from ebmlang.infer.tempering import start
-        replicas = start(model, parts, x, clamp, tempering, tempering_min, burn_in)
+        replicas = start(model, parts, x, clamp, tempering, tempering_min, burn_in,
+                         compiled=backend != "numpy")
         x, clamp, step = replicas.x, replicas.clamp, replicas.step
     else:                       # cluster moves before each Gibbs sweep, where they apply
         from ebmlang.infer.cluster_moves import with_cluster_moves

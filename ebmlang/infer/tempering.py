@@ -129,14 +129,25 @@ def _tables(part, theta, betas: list[float]) -> dict[float, np.ndarray]:
 
 # ---------------------------------------------------------------- the replicas
 
+def swap_energy(model, compiled: bool):
+    """F of every row, as the swaps need it: compiled (`numba_energy`, the numpy terms only
+    where it prints no loop) unless the numpy backend, the reference, was asked for."""
+    if not compiled:
+        return model.log_potential
+    from ebmlang.backends.numba_energy import CompiledEnergy
+    return CompiledEnergy(model)
+
+
 class Replicas:
     """The replicas of C chains: their states (R * C, n_state, level-major), the ladder, the
     swaps and their counts. `step` has a sweep function's signature (parts, x, theta, rng,
     clamp) so that a driver runs it where it would run one sweep."""
 
-    def __init__(self, model, x: np.ndarray, clamp, replicas: int, b_min, sweeps):
+    def __init__(self, model, x: np.ndarray, clamp, replicas: int, b_min, sweeps,
+                 compiled: bool = False):
         check_options(replicas, b_min)
         self.model, self.C, self.R = model, x.shape[0], int(replicas)
+        self.energy = swap_energy(model, compiled)
         self.x = np.tile(x, (self.R, 1))
         self.clamp = None if clamp is None else np.tile(clamp, (self.R, 1))
         self.ladder = geometric(self.R, DEFAULT_MIN if b_min is None else b_min)
@@ -169,21 +180,19 @@ class Replicas:
         pairs of one sweep are disjoint, each swap an MH move on the product of the levels'
         targets, so every sweep leaves it invariant."""
         with np.errstate(invalid="ignore", over="ignore"):
-            F = self.model.log_potential(x)
+            F = self.energy(x)
             F = np.where(np.isnan(F), -np.inf, F).reshape(self.R, chains)
             log_u = np.log(rng.random((self.R - 1, chains)))
             gaps = self.ladder[:-1] - self.ladder[1:]
             self.parity ^= 1
-            for k in range(self.parity, self.R - 1, 2):
-                yes = np.flatnonzero(log_u[k] < gaps[k] * (F[k + 1] - F[k]))
-                self.tried[k] += chains
-                if not len(yes):
-                    continue
-                self.accepted[k] += len(yes)
-                a, b = k * chains + yes, (k + 1) * chains + yes
-                rows = np.concatenate([a, b])
-                x[rows] = x[np.concatenate([b, a])]
-                F[k, yes], F[k + 1, yes] = F[k + 1, yes], F[k, yes]
+            k = np.arange(self.parity, self.R - 1, 2)
+            yes = log_u[k] < gaps[k, None] * (F[k + 1] - F[k])     # (pairs, chains)
+        self.tried[k] += chains
+        self.accepted[k] += yes.sum(axis=1)
+        a = (k[:, None] * chains + np.arange(chains))[yes]          # the lower level's rows
+        if len(a):
+            rows = np.concatenate([a, a + chains])
+            x[rows] = x[np.concatenate([a + chains, a])]
 
     def persistent(self, rows, sweeps: int, rng, theta) -> np.ndarray:
         """PCD's model phase: `sweeps` steps of the replicas of chains `rows` (None: all), the
@@ -252,11 +261,13 @@ def cluster_block_sweep(moves, parts, replicas: Replicas):
     return sweep
 
 
-def start(model, parts, x, clamp, replicas: int, b_min, burn_in: int = 0) -> Replicas:
+def start(model, parts, x, clamp, replicas: int, b_min, burn_in: int = 0,
+          compiled: bool = True) -> Replicas:
     """Replicas of the chains x (every level starts from x) sweeping the block parts, after
-    one cluster move of every group where cluster moves apply."""
+    one cluster move of every group where cluster moves apply; `compiled`: F for the swaps
+    by the compiled energy (False: the numpy terms)."""
     from ebmlang.infer.cluster_moves import cluster_moves
-    r = Replicas(model, x, clamp, replicas, b_min, [])
+    r = Replicas(model, x, clamp, replicas, b_min, [], compiled)
     moves = cluster_moves(model, burn_in)
     r.sweeps.append(block_sweep(parts, r) if moves is None else
                     cluster_block_sweep(moves, parts, r))

@@ -114,7 +114,8 @@ class _Phases:
         if opts.tempering != 1:
             from ebmlang.infer.tempering import Replicas
             self.replicas = Replicas(model, self.chains, None, opts.tempering,
-                                     opts.tempering_min, [self._tempered_sweep])
+                                     opts.tempering_min, [self._tempered_sweep],
+                                     compiled=opts.backend != "numpy")
         # the states the model side of the stats is read from: pcd's chains, cd's last
         # k-sweep samples; none for pl, which matches conditionals at the data, not stats
         self.model_states = None if opts.method == "pl" else self.chains
