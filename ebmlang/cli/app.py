@@ -135,7 +135,8 @@ def cmd_sample(args) -> int:
     if trace is not None:
         trace.finish(samples.acceptance)
     if not args.quiet:
-        print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin))
+        print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin,
+                             tempered=samples.ladder is not None))
         if samples.ladder is not None:
             from ebmlang.report.text import tempering_summary
             print(tempering_summary(samples))

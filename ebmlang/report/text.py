@@ -132,9 +132,12 @@ def _sampling(model) -> list[str]:
 
 # ---------------------------------------------------------------- ebmlang sample
 
-def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
+def sample_summary(samples, burn_in: int | None = None, thin: int = 1,
+                   tempered: bool | None = None) -> str:
     """Means of each sampled family, mean and sd of each stat, mean log-potential, and the
-    convergence diagnostics; of a `Samples` or of a `trace.Trace` built while sampling."""
+    convergence diagnostics; of a `Samples` or of a `trace.Trace` built while sampling.
+    `tempered` (True or False: whether the run used parallel tempering): a one-line hint of
+    what to try follows the R-hat warnings."""
     samples = as_trace(samples)
     model = samples.model
     burn = samples.draws // 2 if burn_in is None else burn_in
@@ -152,6 +155,8 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     rows.append(("mean", "log potential", f"{float(lp.mean()):.6g}",
                  f"sd {float(lp.std()):.4g}", "(log p + log Z)"))
     lines_diag = _diagnostics(samples)
+    if tempered is not None and any(line.startswith("warning: R-hat") for line in lines_diag):
+        lines_diag.append(RHAT_HINTS[bool(tempered)])
     for family, rate in (samples.acceptance or {}).items():
         method, scale, adapt = model.methods[family]
         part = next(p for block in model.parts() for p in block if p.family == family)
@@ -160,13 +165,30 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1) -> str:
     return "\n".join(lines + _table(rows, right=(2,)) + lines_diag)
 
 
+RHAT_HINTS = {
+    False: "hint: chains held in different modes (phases, domain walls) mix with parallel "
+           "tempering: try --tempering 8 (README: Parallel tempering)",
+    True: "hint: add replicas (--tempering R), raise --tempering-min while every swap rate "
+          "stays above 0.05, or run longer (more --burn-in and -n)"}
+SWAP_WARN = 0.05          # a neighbour pair's swap rate below this cuts the ladder in two
+
+
 def tempering_summary(samples) -> str:
-    """The ladder of a parallel-tempering run and each neighbour pair's swap acceptance."""
+    """The ladder of a parallel-tempering run and each neighbour pair's swap acceptance, with
+    a warning when some pair's is below SWAP_WARN: states then hardly cross that gap, and the
+    b = 1 chains get little from the hotter replicas."""
     ladder = ", ".join(f"{b:.3g}" for b in samples.ladder)
-    rates = ", ".join(f"{r:.3f}" for r in samples.swap_acceptance)
-    return (f"tempering: {len(samples.ladder)} replicas per chain, inverse temperatures "
+    rates = np.asarray(samples.swap_acceptance, float)
+    text = (f"tempering: {len(samples.ladder)} replicas per chain, inverse temperatures "
             f"{ladder} (adapted in burn-in, then fixed)\n  swap acceptance per neighbour pair: "
-            f"{rates}")
+            + ", ".join(f"{r:.3f}" for r in rates))
+    low = np.flatnonzero(~(rates >= SWAP_WARN))            # NaN (never tried) counts as low
+    if len(low):
+        pairs = ", ".join(f"{k}-{k + 1} ({rates[k]:.3f})" for k in low)
+        text += (f"\nwarning: swap acceptance below {SWAP_WARN} between replicas {pairs}: "
+                 "the ladder is cut there and the b = 1 chains may not have mixed; add "
+                 "replicas (--tempering R) or raise --tempering-min")
+    return text
 
 
 def _diagnostics(samples) -> list[str]:
