@@ -97,3 +97,11 @@ def test_tempering_uses_the_compiled_energy_unless_numpy(backend, tmp_path, monk
     model.sample(draws=5, chains=2, burn_in=0, seed=0, inputs=inputs, tempering=3,
                  backend=backend)
     assert set(seen) == {"CompiledEnergy" if backend == "numba" else "method"}
+
+
+def test_code_shows_the_compiled_energy(capsys):
+    from ebmlang.cli.app import main
+    assert main(["code", str(EXAMPLES / "rbm.ebm")]) == 0
+    out = capsys.readouterr().out
+    assert "compiled log-potential" in out and "on numpy: pair" in out
+    assert "def total_vis_0(" in out and "def ptotal_hid_0(" in out

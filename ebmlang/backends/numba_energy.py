@@ -47,7 +47,8 @@ def total_name(t) -> str:
 
 _TOTAL = '''{jit}
 {head}
-    """{doc}, summed over the instances and added to out[c] in every chain."""
+    """{doc}
+    summed over the instances, added to out[c] in every chain."""
 {fixed}    for c in {loop}(x.shape[0]):
         s = 0.0
         for n in range(size):
@@ -106,29 +107,49 @@ def same_params(t, pos: np.ndarray) -> frozenset:
                      if not p.dynamic and pos.shape[1] and np.all(pos[q] == pos[q, 0]))
 
 
+def plan(model) -> tuple[dict[int, tuple], list]:
+    """({k: (pos, idx, same)} of the compiled terms model.terms[k], the numpy TermKernels of
+    the others): numpy only, nothing compiled."""
+    from ebmlang.backends.numba_ground import term_params
+    compiled, rest = {}, []
+    for k, kern in enumerate(model.kernels):
+        if not kern.term.size:
+            continue
+        if not compiles(model, kern):
+            rest.append(kern)
+            continue
+        pos, idx = term_params(model, kern.term)
+        compiled[k] = (pos, idx, same_params(kern.term, pos))
+    return compiled, rest
+
+
+def energy_text(model) -> str:
+    """The generated source of the compiled log-potential, for `ebmlang code`."""
+    compiled, rest = plan(model)
+    numpy = ", ".join(k.term.owner for k in rest) or "none"
+    return (f"\n\n# {'-' * 70} compiled log-potential\n# F(x) of every replica for the "
+            f"swaps of parallel tempering; on numpy: {numpy}\n"
+            + energy_source(model, {k: v[2] for k, v in compiled.items()}))
+
+
 class CompiledEnergy:
     """F(x) per chain, `Model.log_potential`'s value: the compiled totals plus, on numpy, the
     terms they do not cover. Built once (the generated module is cached on disk by content)."""
 
     def __init__(self, model):
         from ebmlang.backends.numba_backend import load_generated
-        from ebmlang.backends.numba_ground import term_params
         self.model = model
-        live = [(k, kern) for k, kern in enumerate(model.kernels) if kern.term.size]
-        compiled = [k for k, kern in live if compiles(model, kern)]
-        self.rest = [kern for k, kern in live if k not in set(compiled)]
+        compiled, self.rest = plan(model)
         self.calls = []
         if not compiled:
             return
-        arrays = {k: term_params(model, model.terms[k]) for k in compiled}
-        same = {k: same_params(model.terms[k], arrays[k][0]) for k in compiled}
-        module = load_generated(energy_source(model, same))
-        for k in compiled:
+        module = load_generated(energy_source(model, {k: v[2] for k, v in compiled.items()}))
+        for k, (pos, idx, _) in compiled.items():
             t = model.terms[k]
             ids = tuple(np.ascontiguousarray(r.ids) for r in t.reads)
             name = total_name(t)
             self.calls.append((getattr(module, name), getattr(module, "p" + name),
-                               (t.size,) + ids + arrays[k]))
+                               (t.size,) + ids + (pos, idx)))
 
     def __call__(self, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
         """F of every row of x (chains, n_state), at theta (None: the model's params)."""

@@ -77,9 +77,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_code(args) -> int:
-    """The numpy terms, then where each block part runs, the numba kernels and the table kernels
-    the tabulated parts run."""
+    """The numpy terms, then where each block part runs, the numba kernels, the table kernels
+    the tabulated parts run and the compiled log-potential (tempering's swaps)."""
     from ebmlang.backends.numba_backend import table_kernels_text
+    from ebmlang.backends.numba_energy import energy_text
     from ebmlang.backends.numba_codegen import placement_text
     model = _load(args)
     if args.backend in (None, "numpy"):
@@ -88,6 +89,7 @@ def cmd_code(args) -> int:
         where = "".join(f"# {line}\n" for line in placement_text(model).splitlines())
         print(f"\n\n# {'-' * 70} numba backend\n{where}{model.code('numba')}", end="")
         print(table_kernels_text(model), end="")
+        print(energy_text(model), end="")
     return 0
 
 
