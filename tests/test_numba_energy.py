@@ -105,3 +105,27 @@ def test_code_shows_the_compiled_energy(capsys):
     out = capsys.readouterr().out
     assert "compiled log-potential" in out and "on numpy: pair" in out
     assert "def total_vis_0(" in out and "def ptotal_hid_0(" in out
+
+
+def test_compiled_swaps_equal_the_numpy_ones():
+    """numba_swaps.swap_levels makes the decisions, counts and exchanges of
+    tempering.swap_numpy, with -inf and NaN values of F (NaN counts as -inf)."""
+    from ebmlang.backends.numba_swaps import swap_levels
+    from ebmlang.infer.tempering import swap_numpy
+    rng = np.random.default_rng(4)
+    R, C, n = 6, 5, 7
+    for first in (0, 1, 0, 1):
+        x = rng.standard_normal((R * C, n))
+        F = rng.standard_normal((R, C)) * 3
+        F[rng.random((R, C)) < 0.15] = -np.inf
+        F[rng.random((R, C)) < 0.1] = np.nan
+        log_u = np.log(rng.random((R - 1, C)))
+        gaps = -np.diff(np.geomspace(1, 0.2, R))
+        out = []
+        for fn in (swap_levels, swap_numpy):
+            xs, tried, accepted = x.copy(), np.zeros(R - 1), np.zeros(R - 1)
+            fn(xs, F.copy(), log_u, gaps, first, C, tried, accepted)
+            out.append((xs, tried, accepted))
+        for a, b in zip(*out):
+            np.testing.assert_array_equal(a, b)
+        assert out[0][2].sum() > 0 and not np.array_equal(out[0][0], x)

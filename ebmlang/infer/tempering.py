@@ -147,7 +147,7 @@ class Replicas:
                  compiled: bool = False):
         check_options(replicas, b_min)
         self.model, self.C, self.R = model, x.shape[0], int(replicas)
-        self.energy = swap_energy(model, compiled)
+        self.energy, self.compiled = swap_energy(model, compiled), compiled
         self.x = np.tile(x, (self.R, 1))
         self.clamp = None if clamp is None else np.tile(clamp, (self.R, 1))
         self.ladder = geometric(self.R, DEFAULT_MIN if b_min is None else b_min)
@@ -178,21 +178,17 @@ class Replicas:
         sweep and the odd ones on the next (deterministic even-odd swaps, Okabe et al. 2001,
         Syed et al. 2022: a replica then travels the ladder in about 2R sweeps, not R^2). The
         pairs of one sweep are disjoint, each swap an MH move on the product of the levels'
-        targets, so every sweep leaves it invariant."""
-        with np.errstate(invalid="ignore", over="ignore"):
-            F = self.energy(x)
-            F = np.where(np.isnan(F), -np.inf, F).reshape(self.R, chains)
-            log_u = np.log(rng.random((self.R - 1, chains)))
-            gaps = self.ladder[:-1] - self.ladder[1:]
-            self.parity ^= 1
-            k = np.arange(self.parity, self.R - 1, 2)
-            yes = log_u[k] < gaps[k, None] * (F[k + 1] - F[k])     # (pairs, chains)
-        self.tried[k] += chains
-        self.accepted[k] += yes.sum(axis=1)
-        a = (k[:, None] * chains + np.arange(chains))[yes]          # the lower level's rows
-        if len(a):
-            rows = np.concatenate([a, a + chains])
-            x[rows] = x[np.concatenate([a + chains, a])]
+        targets, so every sweep leaves it invariant. Decided and exchanged by the compiled
+        `numba_swaps.swap_levels` when F is compiled, else by numpy (`swap_numpy`)."""
+        F = np.asarray(self.energy(x), np.float64).reshape(self.R, chains)
+        log_u = np.log(rng.random((self.R - 1, chains)))
+        gaps = self.ladder[:-1] - self.ladder[1:]
+        self.parity ^= 1
+        if self.compiled and x.dtype == np.float64 and x.flags.c_contiguous:
+            from ebmlang.backends.numba_swaps import swap_levels
+            swap_levels(x, F, log_u, gaps, self.parity, chains, self.tried, self.accepted)
+        else:
+            swap_numpy(x, F, log_u, gaps, self.parity, chains, self.tried, self.accepted)
 
     def persistent(self, rows, sweeps: int, rng, theta) -> np.ndarray:
         """PCD's model phase: `sweeps` steps of the replicas of chains `rows` (None: all), the
@@ -242,6 +238,21 @@ class Replicas:
         """The rows of the b = 1 level (whose MH proposals count in the acceptance)."""
         c = self.C if chains is None else chains
         return np.arange(self.R * c) < c
+
+
+def swap_numpy(x, F, log_u, gaps, first: int, chains: int, tried, accepted) -> None:
+    """`numba_swaps.swap_levels` in numpy (the reference): the pairs k = first, first + 2, ...
+    of levels, chain c's states swapped when log_u[k, c] < gaps[k] (F[k + 1, c] - F[k, c])."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        F = np.where(np.isnan(F), -np.inf, F)
+        k = np.arange(first, len(F) - 1, 2)
+        yes = log_u[k] < gaps[k, None] * (F[k + 1] - F[k])            # (pairs, chains)
+    tried[k] += chains
+    accepted[k] += yes.sum(axis=1)
+    a = (k[:, None] * chains + np.arange(chains))[yes]              # the lower level's rows
+    if len(a):
+        rows = np.concatenate([a, a + chains])
+        x[rows] = x[np.concatenate([a + chains, a])]
 
 
 def block_sweep(parts, replicas: Replicas):
