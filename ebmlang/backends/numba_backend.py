@@ -35,7 +35,7 @@ from ebmlang.cachedir import cache_dir
 from ebmlang.backends.numba_codegen import generate_numba, plans
 from ebmlang.backends.numba_ground import Incidence, incidence, scratch
 from ebmlang.backends.numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
-from ebmlang.backends.runtime import UPDATES
+from ebmlang.backends.runtime import UPDATES, write_block
 
 
 # ---------------------------------------------------------------- cache
@@ -314,10 +314,5 @@ def gibbs_step(parts: list[list], x: np.ndarray, theta: np.ndarray, rng: np.rand
                 part.update(x, theta, rng)
             else:
                 new.append((part.ids, UPDATES[part.method](part, x, theta, rng)))
-        for ids, vals in new:
-            x[:, ids] = vals
-        if clamp is not None:
-            for part in block:
-                fixed = clamp[:, part.ids]
-                x[:, part.ids] = np.where(np.isnan(fixed), x[:, part.ids], fixed)
+        write_block(x, new, block, clamp)
     return x

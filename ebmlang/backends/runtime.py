@@ -230,6 +230,17 @@ def draw_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.minimum(choice, logits.shape[-1] - 1)
 
 
+def write_block(x: np.ndarray, new, block, clamp: np.ndarray | None) -> None:
+    """Write a block's new values (ids, values) into x, then put its clamped cells back (the
+    compiled parts write x themselves, so the clamps go back after them too)."""
+    for ids, vals in new:
+        x[:, ids] = vals
+    if clamp is not None:
+        for part in block:
+            fixed = clamp[:, part.ids]
+            x[:, part.ids] = np.where(np.isnan(fixed), x[:, part.ids], fixed)
+
+
 def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
                rng: np.random.Generator, clamp: np.ndarray | None = None) -> np.ndarray:
     """One sweep: every block in turn, every part of a block from the same state.

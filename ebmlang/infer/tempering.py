@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.backends.runtime import PartKernel
+from ebmlang.backends.runtime import PartKernel, write_block
 from ebmlang.backends.tempered import tempered_update
 
 DEFAULT_MIN = 0.1          # the hottest replica's inverse temperature unless given
@@ -64,12 +64,7 @@ def tempered_sweep(parts, x, theta, rng, clamp, beta, count=None) -> None:
                 part.tempered(x, theta, rng, beta)
             else:
                 compiled_update(part, x, theta, rng, beta)
-        for ids, vals in new:
-            x[:, ids] = vals
-        if clamp is not None:
-            for part in block:
-                fixed = clamp[:, part.ids]
-                x[:, part.ids] = np.where(np.isnan(fixed), x[:, part.ids], fixed)
+        write_block(x, new, block, clamp)
 
 
 def levels(beta: np.ndarray) -> list[tuple[slice, float]]:
