@@ -1,5 +1,12 @@
 """The compiled model and the driver that chains the phases: parse, check, lower, graph,
-codegen, runtime. `ebmlang.load` and `ebmlang.compile` return a `Model`."""
+codegen, runtime. `ebmlang.load` and `ebmlang.compile` return a `Model`.
+
+A compiled model is kept in the cache (`ebmlang.cachedir`), keyed by the model text and name,
+the base directory, the const overrides, preloaded sets, ebmlang's source and the library
+versions; the set files it read are checked by content when it is loaded. A warm load
+unpickles the checked model, the ground terms, the graph's blocks and the generated numpy
+source: no parsing, sympy or networkx (they load on demand, for `conditionals` or the
+family graph)."""
 
 from __future__ import annotations
 
@@ -7,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+import hashlib
+import json
+import pickle
+
+from ebmlang import cachedir
 from ebmlang.errors import Source, UserError
-from ebmlang.frontend.parse import parse
 from ebmlang.frontend.check import CheckedModel, check, parse_override
 from ebmlang.middle.lower import Term, lower
 from ebmlang.middle.graph import Graph, build_graph
-from ebmlang.backends.codegen import generate, load_module, term_function_name
+from ebmlang.backends.codegen import load_module, term_function_name
 from ebmlang.backends.params import Params, init_params
 from ebmlang.backends.resources import blas_threads, trim_heap
 from ebmlang.backends.runtime import TermKernel, block_parts, total_log_potential
@@ -33,23 +44,63 @@ class Model:
         for s in checked.stats.values():
             self.stat_terms += lower(checked, s.name, "stat", s.index, s.expr, s.space)
         self.graph: Graph = build_graph(checked, self.terms)
+        from ebmlang.backends.codegen import generate
         self.source = generate(self.name, self.terms, self.stat_terms, checked.consts)
-        ns = load_module(self.source)
-        self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
-                                   ns[term_function_name(t, False, "grad")],
-                                   ns[term_function_name(t, False, "where")]) for t in self.terms]
         from ebmlang.backends.dense import detect
-        for k in self.kernels:
-            k.dense = detect(k.term, checked)
-        self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
-        self.params = Params(checked, init_params(checked))
-        self._parts = None
-        self._numba_parts = None
+        self._link([detect(t, checked) for t in self.terms])
         from ebmlang.middle.symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
         trim_heap()
+
+    def _link(self, dense: list) -> None:
+        """The kernels from the generated source, fresh params, no parts yet."""
+        ns = load_module(self.source)
+        self.kernels = [TermKernel(t, ns[term_function_name(t, False)],
+                                   ns[term_function_name(t, False, "grad")],
+                                   ns[term_function_name(t, False, "where")]) for t in self.terms]
+        for k, d in zip(self.kernels, dense):
+            k.dense = d
+        self.stat_kernels = [TermKernel(t, ns[term_function_name(t, True)]) for t in self.stat_terms]
+        self.params = Params(self.checked, init_params(self.checked))
+        self._parts = None
+        self._numba_parts = None
+
+    _STORED = ("checked", "name", "terms", "stat_terms", "graph", "source", "methods")
+
+    def _stored_state(self) -> dict:
+        """What the cache keeps: the compiled phases, not the kernels (made again from the
+        source) nor the params; real forms without their sympy coefficients."""
+        import dataclasses
+        state = {k: getattr(self, k) for k in self._STORED}
+        state["dense"] = [k.dense for k in self.kernels]
+        state["real_forms"] = {n: dataclasses.replace(f, quad=None, lin=None)
+                               for n, f in self.real_forms.items()}
+        state["_pair_memo"] = self._pair_forms()
+        return state
+
+    def _pair_forms(self) -> dict:
+        """The symbolic pair forms the cluster plan would derive (`cluster.symbolic_pair`) for
+        terms reading two sampled finite variables: derived now, so a warm run needs no sympy."""
+        from ebmlang.infer.cluster import symbolic_pair
+        for n, t in enumerate(self.terms):
+            mine = tuple(k for k, r in enumerate(t.reads)
+                         if self.vars[r.family].sampled and self.vars[r.family].domain.finite)
+            if t.size and len(mine) == 2 and not any(q.dynamic for q in t.preads) and \
+                    self.vars[t.reads[mine[0]].family].domain.size == \
+                    self.vars[t.reads[mine[1]].family].domain.size >= 2:
+                symbolic_pair(self, n, mine)
+        return dict(self.__dict__.get("_pair_memo", {}))
+
+    @classmethod
+    def _restore(cls, state: dict, path: Path | None) -> "Model":
+        model = cls.__new__(cls)
+        for k in cls._STORED + ("real_forms", "_pair_memo"):
+            setattr(model, k, state[k])
+        model.path = path
+        model._link(state["dense"])
+        return model
 
     def _method(self, fam) -> tuple[str, float, bool]:
         """(method, MH scale, adapt the scale) for a sampled family."""
@@ -221,15 +272,77 @@ def _overrides(kwargs: dict) -> dict[str, float]:
 def compile_model(text: str, name: str = "<string>", base: str | Path | None = None,
                   path: Path | None = None, sets: dict | None = None, **consts) -> Model:
     """Compile model text; keyword arguments override consts; `sets` gives set rows directly;
-    `base` (a str or Path, default the working directory) is where set files are found."""
+    `base` (a str or Path, default the working directory) is where set files are found.
+    A model compiled before from the same inputs is loaded from the cache instead."""
     source = Source(name, text)
+    base = Path(base) if base is not None else Path.cwd()
+    key = _cache_key(text, name, base, consts, sets)
+    model = _cached(key, path)
+    if model is not None:
+        return model
+    from ebmlang.frontend.parse import parse
     try:
         program = parse(text, name)
-        base = Path(base) if base is not None else Path.cwd()
         checked = check(program, source, base, _overrides(consts), sets)
-        return Model(checked, path)
+        model = Model(checked, path)
     except UserError as err:
         raise err.with_source(source) from None
+    if key is not None:
+        _store(key, model, _set_files(program, base, sets))
+    return model
+
+
+def _cache_key(text, name, base, consts, sets) -> str | None:
+    """sha256 of everything a compiled model is made from but its set files (checked by content
+    on load); None when the cache is off or an override is not a number (compiling says why)."""
+    if cachedir.model_cache_dir() is None:
+        return None
+    try:
+        overrides = sorted(_overrides(consts).items())
+    except UserError:
+        return None
+    h = hashlib.sha256(json.dumps([text, name, str(base.resolve()), repr(overrides),
+                                   cachedir.versions()]).encode())
+    for k in sorted(sets or {}):
+        arr = np.ascontiguousarray(sets[k])
+        h.update(f"\0set {k} {arr.dtype.str} {arr.shape}\0".encode() + arr.tobytes())
+    return h.hexdigest()
+
+
+def _set_files(program, base: Path, sets) -> list[Path]:
+    from ebmlang.frontend import ast as A
+    return [(base / st.path).resolve() if not Path(st.path).is_absolute() else Path(st.path)
+            for st in program.stmts if isinstance(st, A.SetStmt) and st.name not in (sets or {})]
+
+
+def _cached(key: str | None, path: Path | None) -> Model | None:
+    """The stored model of `key`, or None when there is none or it is stale or corrupt. Entries
+    are pickles, read only from a directory only this user can write (`model_cache_dir`), after
+    their sha256 matches: the same trust as the generated numba modules imported from there."""
+    directory = cachedir.model_cache_dir() if key is not None else None
+    entry = cachedir.read_entry(directory, key) if directory is not None else None
+    if entry is None:
+        return None
+    header, payload = entry
+    try:
+        if any(cachedir.file_digest(Path(p)) != digest for p, digest in header["deps"]):
+            return None
+        return Model._restore(pickle.loads(payload), path)
+    except Exception:       # a stale or damaged entry of any kind: compile again, store anew
+        return None
+
+
+def _store(key: str, model: Model, files: list[Path]) -> None:
+    """Keep the compiled model; a cache that cannot be written is no error."""
+    directory = cachedir.model_cache_dir()
+    if directory is None:
+        return
+    try:
+        deps = [[str(p), cachedir.file_digest(p)] for p in files]
+        payload = pickle.dumps(model._stored_state(), protocol=pickle.HIGHEST_PROTOCOL)
+        cachedir.write_entry(directory, key, payload, deps)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        pass
 
 
 def load(path, evidence=None, **consts) -> Model:

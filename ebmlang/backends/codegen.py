@@ -10,11 +10,11 @@ linecache, as sympy's lambdify does, so tracebacks and inspect work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import linecache
 
 import numpy as np
-from sympy.printing.numpy import NumPyPrinter
 
 from ebmlang.frontend import ast as A
 from ebmlang import __version__
@@ -104,24 +104,32 @@ def term_function_name(term: Term, is_stat: bool, kind: str = "") -> str:
     return f"{kind or ('stat' if is_stat else 'term')}_{term.owner}_{term.number}"
 
 
-class _DerivPrinter(NumPyPrinter):
-    """sympy -> numpy text, with a term's symbols printed as the kernel's arrays."""
+@functools.lru_cache(maxsize=1)
+def _deriv_printer():
+    """The printer class, made on first use: sympy is imported only when code is generated
+    (a model loaded from the compiled-model cache runs without it)."""
+    from sympy.printing.numpy import NumPyPrinter
 
-    def __init__(self, names: dict[str, str]):
-        super().__init__({"fully_qualified_modules": True, "strict": True})
-        self.names = names
+    class _DerivPrinter(NumPyPrinter):
+        """sympy -> numpy text, with a term's symbols printed as the kernel's arrays."""
 
-    def _print_Symbol(self, e):
-        return self.names.get(e.name, e.name)
+        def __init__(self, names: dict[str, str]):
+            super().__init__({"fully_qualified_modules": True, "strict": True})
+            self.names = names
 
-    def _print_Ind(self, e):
-        return f"_b({self._print(e.args[0])})"
+        def _print_Symbol(self, e):
+            return self.names.get(e.name, e.name)
 
-    def _print_sigmoid(self, e):
-        return f"_sigmoid({self._print(e.args[0])})"
+        def _print_Ind(self, e):
+            return f"_b({self._print(e.args[0])})"
 
-    def _print_softplus(self, e):
-        return f"numpy.logaddexp(0.0, {self._print(e.args[0])})"
+        def _print_sigmoid(self, e):
+            return f"_sigmoid({self._print(e.args[0])})"
+
+        def _print_softplus(self, e):
+            return f"numpy.logaddexp(0.0, {self._print(e.args[0])})"
+
+    return _DerivPrinter
 
 
 def _derivative_function(t: Term, consts) -> list[str]:
@@ -132,7 +140,7 @@ def _derivative_function(t: Term, consts) -> list[str]:
     names = {f"V{k}": f"V[{k}]" for k in range(len(t.reads))}
     names.update({f"I{k}": f"I[{k}]" for k in range(len(t.names))})
     names.update({f"P{k}": pr._param(p.node) for k, p in enumerate(t.preads)})
-    printer = _DerivPrinter(names)
+    printer = _deriv_printer()(names)
     derivs = [printer.doprint(d) for d in param_derivatives(t, consts)]
     sign = "" if t.sign > 0 else "-"
     out = [f"def {term_function_name(t, False, 'grad')}(V, P, I, theta):",

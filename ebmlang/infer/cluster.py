@@ -136,10 +136,9 @@ def pair_form(model, n: int, reads: tuple[int, int]) -> tuple[PairForm | None, s
     if da.size < 2:
         return PairForm(n, reads, "0", "symbolically"), ""
     if not any(q.dynamic for q in t.preads):
-        try:
-            return _symbolic(model, t, n, reads, da.values, db.values)
-        except (TypeError, ValueError, AttributeError, RecursionError):
-            pass  # sympy could not: decide per instance below
+        found = symbolic_pair(model, n, reads)
+        if found is not None:
+            return found
     if da.size > MAX_TABLE:
         return None, f"{da.size} values are too many to check the pair per instance"
     x = np.zeros((1, model.checked.n_state))
@@ -149,6 +148,21 @@ def pair_form(model, n: int, reads: tuple[int, int]) -> tuple[PairForm | None, s
     if residual > 1e-9:
         return None, "not a weight on equality plus unary parts (checked per instance)"
     return PairForm(n, reads, "per instance", "numerically at the current params"), ""
+
+
+def symbolic_pair(model, n: int, reads: tuple[int, int]):
+    """`_symbolic` of term n, or None when sympy could not decide. It depends on the model's
+    text alone (params stay symbols), so it is kept on the model (`_pair_memo`), and a model
+    loaded from the compiled-model cache brings it along instead of importing sympy."""
+    memo = model.__dict__.setdefault("_pair_memo", {})
+    if (n, reads) not in memo:
+        t = model.terms[n]
+        da, db = (model.vars[t.reads[k].family].domain for k in reads)
+        try:
+            memo[n, reads] = _symbolic(model, t, n, reads, da.values, db.values)
+        except (TypeError, ValueError, AttributeError, RecursionError):
+            memo[n, reads] = None  # sympy could not: decided per instance
+    return memo[n, reads]
 
 
 def _symbolic(model, t, n, reads, va, vb):

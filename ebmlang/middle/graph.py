@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from ebmlang.frontend.check import CheckedModel
@@ -42,17 +41,27 @@ class Block:
 
 
 class Graph:
-    """The family graph (networkx), the blocks, and the ground neighbour pairs on demand."""
+    """The family graph (networkx, built on first use), the blocks, and the ground neighbour
+    pairs on demand. It keeps the checked model and terms it came from, not functions of them,
+    so a compiled model can be stored whole (see `ebmlang.model`) and loaded without networkx."""
 
-    def __init__(self, g: nx.MultiGraph, edges_of, family_of: np.ndarray, blocks: list[Block],
-                 colouring: dict[str, str], blankets: dict[str, tuple[int, int]]):
-        self.nx = g
+    def __init__(self, model: CheckedModel, terms: list[Term], family_of: np.ndarray,
+                 blocks: list[Block], colouring: dict[str, str],
+                 blankets: dict[str, tuple[int, int]]):
         self.blankets = blankets        # family -> (smallest, largest) ground blanket size
         self.family_of = family_of      # (n_state,) family number of each ground variable
         self.blocks = blocks
         self.colouring = colouring      # family -> how it was coloured
-        self._edges_of = edges_of
+        self._model, self._terms = model, terms
+        self._nx = None
         self._edges = None
+
+    @property
+    def nx(self):
+        """The networkx MultiGraph of variable families and factor terms, each edge one read."""
+        if self._nx is None:
+            self._nx = family_graph(self._model, self._terms)
+        return self._nx
 
     @property
     def edges(self) -> np.ndarray:
@@ -60,8 +69,11 @@ class Graph:
         instance. Built again when first asked for after compiling, not kept from it: a
         million-spin lattice's 2 million pairs would outweigh every other ground array."""
         if self._edges is None:
-            self._edges = self._edges_of()
+            self._edges = _ground_edges(self._model, self._terms)
         return self._edges
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _nx=None, _edges=None)
 
 
 def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
@@ -69,6 +81,13 @@ def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
     family_of = np.empty(model.n_state, np.int16 if len(fams) < 2**15 else np.int64)
     for k, f in enumerate(model.vars.values()):
         family_of[f.offset:f.offset + f.space.size] = k
+    edges = _ground_edges(model, terms)
+    blocks, colouring = _blocks(model, edges, family_of, fams)
+    return Graph(model, terms, family_of, blocks, colouring, blanket_sizes(edges, model))
+
+
+def family_graph(model: CheckedModel, terms: list[Term]):
+    import networkx as nx
     g = nx.MultiGraph()
     for f in model.vars.values():
         g.add_node(("var", f.name), kind=f.kind, domain=f.domain.text, size=f.space.size)
@@ -77,10 +96,7 @@ def build_graph(model: CheckedModel, terms: list[Term]) -> Graph:
         g.add_node(node, size=t.size, sign=t.sign)
         for r in t.reads:
             g.add_edge(node, ("var", r.family), read=expr_text(r.node))
-    edges = _ground_edges(model, terms)
-    blocks, colouring = _blocks(model, edges, family_of, fams)
-    return Graph(g, lambda: _ground_edges(model, terms), family_of, blocks, colouring,
-                 blanket_sizes(edges, model))
+    return g
 
 
 def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
@@ -136,6 +152,7 @@ def _greedy(n: int, local_edges: np.ndarray, name: str) -> np.ndarray:
     if n > MAX_GREEDY:
         raise UserError(f"'{name}' has {n:,} variables that meet each other irregularly; "
                         f"colouring more than {MAX_GREEDY:,} is not supported")
+    import networkx as nx
     h = nx.Graph()
     h.add_nodes_from(range(n))
     h.add_edges_from(local_edges.tolist())
@@ -149,6 +166,7 @@ def _blocks(model, edges, family_of, fams):
     same = ef[:, 0] == ef[:, 1] if len(edges) else np.zeros(0, bool)
     sampled = [f for f in fams if model.vars[f].sampled]
     selfish = {fams[k] for k in np.unique(ef[same, 0])}
+    import networkx as nx
     fg = nx.Graph()
     fg.add_nodes_from(f for f in sampled if f not in selfish)
     for a, b in np.unique(ef[~same], axis=0) if len(ef) else []:

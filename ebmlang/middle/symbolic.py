@@ -143,6 +143,8 @@ def derive(model, fam) -> Conditional:
 
 def _real_text(model, fam, local, head, head_text, params):
     form = model.real_forms[fam.name]
+    if form.kind == "gaussian" and form.quad is None:   # stored without sympy: derive it again
+        form = real_form(model, fam)
     if form.kind == "gaussian":
         mean = _tidy(-form.lin / (2 * form.quad), params)
         var = _tidy(-1 / (2 * form.quad), params)
