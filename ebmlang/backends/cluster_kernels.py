@@ -14,23 +14,14 @@ generator seeded from two words of the caller's numpy Generator (`numba_kernels.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
-from ebmlang.backends.numba_kernels import _draw, _seed, _uniform
-
-
-@njit(cache=True, inline="always")
-def _find(parent, i):
-    """The root of i, halving the path on the way (union-find)."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
+from ebmlang.backends.numba_kernels import _draw, _rotl, _seed, _uniform
 
 
 @njit(cache=True, error_model="numpy")
 def _labels(x, c, sid, vals, lab):
-    """The label of every site's value in chain c."""
+    """The label of every site's value in chain c (0 for a value not in its row)."""
     k = vals.shape[1]
     for i in range(sid.shape[0]):
         v = x[c, sid[i]]
@@ -40,26 +31,65 @@ def _labels(x, c, sid, vals, lab):
                 lab[i] = j
 
 
+@njit(inline="always")
+def _bits53(s0, s1):
+    """xoroshiro128+'s top 53 bits as an integer r (the uniform u = r / 2^53), next state."""
+    r = s0 + s1
+    s1 = s1 ^ s0
+    s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
+    s1 = _rotl(s1, 37)
+    return r >> uint64(11), s0, s1
+
+
+@njit(inline="always")
+def _root(parent, i):
+    """The root of i, and i pointed straight at it (the walk itself writes nothing)."""
+    r = parent[i]
+    while parent[r] != r:
+        r = parent[r]
+    parent[i] = r
+    return r
+
+
 @njit(cache=True, error_model="numpy")
-def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, field, hold):
-    """One sweep of chain c; h of shape (1, 0, k) means no unary terms (uniform draws)."""
-    s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
+def _open_bonds(c, x, sid, vals, lo, hi, thr, lab, parent, opened, s0, s1):
+    """Chain c's labels, every site its own cluster, and the open bonds in `opened[:m]`: a
+    bond opens when the labels agree and r < thr (r / 2^53 < p exactly when r < ceil(p 2^53)),
+    decided without a branch (a branch on a coin of p ~ 1/2 costs more than the draw)."""
     n, k = vals.shape
-    pc = c if pbond.shape[0] > 1 else 0
-    hc = c if h.shape[0] > 1 else 0
-    fc = c if fixed.shape[0] > 1 else 0
-    _labels(x, c, sid, vals, lab)
     for i in range(n):
+        v = x[c, sid[i]]
+        lab_i = 0
+        for j in range(1, k):
+            lab_i += j * (vals[i, j] == v)
+        lab[i] = lab_i
         parent[i] = i
-    for e in range(ea.shape[0]):
-        a, b = ea[e], eb[e]
-        if lab[a] != lab[b]:
-            continue
-        u, s0, s1 = _uniform(s0, s1)
-        if u < pbond[pc, e]:
-            ra, rb = _find(parent, a), _find(parent, b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+    tc = c if thr.shape[0] > 1 else 0
+    m = 0
+    for e in range(lo.shape[0]):
+        r, s0, s1 = _bits53(s0, s1)
+        opened[m] = e
+        m += (lab[lo[e]] == lab[hi[e]]) & (r < thr[tc, e])
+    return m, s0, s1
+
+
+@njit(cache=True, error_model="numpy")
+def _join(lo, hi, opened, m, parent):
+    """Union of the open bonds, the larger root under the smaller (so parent[i] <= i): with
+    the bonds in order of their larger end, that end is mostly a root or one step from it."""
+    for q in range(m):
+        e = opened[q]
+        rb = _root(parent, hi[e])
+        ra = _root(parent, lo[e])
+        parent[max(ra, rb)] = min(ra, rb)
+
+
+@njit(cache=True, error_model="numpy")
+def _sw_chain(c, x, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold, s0, s1):
+    """One sweep of chain c; h of shape (1, 0, k) means no unary terms (uniform draws)."""
+    n, k = vals.shape
+    m, s0, s1 = _open_bonds(c, x, sid, vals, lo, hi, thr, lab, parent, opened, s0, s1)
+    _join(lo, hi, opened, m, parent)
     for i in range(n):                       # every site points at its cluster's root: roots
         parent[i] = parent[parent[i]]        # are the least index, parent[i] <= i always
     if h.shape[1] == 0 and fixed.shape[1] == 0:     # no unary terms, nothing clamped
@@ -69,6 +99,15 @@ def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, fiel
                 lab[i] = min(int(u * k), k - 1)
             x[c, sid[i]] = vals[i, lab[parent[i]]]
         return
+    _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1)
+
+
+@njit(cache=True, error_model="numpy")
+def _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1):
+    """A new label per cluster from its summed unary terms (held if it holds a clamped site)."""
+    n, k = vals.shape
+    hc = c if h.shape[0] > 1 else 0
+    fc = c if fixed.shape[0] > 1 else 0
     for i in range(n):
         if parent[i] == i:
             hold[i] = False
@@ -90,15 +129,14 @@ def _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, fiel
 
 
 @njit(cache=True, error_model="numpy")
-def swendsen_wang(x, seeds, sid, vals, ea, eb, pbond, h, fixed):
-    """One Swendsen-Wang sweep of every chain, in place."""
-    n, k = vals.shape
-    parent = np.empty(n, np.int64)
-    lab = np.empty(n, np.int64)
-    field = np.empty((n, k))
-    hold = np.empty(n, np.bool_)
+def swendsen_wang(x, seeds, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold):
+    """One Swendsen-Wang sweep of every chain, in place. The bonds (lo[e] < hi[e]) come in
+    order of hi; thr[c, e] = ceil(p_e 2^53) (uint64); parent, lab (n,), opened (bonds,),
+    field (n, k) and hold (n,) are the caller's work arrays, kept between sweeps."""
     for c in range(x.shape[0]):
-        _sw_chain(c, x, seeds, sid, vals, ea, eb, pbond, h, fixed, parent, lab, field, hold)
+        s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
+        _sw_chain(c, x, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold,
+                  s0, s1)
 
 
 @njit(cache=True, error_model="numpy")

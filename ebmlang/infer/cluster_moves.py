@@ -64,10 +64,23 @@ class Group:
         self._grown = self._tried = 0
         if gp.method == "wolff":
             self._neighbours()
+        else:
+            self._bond_order()
 
     @property
     def families(self) -> tuple[str, ...]:
         return self.plan.families
+
+    def _bond_order(self) -> None:
+        """The bonds for Swendsen-Wang as (lo, hi) with lo < hi, in order of hi then lo (the
+        union-find's cheap order, `cluster_kernels._join`), and its work arrays."""
+        lo, hi = np.minimum(self.ea, self.eb), np.maximum(self.ea, self.eb)
+        self.order = np.lexsort((lo, hi))
+        self.lo, self.hi = lo[self.order], hi[self.order]
+        n, k = self.vals.shape
+        self.kvals = np.ascontiguousarray(self.vals)
+        self.work = (np.empty(n, np.int64), np.empty(n, np.int64),
+                     np.empty(len(self.lo), np.int64), np.empty((n, k)), np.empty(n, np.bool_))
 
     def _neighbours(self) -> None:
         """CSR adjacency of the sites for Wolff: neighbour site and pair number."""
@@ -158,16 +171,22 @@ class Group:
         seeds = rng.bit_generator.random_raw((x.shape[0], 2))
         h = np.ascontiguousarray(h)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.sid, self.vals, self.ea, self.eb, pbond, h, fixed)
+            ck.swendsen_wang(x, seeds, self.sid, self.kvals, self.lo, self.hi, pbond, h, fixed,
+                             *self.work)
             return
         grown, _ = ck.wolff(x, seeds, self.sid, self.vals, self.nb_ptr, self.nb_site,
                             self.nb_edge, pbond, h, fixed, self.steps)
         self._adapt(grown, x.shape[0])
 
     def _bonds(self, b: np.ndarray) -> np.ndarray:
-        """1 - exp(-beta K), (1 or chains, pairs), kept until beta or K change."""
+        """(1 or chains, pairs), kept until beta or K change: p = 1 - exp(-beta K) for Wolff;
+        for Swendsen-Wang ceil(p 2^53) as uint64, in bond order (u < p exactly when the
+        53-bit integer r of u = r / 2^53 is below it: the same draws, no float per bond)."""
         if self._pb is None or not np.array_equal(self._pb[0], b):
-            self._pb = (b.copy(), np.ascontiguousarray(-np.expm1(-b[:, None] * self.K)))
+            p = -np.expm1(-b[:, None] * self.K)
+            if self.plan.method == "swendsen_wang":
+                p = np.ceil(p[:, self.order] * 2.0 ** 53).astype(np.uint64)
+            self._pb = (b.copy(), np.ascontiguousarray(p))
         return self._pb[1]
 
     def _adapt(self, grown: int, chains: int) -> None:
