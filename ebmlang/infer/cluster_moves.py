@@ -94,12 +94,8 @@ class Group:
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
         """K and the static unary terms, again when the params or the inputs changed."""
-        inputs = self.inputs
-        xin = x[:, inputs]
-        same = len(inputs) == 0 or bool(np.all(xin == xin[:1]))
-        key = (theta.copy(), xin[:1].copy() if same else xin.copy())
-        if self.key is not None and np.array_equal(key[0], self.key[0]) and \
-                key[1].shape == self.key[1].shape and np.array_equal(key[1], self.key[1]):
+        key, same = self._key(x, theta)
+        if key == self.key:
             return
         self.key, self._pb = key, None
         xs = x[:1] if same else x
@@ -108,6 +104,16 @@ class Group:
         self._none = np.zeros((1, 0, self.vals.shape[1]))
         if not self.field and not self.plan.dynamic:
             self.U = None                  # label-independent: no unary terms to keep
+
+    def _key(self, x: np.ndarray, theta: np.ndarray) -> tuple[tuple, bool]:
+        """What K and the static unary terms depend on, as bytes (cheap to compare on every
+        sweep): the params, and the inputs (one row when every chain has the same)."""
+        if len(self.inputs) == 0:
+            return (theta.tobytes(),), True
+        xin = x[:, self.inputs]
+        same = bool(np.all(xin == xin[:1]))
+        xin = xin[:1] if same else xin
+        return (theta.tobytes(), xin.shape, xin.tobytes()), same
 
     def _tabulate(self, xs, theta):
         model, n, k = self.model, len(self.sid), self.vals.shape[1]
@@ -182,11 +188,12 @@ class Group:
         """(1 or chains, pairs), kept until beta or K change: p = 1 - exp(-beta K) for Wolff;
         for Swendsen-Wang ceil(p 2^53) as uint64, in bond order (u < p exactly when the
         53-bit integer r of u = r / 2^53 is below it: the same draws, no float per bond)."""
-        if self._pb is None or not np.array_equal(self._pb[0], b):
+        key = b.tobytes()
+        if self._pb is None or self._pb[0] != key:
             p = -np.expm1(-b[:, None] * self.K)
             if self.plan.method == "swendsen_wang":
                 p = np.ceil(p[:, self.order] * 2.0 ** 53).astype(np.uint64)
-            self._pb = (b.copy(), np.ascontiguousarray(p))
+            self._pb = (key, np.ascontiguousarray(p))
         return self._pb[1]
 
     def _adapt(self, grown: int, chains: int) -> None:
