@@ -19,16 +19,22 @@ from numba import njit, uint64
 from ebmlang.backends.numba_kernels import _draw, _rotl, _seed, _uniform
 
 
+@njit(inline="always")
+def _label(x, c, sid, vals, i):
+    """The label of site i's value in chain c (0 for a value not in its row)."""
+    v = x[c, sid[i]]
+    lab = 0
+    for j in range(vals.shape[1]):
+        if vals[i, j] == v:
+            lab = j
+    return lab
+
+
 @njit(cache=True, error_model="numpy")
 def _labels(x, c, sid, vals, lab):
-    """The label of every site's value in chain c (0 for a value not in its row)."""
-    k = vals.shape[1]
+    """The label of every site's value in chain c."""
     for i in range(sid.shape[0]):
-        v = x[c, sid[i]]
-        lab[i] = 0
-        for j in range(k):
-            if vals[i, j] == v:
-                lab[i] = j
+        lab[i] = _label(x, c, sid, vals, i)
 
 
 @njit(inline="always")
@@ -52,20 +58,24 @@ def _root(parent, i):
 
 
 @njit(cache=True, error_model="numpy")
-def _open_bonds(c, x, sid, vals, lo, hi, thr, lab, parent, opened, s0, s1):
-    """Chain c's labels, every site its own cluster, and the open bonds in `opened[:m]`: a
-    bond opens when the labels agree and r < thr (r / 2^53 < p exactly when r < ceil(p 2^53)),
-    decided without a branch (a branch on a coin of p ~ 1/2 costs more than the draw)."""
-    n, k = vals.shape
+def _open_bonds(c, x, sid, vals, lo, hi, xlo, xhi, thr, lab, parent, opened, s0, s1):
+    """Every site its own cluster, and chain c's open bonds in `opened[:m]`: a bond opens
+    when its ends agree and r < thr (r / 2^53 < p exactly when r < ceil(p 2^53)), decided
+    without a branch (a branch on a coin of p ~ 1/2 costs more than the draw). The ends
+    agree when their values do (xlo, xhi: their state ids, when every site has the same
+    domain), else when their labels do."""
+    n = vals.shape[0]
     for i in range(n):
-        v = x[c, sid[i]]
-        lab_i = 0
-        for j in range(1, k):
-            lab_i += j * (vals[i, j] == v)
-        lab[i] = lab_i
         parent[i] = i
     tc = c if thr.shape[0] > 1 else 0
     m = 0
+    if xlo.shape[0]:
+        for e in range(lo.shape[0]):
+            r, s0, s1 = _bits53(s0, s1)
+            opened[m] = e
+            m += (x[c, xlo[e]] == x[c, xhi[e]]) & (r < thr[tc, e])
+        return m, s0, s1
+    _labels(x, c, sid, vals, lab)
     for e in range(lo.shape[0]):
         r, s0, s1 = _bits53(s0, s1)
         opened[m] = e
@@ -85,20 +95,23 @@ def _join(lo, hi, opened, m, parent):
 
 
 @njit(cache=True, error_model="numpy")
-def _sw_chain(c, x, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold, s0, s1):
+def _sw_chain(c, x, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened, field,
+              hold, s0, s1):
     """One sweep of chain c; h of shape (1, 0, k) means no unary terms (uniform draws)."""
     n, k = vals.shape
-    m, s0, s1 = _open_bonds(c, x, sid, vals, lo, hi, thr, lab, parent, opened, s0, s1)
+    m, s0, s1 = _open_bonds(c, x, sid, vals, lo, hi, xlo, xhi, thr, lab, parent, opened, s0, s1)
     _join(lo, hi, opened, m, parent)
-    for i in range(n):                       # every site points at its cluster's root: roots
-        parent[i] = parent[parent[i]]        # are the least index, parent[i] <= i always
     if h.shape[1] == 0 and fixed.shape[1] == 0:     # no unary terms, nothing clamped
-        for i in range(n):
-            if parent[i] == i:
+        for i in range(n):                   # one pass: roots are the least index of their
+            r = parent[parent[i]]            # cluster (parent[i] <= i), so parent[i]'s root
+            parent[i] = r                    # is known and drawn when i comes
+            if r == i:
                 u, s0, s1 = _uniform(s0, s1)
                 lab[i] = min(int(u * k), k - 1)
-            x[c, sid[i]] = vals[i, lab[parent[i]]]
+            x[c, sid[i]] = vals[i, lab[r]]
         return
+    for i in range(n):                       # every site points at its cluster's root
+        parent[i] = parent[parent[i]]
     _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1)
 
 
@@ -121,7 +134,10 @@ def _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1):
         if fixed.shape[1] and fixed[fc, i]:
             hold[r] = True
     for i in range(n):                       # a new label per cluster, drawn at its root
-        if parent[i] == i and not hold[i]:
+        if parent[i] == i:
+            if hold[i]:                      # the label it has
+                lab[i] = _label(x, c, sid, vals, i)
+                continue
             u, s0, s1 = _uniform(s0, s1)
             lab[i] = _draw(field[i], u)
     for i in range(n):
@@ -129,14 +145,16 @@ def _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1):
 
 
 @njit(cache=True, error_model="numpy")
-def swendsen_wang(x, seeds, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold):
-    """One Swendsen-Wang sweep of every chain, in place. The bonds (lo[e] < hi[e]) come in
-    order of hi; thr[c, e] = ceil(p_e 2^53) (uint64); parent, lab (n,), opened (bonds,),
-    field (n, k) and hold (n,) are the caller's work arrays, kept between sweeps."""
+def swendsen_wang(x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
+                  field, hold):
+    """One Swendsen-Wang sweep of every chain, in place. The bonds join sites lo[e] < hi[e],
+    in order of hi; xlo, xhi are their state ids (or empty: compare labels); thr[c, e] =
+    ceil(p_e 2^53) (uint64); parent, lab (n,), opened (bonds,), field (n, k) and hold (n,)
+    are the caller's work arrays, kept between sweeps."""
     for c in range(x.shape[0]):
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-        _sw_chain(c, x, sid, vals, lo, hi, thr, h, fixed, parent, lab, opened, field, hold,
-                  s0, s1)
+        _sw_chain(c, x, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened, field,
+                  hold, s0, s1)
 
 
 @njit(cache=True, error_model="numpy")

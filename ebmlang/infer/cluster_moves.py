@@ -79,6 +79,9 @@ class Group:
         self.lo, self.hi = lo[self.order], hi[self.order]
         n, k = self.vals.shape
         self.kvals = np.ascontiguousarray(self.vals)
+        one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
+        none = np.zeros(0, self.sid.dtype)
+        self.ends = (self.sid[self.lo], self.sid[self.hi]) if one else (none, none)
         self.work = (np.empty(n, np.int64), np.empty(n, np.int64),
                      np.empty(len(self.lo), np.int64), np.empty((n, k)), np.empty(n, np.bool_))
 
@@ -177,8 +180,8 @@ class Group:
         seeds = rng.bit_generator.random_raw((x.shape[0], 2))
         h = np.ascontiguousarray(h)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.sid, self.kvals, self.lo, self.hi, pbond, h, fixed,
-                             *self.work)
+            ck.swendsen_wang(x, seeds, self.sid, self.kvals, self.lo, self.hi, *self.ends, pbond,
+                             h, fixed, *self.work)
             return
         grown, _ = ck.wolff(x, seeds, self.sid, self.vals, self.nb_ptr, self.nb_site,
                             self.nb_edge, pbond, h, fixed, self.steps)
