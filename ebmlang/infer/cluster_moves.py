@@ -73,17 +73,21 @@ class Group:
 
     def _bond_order(self) -> None:
         """The bonds for Swendsen-Wang as (lo, hi) with lo < hi, in order of hi then lo (the
-        union-find's cheap order, `cluster_kernels._join`), and its work arrays."""
+        union-find's cheap order, `cluster_kernels._join`), and its work arrays. Every index
+        the kernel reads is unsigned (`_index_type`): numba then checks for no negative one,
+        a fifth of the sweep."""
         lo, hi = np.minimum(self.ea, self.eb), np.maximum(self.ea, self.eb)
         self.order = np.lexsort((lo, hi))
-        self.lo, self.hi = lo[self.order], hi[self.order]
         n, k = self.vals.shape
+        u = _index_type(max(self.model.checked.n_state, len(lo)))
+        self.lo, self.hi, self.usid = lo[self.order].astype(u), hi[self.order].astype(u), \
+            self.sid.astype(u)
         self.kvals = np.ascontiguousarray(self.vals)
         one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
-        none = np.zeros(0, self.sid.dtype)
-        self.ends = (self.sid[self.lo], self.sid[self.hi]) if one else (none, none)
-        self.work = (np.empty(n, np.int64), np.empty(n, np.int64),
-                     np.empty(len(self.lo), np.int64), np.empty((n, k)), np.empty(n, np.bool_))
+        none = np.zeros(0, u)
+        self.ends = (self.usid[self.lo], self.usid[self.hi]) if one else (none, none)
+        self.work = (np.empty(n, u), np.empty(n, u), np.empty(len(lo), u), np.empty((n, k)),
+                     np.empty(n, np.bool_))
 
     def _neighbours(self) -> None:
         """CSR adjacency of the sites for Wolff: neighbour site and pair number."""
@@ -180,7 +184,7 @@ class Group:
         seeds = rng.bit_generator.random_raw((x.shape[0], 2))
         h = np.ascontiguousarray(h)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.sid, self.kvals, self.lo, self.hi, *self.ends, pbond,
+            ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
                              h, fixed, *self.work)
             return
         grown, _ = ck.wolff(x, seeds, self.sid, self.vals, self.nb_ptr, self.nb_site,
@@ -209,6 +213,11 @@ class Group:
         self._tried += self.steps * chains
         mean = self._grown / max(self._tried, 1)
         self.steps = int(min(max(1, round(len(self.sid) / max(mean, 1.0))), len(self.sid)))
+
+
+def _index_type(count: int):
+    """The unsigned integer type for indices below `count`."""
+    return np.uint32 if count < 2 ** 32 else np.uint64
 
 
 def _add(U: np.ndarray, sites: np.ndarray, vals: np.ndarray) -> None:
