@@ -158,47 +158,51 @@ def swendsen_wang(x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, 
 
 
 @njit(cache=True, error_model="numpy")
-def _wolff_chain(c, x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fixed, steps,
-                 lab, mark, members):
+def _grow(c, lab, seed, nb_ptr, nb_site, thr, mark, stamp, members, s0, s1):
+    """The cluster grown from `seed` (its sites in members[:size]): a neighbour of a member
+    joins with its bond's probability (r < thr[c, q], per adjacency entry q) when it has the
+    member's label and is not in yet, decided without a branch."""
+    tc = c if thr.shape[0] > 1 else 0
+    old = lab[seed]
+    mark[seed] = stamp
+    members[0] = seed
+    size, head = 1, 0
+    while head < size:
+        i = members[head]
+        head += 1
+        for q in range(nb_ptr[i], nb_ptr[i + 1]):
+            j = nb_site[q]
+            r, s0, s1 = _bits53(s0, s1)
+            take = (mark[j] != stamp) & (lab[j] == old) & (r < thr[tc, q])
+            mark[j] = stamp if take else mark[j]
+            members[size] = j
+            size += take
+    return size, s0, s1
+
+
+@njit(cache=True, error_model="numpy")
+def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark, members,
+                 s0, s1):
     """`steps` Wolff steps on chain c: (sites in the clusters grown, steps accepted)."""
-    s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
     n, k = vals.shape
-    pc = c if pbond.shape[0] > 1 else 0
     hc = c if h.shape[0] > 1 else 0
     fc = c if fixed.shape[0] > 1 else 0
     _labels(x, c, sid, vals, lab)
-    grown = 0
-    accepted = 0
+    grown = accepted = 0
     for step in range(steps):
         u, s0, s1 = _uniform(s0, s1)
         seed = min(int(u * n), n - 1)
         old = lab[seed]
         u, s0, s1 = _uniform(s0, s1)
         new = (old + 1 + min(int(u * (k - 1)), k - 2)) % k      # uniformly one of the others
-        stamp = step + 1
-        mark[seed] = stamp
-        members[0] = seed
-        size, head = 1, 0
-        unary = h.shape[1] > 0
-        held = fixed.shape[1] > 0 and fixed[fc, seed]
-        delta = h[hc, seed, new] - h[hc, seed, old] if unary else 0.0
-        while head < size:
-            i = members[head]
-            head += 1
-            for q in range(nb_ptr[i], nb_ptr[i + 1]):
-                j = nb_site[q]
-                if mark[j] == stamp or lab[j] != old:
-                    continue
-                u, s0, s1 = _uniform(s0, s1)
-                if u < pbond[pc, nb_edge[q]]:
-                    mark[j] = stamp
-                    members[size] = j
-                    size += 1
-                    if fixed.shape[1] and fixed[fc, j]:
-                        held = True
-                    if unary:
-                        delta += h[hc, j, new] - h[hc, j, old]
+        size, s0, s1 = _grow(c, lab, seed, nb_ptr, nb_site, thr, mark, c * steps + step + 1,
+                             members, s0, s1)
         grown += size
+        held, delta = False, 0.0
+        for m in range(size if fixed.shape[1] else 0):
+            held |= fixed[fc, members[m]]
+        for m in range(size if h.shape[1] else 0):
+            delta += h[hc, members[m], new] - h[hc, members[m], old]
         if held:
             continue
         u, s0, s1 = _uniform(s0, s1)
@@ -211,19 +215,17 @@ def _wolff_chain(c, x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fix
 
 
 @njit(cache=True, error_model="numpy")
-def wolff(x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fixed, steps):
+def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark, members):
     """`steps` Wolff single-cluster steps on every chain, in place; returns (sites in the
-    clusters grown, steps accepted), summed over chains."""
-    n = vals.shape[0]
-    lab = np.empty(n, np.int64)
-    mark = np.zeros(n, np.int64)
-    members = np.empty(n, np.int64)
-    grown = 0
-    accepted = 0
+    clusters grown, steps accepted), summed over chains. The adjacency (CSR nb_ptr,
+    nb_site) and thr[c, q] = ceil(p 2^53) per entry; lab, mark (int64) and members (n,)
+    are the caller's work arrays."""
+    grown = accepted = 0
+    mark[:] = 0
     for c in range(x.shape[0]):
-        mark[:] = 0
-        g, a = _wolff_chain(c, x, seeds, sid, vals, nb_ptr, nb_site, nb_edge, pbond, h, fixed,
-                            steps, lab, mark, members)
+        s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
+        g, a = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark,
+                            members, s0, s1)
         grown += g
         accepted += a
     return grown, accepted

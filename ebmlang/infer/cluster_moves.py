@@ -62,6 +62,7 @@ class Group:
         self.frustrated: str | None = None
         self.steps, self.burn_in, self.calls = 1, burn_in, 0
         self._grown = self._tried = 0
+        self.kvals = np.ascontiguousarray(self.vals)
         if gp.method == "wolff":
             self._neighbours()
         else:
@@ -82,7 +83,6 @@ class Group:
         u = _index_type(max(self.model.checked.n_state, len(lo)))
         self.lo, self.hi, self.usid = lo[self.order].astype(u), hi[self.order].astype(u), \
             self.sid.astype(u)
-        self.kvals = np.ascontiguousarray(self.vals)
         one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
         none = np.zeros(0, u)
         self.ends = (self.usid[self.lo], self.usid[self.hi]) if one else (none, none)
@@ -90,13 +90,17 @@ class Group:
                      np.empty(n, np.bool_))
 
     def _neighbours(self) -> None:
-        """CSR adjacency of the sites for Wolff: neighbour site and pair number."""
+        """CSR adjacency of the sites for Wolff (unsigned, as in `_bond_order`): neighbour
+        site and pair number, and the work arrays."""
         n, E = len(self.sid), len(self.ea)
+        u = _index_type(max(self.model.checked.n_state, 2 * E + 1))
         src = np.concatenate([self.ea, self.eb])
         order = np.argsort(src, kind="stable")
-        self.nb_site = np.concatenate([self.eb, self.ea])[order]
+        self.nb_site = np.concatenate([self.eb, self.ea])[order].astype(u)
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
-        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(np.int64)
+        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
+        self.usid = self.sid.astype(u)
+        self.work = (np.empty(n, u), np.zeros(n, np.int64), np.empty(n, u))
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -187,19 +191,20 @@ class Group:
             ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
                              h, fixed, *self.work)
             return
-        grown, _ = ck.wolff(x, seeds, self.sid, self.vals, self.nb_ptr, self.nb_site,
-                            self.nb_edge, pbond, h, fixed, self.steps)
+        grown, _ = ck.wolff(x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond,
+                            h, fixed, self.steps, *self.work)
         self._adapt(grown, x.shape[0])
 
     def _bonds(self, b: np.ndarray) -> np.ndarray:
-        """(1 or chains, pairs), kept until beta or K change: p = 1 - exp(-beta K) for Wolff;
-        for Swendsen-Wang ceil(p 2^53) as uint64, in bond order (u < p exactly when the
-        53-bit integer r of u = r / 2^53 is below it: the same draws, no float per bond)."""
+        """ceil(p 2^53) as uint64 with p = 1 - exp(-beta K), (1 or chains, bonds) in the
+        kernel's order (Swendsen-Wang's bond order, Wolff's adjacency entries), kept until
+        beta or K change: u < p exactly when the 53-bit integer r of u = r / 2^53 is below
+        it, so the same draws with no float per bond."""
         key = b.tobytes()
         if self._pb is None or self._pb[0] != key:
             p = -np.expm1(-b[:, None] * self.K)
-            if self.plan.method == "swendsen_wang":
-                p = np.ceil(p[:, self.order] * 2.0 ** 53).astype(np.uint64)
+            p = p[:, self.order if self.plan.method == "swendsen_wang" else self.nb_edge]
+            p = np.ceil(p * 2.0 ** 53).astype(np.uint64)
             self._pb = (key, np.ascontiguousarray(p))
         return self._pb[1]
 
