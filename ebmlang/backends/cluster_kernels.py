@@ -165,13 +165,14 @@ def swendsen_wang(x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, 
 
 
 @njit(cache=True, error_model="numpy")
-def _grow(c, lab, seed, nb_ptr, nb_site, thr, mark, stamp, members, s0, s1):
-    """The cluster grown from `seed` (its sites in members[:size]): a neighbour of a member
-    joins with its bond's probability (r < thr[c, q], per adjacency entry q) when it has the
-    member's label and is not in yet, decided without a branch."""
+def _grow(c, lab, seed, new, nb_ptr, nb_site, thr, members, s0, s1):
+    """The cluster grown from `seed` (its sites in members[:size], their labels set to `new`
+    as they join, so a member no longer has the old label): a neighbour of a member joins
+    with its bond's probability (r < thr[c, q], per adjacency entry q) when it has the old
+    label, decided without a branch."""
     tc = c if thr.shape[0] > 1 else 0
     old = lab[seed]
-    mark[seed] = stamp
+    lab[seed] = new
     members[0] = seed
     size, head = 1, 0
     while head < size:
@@ -180,16 +181,15 @@ def _grow(c, lab, seed, nb_ptr, nb_site, thr, mark, stamp, members, s0, s1):
         for q in range(nb_ptr[i], nb_ptr[i + 1]):
             j = nb_site[q]
             r, s0, s1 = _bits53(s0, s1)
-            take = (mark[j] != stamp) & (lab[j] == old) & (r < thr[tc, q])
-            mark[j] = stamp if take else mark[j]
+            take = (lab[j] == old) & (r < thr[tc, q])
+            lab[j] = new if take else lab[j]
             members[size] = j
             size += take
     return size, s0, s1
 
 
 @njit(cache=True, error_model="numpy")
-def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark, members,
-                 s0, s1):
+def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members, s0, s1):
     """`steps` Wolff steps on chain c: (sites in the clusters grown, steps accepted)."""
     n, k = vals.shape
     hc = c if h.shape[0] > 1 else 0
@@ -202,36 +202,35 @@ def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, ma
         old = lab[seed]
         u, s0, s1 = _uniform(s0, s1)
         new = (old + 1 + min(int(u * (k - 1)), k - 2)) % k      # uniformly one of the others
-        size, s0, s1 = _grow(c, lab, seed, nb_ptr, nb_site, thr, mark, c * steps + step + 1,
-                             members, s0, s1)
+        size, s0, s1 = _grow(c, lab, seed, new, nb_ptr, nb_site, thr, members, s0, s1)
         grown += size
         held, delta = False, 0.0
         for m in range(size if fixed.shape[1] else 0):
             held |= fixed[fc, members[m]]
         for m in range(size if h.shape[1] else 0):
             delta += h[hc, members[m], new] - h[hc, members[m], old]
-        if held:
-            continue
-        u, s0, s1 = _uniform(s0, s1)
-        if delta >= 0.0 or u < math.exp(delta):
+        if not held:
+            u, s0, s1 = _uniform(s0, s1)
+        if not held and (delta >= 0.0 or u < math.exp(delta)):
             accepted += 1
             for m in range(size):
-                lab[members[m]] = new
                 x[c, sid[members[m]]] = vals[members[m], new]
+        else:                                # rejected: the labels back
+            for m in range(size):
+                lab[members[m]] = old
     return grown, accepted
 
 
 @njit(cache=True, error_model="numpy")
-def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark, members):
+def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members):
     """`steps` Wolff single-cluster steps on every chain, in place; returns (sites in the
     clusters grown, steps accepted), summed over chains. The adjacency (CSR nb_ptr,
-    nb_site) and thr[c, q] = ceil(p 2^53) per entry; lab, mark (int64) and members (n,)
-    are the caller's work arrays."""
+    nb_site) and thr[c, q] = ceil(p 2^53) per entry; lab and members (n,) are the caller's
+    work arrays."""
     grown = accepted = 0
-    mark[:] = 0
     for c in range(x.shape[0]):
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-        g, a = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, mark,
+        g, a = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
                             members, s0, s1)
         grown += g
         accepted += a

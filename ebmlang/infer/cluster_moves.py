@@ -100,7 +100,7 @@ class Group:
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
         self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
         self.usid = self.sid.astype(u)
-        self.work = (np.empty(n, u), np.zeros(n, np.int64), np.empty(n, u))
+        self.work = (np.empty(n, u), np.empty(n, u))
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
