@@ -238,3 +238,14 @@ factor t[i in 0..2] : log(T[x[i], x[i + 1]])
     assert "probability 0" in model.sampler_text("x")
     draws = model.sample(draws=3000, chains=4, burn_in=300, seed=2)
     _assert_exact(model, draws, None, "zero entry")
+
+
+def test_bond_thresholds_decide_as_the_uniform_draw():
+    """The kernels open a bond when the top 53 bits r of a draw are below ceil(p 2^53): the
+    same decision as r / 2^53 < p, at and around every threshold."""
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.random(2000), [0.0, 1.0, 2.0 ** -53, 1 - 2.0 ** -53, 0.5]])
+    thr = np.ceil(p * 2.0 ** 53).astype(np.uint64)
+    for d in (-2, -1, 0, 1):
+        r = np.clip(thr.astype(np.int64) + d, 0, 2 ** 53 - 1).astype(np.uint64)
+        assert np.array_equal(r < thr, r * 2.0 ** -53 < p)

@@ -62,31 +62,51 @@ class Group:
         self.frustrated: str | None = None
         self.steps, self.burn_in, self.calls = 1, burn_in, 0
         self._grown = self._tried = 0
+        self.kvals = np.ascontiguousarray(self.vals)
         if gp.method == "wolff":
             self._neighbours()
+        else:
+            self._bond_order()
 
     @property
     def families(self) -> tuple[str, ...]:
         return self.plan.families
 
+    def _bond_order(self) -> None:
+        """The bonds for Swendsen-Wang as (lo, hi) with lo < hi, in order of hi then lo (the
+        union-find's cheap order, `cluster_kernels._join`), and its work arrays. Every index
+        the kernel reads is unsigned (`_index_type`): numba then checks for no negative one,
+        a fifth of the sweep."""
+        lo, hi = np.minimum(self.ea, self.eb), np.maximum(self.ea, self.eb)
+        self.order = np.lexsort((lo, hi))
+        n, k = self.vals.shape
+        u = _index_type(max(self.model.checked.n_state, len(lo)))
+        self.lo, self.hi, self.usid = lo[self.order].astype(u), hi[self.order].astype(u), \
+            self.sid.astype(u)
+        one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
+        none = np.zeros(0, u)
+        self.ends = (self.usid[self.lo], self.usid[self.hi]) if one else (none, none)
+        self.work = (np.empty(n, u), np.empty(n, u), np.empty(len(lo), u), np.empty((n, k)),
+                     np.empty(n, np.bool_))
+
     def _neighbours(self) -> None:
-        """CSR adjacency of the sites for Wolff: neighbour site and pair number."""
+        """CSR adjacency of the sites for Wolff (unsigned, as in `_bond_order`): neighbour
+        site and pair number, and the work arrays."""
         n, E = len(self.sid), len(self.ea)
+        u = _index_type(max(self.model.checked.n_state, 2 * E + 1))
         src = np.concatenate([self.ea, self.eb])
         order = np.argsort(src, kind="stable")
-        self.nb_site = np.concatenate([self.eb, self.ea])[order]
+        self.nb_site = np.concatenate([self.eb, self.ea])[order].astype(u)
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
-        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(np.int64)
+        self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
+        self.usid = self.sid.astype(u)
+        self.work = (np.empty(n, u), np.empty(n, u))
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
         """K and the static unary terms, again when the params or the inputs changed."""
-        inputs = self.inputs
-        xin = x[:, inputs]
-        same = len(inputs) == 0 or bool(np.all(xin == xin[:1]))
-        key = (theta.copy(), xin[:1].copy() if same else xin.copy())
-        if self.key is not None and np.array_equal(key[0], self.key[0]) and \
-                key[1].shape == self.key[1].shape and np.array_equal(key[1], self.key[1]):
+        key, same = self._key(x, theta)
+        if key == self.key:
             return
         self.key, self._pb = key, None
         xs = x[:1] if same else x
@@ -95,6 +115,16 @@ class Group:
         self._none = np.zeros((1, 0, self.vals.shape[1]))
         if not self.field and not self.plan.dynamic:
             self.U = None                  # label-independent: no unary terms to keep
+
+    def _key(self, x: np.ndarray, theta: np.ndarray) -> tuple[tuple, bool]:
+        """What K and the static unary terms depend on, as bytes (cheap to compare on every
+        sweep): the params, and the inputs (one row when every chain has the same)."""
+        if len(self.inputs) == 0:
+            return (theta.tobytes(),), True
+        xin = x[:, self.inputs]
+        same = bool(np.all(xin == xin[:1]))
+        xin = xin[:1] if same else xin
+        return (theta.tobytes(), xin.shape, xin.tobytes()), same
 
     def _tabulate(self, xs, theta):
         model, n, k = self.model, len(self.sid), self.vals.shape[1]
@@ -158,16 +188,24 @@ class Group:
         seeds = rng.bit_generator.random_raw((x.shape[0], 2))
         h = np.ascontiguousarray(h)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.sid, self.vals, self.ea, self.eb, pbond, h, fixed)
+            ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
+                             h, fixed, *self.work)
             return
-        grown, _ = ck.wolff(x, seeds, self.sid, self.vals, self.nb_ptr, self.nb_site,
-                            self.nb_edge, pbond, h, fixed, self.steps)
+        grown, _ = ck.wolff(x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond,
+                            h, fixed, self.steps, *self.work)
         self._adapt(grown, x.shape[0])
 
     def _bonds(self, b: np.ndarray) -> np.ndarray:
-        """1 - exp(-beta K), (1 or chains, pairs), kept until beta or K change."""
-        if self._pb is None or not np.array_equal(self._pb[0], b):
-            self._pb = (b.copy(), np.ascontiguousarray(-np.expm1(-b[:, None] * self.K)))
+        """ceil(p 2^53) as uint64 with p = 1 - exp(-beta K), (1 or chains, bonds) in the
+        kernel's order (Swendsen-Wang's bond order, Wolff's adjacency entries), kept until
+        beta or K change: u < p exactly when the 53-bit integer r of u = r / 2^53 is below
+        it, so the same draws with no float per bond."""
+        key = b.tobytes()
+        if self._pb is None or self._pb[0] != key:
+            p = -np.expm1(-b[:, None] * self.K)
+            p = p[:, self.order if self.plan.method == "swendsen_wang" else self.nb_edge]
+            p = np.ceil(p * 2.0 ** 53).astype(np.uint64)
+            self._pb = (key, np.ascontiguousarray(p))
         return self._pb[1]
 
     def _adapt(self, grown: int, chains: int) -> None:
@@ -180,6 +218,11 @@ class Group:
         self._tried += self.steps * chains
         mean = self._grown / max(self._tried, 1)
         self.steps = int(min(max(1, round(len(self.sid) / max(mean, 1.0))), len(self.sid)))
+
+
+def _index_type(count: int):
+    """The unsigned integer type for indices below `count`."""
+    return np.uint32 if count < 2 ** 32 else np.uint64
 
 
 def _add(U: np.ndarray, sites: np.ndarray, vals: np.ndarray) -> None:
