@@ -21,9 +21,9 @@ belong to the caller (no allocation per sweep).
 import math
 
 import numpy as np
-from numba import njit, uint64
+from numba import njit
 
-from ebmlang.backends.numba_kernels import _draw, _rotl, _seed, _uniform
+from ebmlang.backends.numba_kernels import _bits53, _draw, _seed, _uniform
 
 
 @njit(inline="always")
@@ -42,16 +42,6 @@ def _labels(x, c, sid, vals, lab):
     """The label of every site's value in chain c."""
     for i in range(sid.shape[0]):
         lab[i] = _label(x, c, sid, vals, i)
-
-
-@njit(inline="always")
-def _bits53(s0, s1):
-    """xoroshiro128+'s top 53 bits as an integer r (the uniform u = r / 2^53), next state."""
-    r = s0 + s1
-    s1 = s1 ^ s0
-    s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
-    s1 = _rotl(s1, 37)
-    return r >> uint64(11), s0, s1
 
 
 @njit(inline="always")

@@ -72,13 +72,20 @@ def _seed(a, b):
 
 
 @njit(inline="always")
-def _uniform(s0, s1):
-    """xoroshiro128+: a double in [0, 1) from the top 53 bits, and the next state."""
+def _bits53(s0, s1):
+    """xoroshiro128+'s top 53 bits as an integer r (the uniform u = r / 2^53), next state."""
     r = s0 + s1
     s1 = s1 ^ s0
     s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
     s1 = _rotl(s1, 37)
-    return (r >> uint64(11)) * (1.0 / 9007199254740992.0), s0, s1
+    return r >> uint64(11), s0, s1
+
+
+@njit(inline="always")
+def _uniform(s0, s1):
+    """xoroshiro128+: a double in [0, 1) from the top 53 bits, and the next state."""
+    r, s0, s1 = _bits53(s0, s1)
+    return r * (1.0 / 9007199254740992.0), s0, s1
 
 
 @njit(inline="always")
