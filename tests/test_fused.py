@@ -266,3 +266,111 @@ def test_stochastic_pseudo_loglik_is_exact(name):
     for summed in (SummedOut(model, model.state_ids(("latent",))), Marginal(fused, model, latent)):
         got = stochastic_pseudo_loglik(model, summed, x, visible, np.random.default_rng(9))
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------- sample's default backend
+
+def _sample_checks(model, draws, keep=None):
+    """(indicator (chains, draws), exact expectation) for every value of every free ground
+    variable and E[x_a x_b] of every free pair, against the enumerated distribution
+    conditioned on `keep` (a mask over the enumerated states; None: all of them)."""
+    ids = model.state_ids()
+    states, p = enumerate_states(model)
+    if keep is not None:
+        mask = keep(states)
+        states, p = states[mask], p[mask] / p[mask].sum()
+    free = [i for i in ids if len(np.unique(states[:, i])) > 1]
+    full = draws.full.astype(float)
+    out = []
+    for i in free:
+        f = next(f for f in model.vars.values() if f.offset <= i < f.offset + f.space.size)
+        for value in f.domain.values:
+            out.append((full[:, :, i] == value, p @ (states[:, i] == value)))
+    for a, b in itertools.combinations(free, 2):
+        out.append((full[:, :, a] * full[:, :, b], p @ (states[:, a] * states[:, b])))
+    return out
+
+
+def _assert_exact(checks, what):
+    """Each check within 5 batch-means SEs (10 batches per chain, the chains independent; the
+    binomial SE as a floor): with at most ~60 checks per case and normal tails, a false alarm
+    at a fixed seed has a chance of order 1e-5."""
+    for ind, want in checks:
+        ind = ind.astype(float)
+        n = ind.size
+        se = max(batch_se(ind), np.sqrt(max(want * (1 - want), 1e-4) / n))
+        assert abs(ind.mean() - want) < 5 * se, (what, ind.mean(), want, se)
+
+
+def test_sample_runs_the_fused_sweep_where_it_applies():
+    from ebmlang.backends.choice import auto_parts, sample_text
+    from ebmlang.backends.fused import FusedPart, fused_step
+    from ebmlang.backends.numba_backend import CompiledPart
+    for name in MODELS:
+        parts, step = auto_parts(compiled(name))
+        assert step is fused_step and all(isinstance(p, FusedPart) for b in parts for p in b)
+    assert "matrix products  the fused sweep" in sample_text(compiled("rbm"))
+    ising = ebmlang.load("examples/ising.ebm", L=4)      # not a contraction: compiled kernels
+    parts, _ = auto_parts(ising)
+    assert all(isinstance(p, CompiledPart) for b in parts for p in b)
+    text = sample_text(ising)
+    assert "numba  gibbs_s" in text and "not the fused sweep: 'right' is not" in text
+    # inputs rule the fused sweep out; the parts whose terms are all contractions still run
+    # as matrix products (the numpy part), with the reason printed
+    crbm = ebmlang.compile(MODELS["rbm"].replace("var v", "input v"))
+    parts, _ = auto_parts(crbm)
+    assert not any(isinstance(p, (FusedPart, CompiledPart)) for b in parts for p in b)
+    text = sample_text(crbm)
+    assert "numpy matrix products  every term on it a contraction" in text
+    assert "not the fused sweep: the model has inputs" in text
+
+
+CASES = {
+    # name: (model, sample options, the enumerated states kept); the RBM's weights mixed in
+    # sign (cluster moves fall back to Gibbs) or all >= 0 (Swendsen-Wang moves run first)
+    "rbm": ("rbm", {}, None),
+    "domains": ("domains", {}, None),
+    "dbm": ("dbm", {}, None),
+    "rbm tempering": ("rbm", dict(tempering=3), None),
+    "rbm clamped": ("rbm", dict(clamp=[1, np.nan, 0, np.nan, np.nan] + [np.nan] * 3),
+                    lambda s: (s[:, 0] == 1) & (s[:, 2] == 0)),
+    "rbm clamped tempering": ("rbm", dict(clamp=[np.nan] * 5 + [1, np.nan, np.nan],
+                                          tempering=3), lambda s: s[:, 5] == 1),
+    "rbm cluster": ("rbm+", {}, None),
+    "rbm cluster tempering": ("rbm+", dict(tempering=3), None),
+}
+
+
+def _case_model(name):
+    if name != "rbm+":
+        return compiled(name, seed=3)
+    model = compiled("rbm", seed=3)
+    w = model.checked.params["W"]
+    model.params.theta[w.offset:w.offset + w.size] = np.abs(
+        model.params.theta[w.offset:w.offset + w.size])
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_default_sample_draws_the_exact_distribution(case):
+    """`model.sample` on the default backend (the fused sweep here), with clamps, tempering
+    and cluster moves: every value's marginal and every pair's E[x_a x_b] against exact
+    enumeration (see `_assert_exact`), 20 chains x 2,000 draws, fixed seed."""
+    from ebmlang.infer.cluster_moves import frustration, cluster_moves
+    name, opts, keep = CASES[case]
+    model = _case_model(name)
+    if name == "rbm+":      # the cluster moves do run (no negative coupling)
+        assert cluster_moves(model) is not None and frustration(model) == {}
+    draws = model.sample(draws=2000, chains=20, burn_in=200, seed=21, **opts)
+    if "clamp" in opts:
+        fixed = ~np.isnan(np.asarray(opts["clamp"]))
+        assert np.all(draws.full[:, :, :8][:, :, fixed] == np.asarray(opts["clamp"])[fixed])
+    _assert_exact(_sample_checks(model, draws, keep), case)
+
+
+def test_default_sample_same_seed_same_draws():
+    model = compiled("rbm", seed=3)
+    a = model.sample(draws=50, chains=3, seed=7, tempering=2).states
+    b = model.sample(draws=50, chains=3, seed=7, tempering=2).states
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, model.sample(draws=50, chains=3, seed=8, tempering=2).states)

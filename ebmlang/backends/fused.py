@@ -26,7 +26,7 @@ import numpy as np
 
 from ebmlang.middle.contract import Contraction, cached
 from ebmlang.backends.numeric import logsumexp
-from ebmlang.backends.runtime import draw_categorical
+from ebmlang.backends.runtime import draw_categorical, write_block
 
 
 class _Use:
@@ -279,3 +279,40 @@ class Marginal:
         for n in self.names:
             out += self.fused.families[n].log_sum(x, theta)
         return out
+
+
+class FusedPart:
+    """One family of a `FusedModel` as a block part of the sampling sweep: `update` draws it
+    in place (`fused_step`), `tempered` at a beta per chain (`tempering.tempered_sweep` calls
+    it), and it carries what the drivers read of a part (family, ids, method, counts)."""
+
+    method = "gibbs"
+    adapt = False
+
+    def __init__(self, fam: _Family):
+        self.fam, self.family = fam, fam.name
+        self.ids = np.arange(fam.offset, fam.offset + fam.size)
+        self.accepted = self.proposed = 0
+
+    def update(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> None:
+        self.fam.draw(x, theta, rng)
+
+    def tempered(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+                 beta: np.ndarray) -> None:
+        self.fam.draw(x, theta, rng, np.asarray(beta, np.float64))
+
+
+def fused_parts(fused: FusedModel) -> list[list[FusedPart]]:
+    """The fused model's families as block parts, in its block order."""
+    return [[FusedPart(f) for f in block] for block in fused.blocks]
+
+
+def fused_step(parts: list[list[FusedPart]], x: np.ndarray, theta: np.ndarray,
+               rng: np.random.Generator, clamp: np.ndarray | None = None) -> np.ndarray:
+    """A sweep function (the drivers' signature) over fused parts: `FusedModel.sweep` over
+    the parts given (cluster moves may have taken some families), clamped cells put back."""
+    for block in parts:
+        for part in block:
+            part.update(x, theta, rng)
+        write_block(x, (), block, clamp)
+    return x

@@ -64,14 +64,14 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
+    from ebmlang.backends.choice import sample_text
     from ebmlang.backends.fused import fit_text
-    from ebmlang.backends.numba_codegen import placement_text
     from ebmlang.infer.proper import check_initial
     from ebmlang.report.text import check_report
     model = _load(args)
     check_initial(model)
     print(check_report(model))
-    print(placement_text(model))
+    print(sample_text(model))
     print(fit_text(model))
     return 0
 
@@ -304,9 +304,10 @@ def _sample_parser(sub) -> None:
                    help="the hottest replica's inverse temperature, in (0, 1) (default 0.1)")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write the draws as CSV")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.add_argument("--backend", choices=("numba", "numpy"), default="numba",
-                   help="compiled kernels (default; numpy for parts that do not compile, as "
-                   "'ebmlang check' says) or the numpy reference")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto",
+                   help="auto (default): matrix products where the terms are contractions, "
+                   "compiled kernels for the other parts, as 'ebmlang check' says; numba: "
+                   "compiled kernels wherever they compile; numpy: the reference")
     p.add_argument("--plot", metavar="FILE.png", help="the last draws of 2-D families and "
                    "traces of the stats and the energy (needs matplotlib)")
     p.add_argument("--plot-shape", type=parse_shape, default=None, metavar="ROWSxCOLS",

@@ -199,8 +199,10 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     they do, and memory stays at one block whatever the number of draws (`ebmlang sample`
     writes its CSV and its summary this way).
 
-    `backend`: "numba" (the default: compiled kernels for finite-domain Gibbs parts, numpy for
-    the others) or "numpy" (the reference).
+    `backend`: "auto" (the default: matrix products where the terms are contractions, the
+    fused sweep when they all are, compiled kernels for the other finite-domain Gibbs parts,
+    numpy for the rest; `backends.choice`, and `ebmlang check` says which), "numba" (compiled
+    kernels wherever they compile) or "numpy" (the reference).
 
     `clamp`: values (one row, or one per chain) with NaN where free: the given variables are
     held fixed and the others sampled from their conditionals (imputation).
@@ -312,13 +314,16 @@ TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts 
 
 def _backend(model, backend):
     """The parts and the sweep function of a backend."""
-    backend = "numba" if backend is None else backend
+    backend = "auto" if backend is None else backend
+    if backend == "auto":
+        from ebmlang.backends.choice import auto_parts
+        return auto_parts(model)
     if backend == "numpy":
         return model.parts(), gibbs_step
     if backend == "numba":
         from ebmlang.backends.numba_backend import gibbs_step as compiled_step
         return model.parts("numba"), compiled_step
-    raise UserError(f"unknown backend '{backend}': use numba or numpy")
+    raise UserError(f"unknown backend '{backend}': use auto, numba or numpy")
 
 
 def reset_scales(model, parts=None) -> None:
