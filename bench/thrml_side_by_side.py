@@ -56,6 +56,7 @@ except ImportError as err:     # thrml is a benchmark-only dependency
 
 import ebmlang  # noqa: E402
 from ebmlang.backends import numba_backend, runtime  # noqa: E402
+from ebmlang.backends.resources import blas_threads  # noqa: E402
 
 BETA = 0.44
 ISING = ROOT / "examples" / "ising.ebm"
@@ -159,8 +160,9 @@ class Ebm:
                 else self.model.parts()
         parts = self._parts[backend]
         step = numba_backend.gibbs_step if backend == "numba" else runtime.gibbs_step
-        for _ in range(n):
-            step(parts, self.x, self.theta, self.rng)
+        with blas_threads():                     # the BLAS thread policy model.sample runs under
+            for _ in range(n):
+                step(parts, self.x, self.theta, self.rng)
 
     def sample(self, n: int, chains: int, backend: str | None = None, model=None):
         (model or self.model).sample(draws=1, chains=chains, burn_in=n - 1, keep=False, seed=0,
