@@ -2,7 +2,7 @@
 block sweeps per second on the same Ising models and RBMs; Markdown on stdout.
 
     pip install -e '.[bench]'             # or: pip install thrml   (thrml pulls jax)
-    python bench/thrml_side_by_side.py    # about 8 minutes on 2 shared cores
+    python bench/thrml_side_by_side.py    # about 3 minutes on 2 shared cores
     python bench/thrml_side_by_side.py --quick
 
 Cases: the Ising model (examples/ising.ebm, 2-D torus, beta = 0.44) at L = 64 and 256 with 1
