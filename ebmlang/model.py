@@ -77,21 +77,9 @@ class Model:
         state["dense"] = [k.dense for k in self.kernels]
         state["real_forms"] = {n: dataclasses.replace(f, quad=None, lin=None)
                                for n, f in self.real_forms.items()}
-        state["_pair_memo"] = self._pair_forms()
+        from ebmlang.infer.cluster import symbolic_pairs
+        state["_pair_memo"] = symbolic_pairs(self)   # so that a warm run needs no sympy
         return state
-
-    def _pair_forms(self) -> dict:
-        """The symbolic pair forms the cluster plan would derive (`cluster.symbolic_pair`) for
-        terms reading two sampled finite variables: derived now, so a warm run needs no sympy."""
-        from ebmlang.infer.cluster import symbolic_pair
-        for n, t in enumerate(self.terms):
-            mine = tuple(k for k, r in enumerate(t.reads)
-                         if self.vars[r.family].sampled and self.vars[r.family].domain.finite)
-            if t.size and len(mine) == 2 and not any(q.dynamic for q in t.preads) and \
-                    self.vars[t.reads[mine[0]].family].domain.size == \
-                    self.vars[t.reads[mine[1]].family].domain.size >= 2:
-                symbolic_pair(self, n, mine)
-        return dict(self.__dict__.get("_pair_memo", {}))
 
     @classmethod
     def _restore(cls, state: dict, path: Path | None) -> "Model":

@@ -248,15 +248,8 @@ def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
     `clamp`: values (chains, n_state), NaN where free; clamped variables keep their values.
     """
     for block in parts:
-        new = []
-        for part in block:
-            vals = UPDATES[part.method](part, x, theta, rng)
-            if clamp is not None:
-                fixed = clamp[:, part.ids]
-                vals = np.where(np.isnan(fixed), vals, fixed)
-            new.append((part.ids, vals))
-        for ids, vals in new:
-            x[:, ids] = vals
+        write_block(x, [(part.ids, UPDATES[part.method](part, x, theta, rng)) for part in block],
+                    block, clamp)
     return x
 
 

@@ -165,6 +165,19 @@ def symbolic_pair(model, n: int, reads: tuple[int, int]):
     return memo[n, reads]
 
 
+def symbolic_pairs(model) -> dict:
+    """`symbolic_pair` of every term that reads two sampled finite variables of one size (the
+    forms the plan may ask for), derived now: the memo the compiled-model cache stores."""
+    for n, t in enumerate(model.terms):
+        mine = tuple(k for k, r in enumerate(t.reads)
+                     if model.vars[r.family].sampled and model.vars[r.family].domain.finite)
+        if t.size and len(mine) == 2 and not any(q.dynamic for q in t.preads) and \
+                model.vars[t.reads[mine[0]].family].domain.size == \
+                model.vars[t.reads[mine[1]].family].domain.size >= 2:
+            symbolic_pair(model, n, mine)
+    return dict(model.__dict__.get("_pair_memo", {}))
+
+
 def _symbolic(model, t, n, reads, va, vb):
     import sympy as sp
 

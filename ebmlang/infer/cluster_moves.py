@@ -259,7 +259,10 @@ class ClusterMoves:
         return frozenset(alone)
 
     def gibbs_parts(self, parts: list[list], alone: frozenset) -> list[list]:
-        """The block parts without those of the families in `alone`, blocks left empty dropped."""
+        """The block parts without those of the families in `alone`, blocks left empty dropped
+        (the parts themselves when `alone` is empty)."""
+        if not alone:
+            return parts
         key = (id(parts), alone)
         if key not in self._gibbs:
             kept = [[p for p in block if p.family not in alone] for block in parts]
@@ -281,7 +284,7 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
     def sweep(parts, x, theta, rng, clamp=None):
         alone = moves.sweep(x, theta, rng, clamp)
-        step(moves.gibbs_parts(parts, alone) if alone else parts, x, theta, rng, clamp)
+        step(moves.gibbs_parts(parts, alone), x, theta, rng, clamp)
         return x
     sweep.moves = moves
     return sweep

@@ -29,6 +29,7 @@ from ebmlang.infer.exact import (
     state_count,
 )
 from ebmlang.backends import tempered
+from ebmlang.backends.runtime import write_block
 
 METHODS = ("auto", "exact", "ve", "ais")
 SCHEDULES = ("sigmoid", "linear")
@@ -172,7 +173,7 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
     theta, parts = model.params.theta, model.parts()
-    from ebmlang.infer.sample import progress_bar
+    from ebmlang.infer.progress import progress_bar
     bar = progress_bar(steps, progress, f"{model.name}: annealing", "step")
     logw = np.zeros(chains)
     for t in range(1, steps + 1):
@@ -245,9 +246,8 @@ def _log_base(model, x) -> np.ndarray:
 
 def tempered_step(block, x, theta, beta: float, rng) -> None:
     """One Gibbs block update leaving gamma_beta invariant: every part from the same state."""
-    new = [(part.ids, _tempered(part, x, theta, beta, rng)) for part in block]
-    for ids, vals in new:
-        x[:, ids] = vals
+    write_block(x, [(part.ids, _tempered(part, x, theta, beta, rng)) for part in block], block,
+                None)
 
 
 def _tempered(part, x, theta, beta, rng) -> np.ndarray:

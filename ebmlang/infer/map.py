@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.backends.runtime import gibbs_step, local_logits
-from ebmlang.backends.tempered import quadratic as _quadratic, tempered_gaussian, tempered_gibbs, tempered_mh
+from ebmlang.backends.runtime import gibbs_step, local_logits, write_block
+from ebmlang.backends.tempered import quadratic as _quadratic, tempered_mh, tempered_update
 
 METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
 ANNEAL_SWEEPS = 500
@@ -217,7 +217,8 @@ def _by_graphcut(model, clamp, verdicts) -> MapResult:
 
 def _by_search(model, clamp, method, rng, sweeps, chains, why) -> MapResult:
     """ICM or annealing, `chains` restarts per row, the best kept."""
-    from ebmlang.infer.sample import check_proper, init_state, reset_scales
+    from ebmlang.infer.proper import check_proper
+    from ebmlang.infer.sample import init_state, reset_scales
     if method == "icm":
         mh = sorted({p.family for b in model.parts() for p in b if p.method == "mh"})
         if mh:
@@ -307,20 +308,10 @@ def anneal(model, x, clamp, theta, rng, sweeps: int) -> None:
     betas = np.geomspace(BETA0, BETA1, max(sweeps, 1)) if sweeps else []
     for t, beta in enumerate(betas):
         for block in parts:
-            new = [(p.ids, _clamped(_tempered(p, x, theta, rng, beta), clamp, p)) for p in block]
-            for ids, vals in new:
-                x[:, ids] = vals
+            write_block(x, [(p.ids, tempered_update(p, x, theta, rng, beta)) for p in block],
+                        block, clamp)
         if (t + 1) % ADAPT_EVERY == 0:
             adapt_scales(parts)
-
-
-def _tempered(part, x, theta, rng, beta) -> np.ndarray:
-    """A draw from the part's conditional raised to the power beta."""
-    if part.method == "mh":
-        return _tempered_mh(part, x, theta, rng, beta)
-    if part.method == "gibbs":
-        return tempered_gibbs(part, x, theta, rng, beta)
-    return tempered_gaussian(part, x, theta, rng, beta)
 
 
 def _tempered_mh(part, x, theta, rng, beta) -> np.ndarray:
@@ -349,7 +340,8 @@ def impute(model, data, draws: int = 200, burn_in: int | None = None, chains: in
     """Fill the missing cells of `data` (NaN, or anything `load_data` reads) with their
     posterior mode or mean given the observed cells and inputs, by Gibbs sampling with the
     observed cells clamped (`gibbs_step(..., clamp=...)`)."""
-    from ebmlang.infer.sample import check_proper, init_state
+    from ebmlang.infer.proper import check_proper
+    from ebmlang.infer.sample import init_state
     clamp = clamp_rows(model, inputs, data)
     burn_in = draws // 2 if burn_in is None else burn_in
     rng = np.random.default_rng(seed)

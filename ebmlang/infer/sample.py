@@ -9,7 +9,8 @@ import numpy as np
 
 from ebmlang.errors import UserError
 from ebmlang.middle.lower import id_slice
-from ebmlang.infer.proper import check_proper, improper  # noqa: F401 - map and fit import them from here
+from ebmlang.infer.progress import progress_bar
+from ebmlang.infer.proper import check_proper
 from ebmlang.backends.runtime import gibbs_step
 
 
@@ -261,10 +262,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     if bar is not None:
         bar.close()
     out.flush()
-    if replicas is None:
-        return Samples(model, out.all, ids, acceptance(parts), chains, draws)
-    return Samples(model, out.all, ids, acceptance(parts), chains, draws, replicas.ladder,
-                   replicas.rates())
+    ladder, rates = (None, None) if replicas is None else (replicas.ladder, replicas.rates())
+    return Samples(model, out.all, ids, acceptance(parts), chains, draws, ladder, rates)
 
 
 class _Kept:
@@ -388,9 +387,3 @@ def _inputs_from_dict(model, inputs: dict) -> np.ndarray:
         raise UserError("inputs: every input needs the same number of rows")
     n = rows.pop()
     return np.concatenate([np.broadcast_to(c, (n, c.shape[1])) for c in cols], axis=1)
-
-
-def progress_bar(total, progress, desc: str, unit: str):
-    """A progress bar or lines, or None: see `progress.progress_bar`."""
-    from ebmlang.infer.progress import progress_bar as bar
-    return bar(total, progress, desc, unit)

@@ -250,19 +250,15 @@ def swap_numpy(x, F, log_u, gaps, first: int, chains: int, tried, accepted) -> N
         x[rows] = x[np.concatenate([a + chains, a])]
 
 
-def block_sweep(parts, replicas: Replicas):
-    """The sweep kind for block parts (numpy or compiled), as the hook takes it."""
+def block_sweep(parts, replicas: Replicas, moves=None):
+    """The sweep kind for block parts (numpy or compiled), as the hook takes it; with `moves`
+    (`cluster_moves.ClusterMoves`), one cluster move of every group first, each replica at its
+    beta (bonds 1 - exp(-beta K), cluster values from beta times the unary), then the parts
+    the cluster moves do not replace."""
     def sweep(x, theta, rng, clamp, beta):
-        tempered_sweep(parts, x, theta, rng, clamp, beta, replicas.count_mask(len(x) // replicas.R))
-    return sweep
-
-
-def cluster_block_sweep(moves, parts, replicas: Replicas):
-    """The sweep kind for cluster moves followed by the block parts they do not replace, each
-    replica at its beta (bonds 1 - exp(-beta K), cluster values from beta times the unary)."""
-    def sweep(x, theta, rng, clamp, beta):
-        alone = moves.sweep(x, theta, rng, clamp, beta)
-        kept = moves.gibbs_parts(parts, alone) if alone else parts
+        kept = parts
+        if moves is not None:
+            kept = moves.gibbs_parts(parts, moves.sweep(x, theta, rng, clamp, beta))
         tempered_sweep(kept, x, theta, rng, clamp, beta, replicas.count_mask(len(x) // replicas.R))
     return sweep
 
@@ -274,7 +270,5 @@ def start(model, parts, x, clamp, replicas: int, b_min, burn_in: int = 0,
     by the compiled energy (False: the numpy terms)."""
     from ebmlang.infer.cluster_moves import cluster_moves
     r = Replicas(model, x, clamp, replicas, b_min, [], compiled)
-    moves = cluster_moves(model, burn_in)
-    r.sweeps.append(block_sweep(parts, r) if moves is None else
-                    cluster_block_sweep(moves, parts, r))
+    r.sweeps.append(block_sweep(parts, r, cluster_moves(model, burn_in)))
     return r
