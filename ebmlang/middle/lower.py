@@ -20,12 +20,15 @@ from ebmlang.errors import UserError, count, did_you_mean
 from ebmlang.frontend.exprs import FUNCTIONS, as_int_array, eval_static, fold
 from ebmlang.frontend.space import Space, build_space
 from ebmlang.middle.split import (
+    added,
     binding_names,
     children,
+    expand_sums,
     inline_stats,
     map_children,
     merge_pieces,
     split,
+    substitute,
 )
 
 
@@ -271,12 +274,49 @@ def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, exp
     """The terms of one factor, energy or stat, with every read grounded and checked."""
     try:
         path = (owner,) if kind == "stat" else ()
-        pieces = merge_pieces(split(inline_stats(expr, model, path)))
+        pieces = merge_pieces(split(inline_stats(expr, model, path), _Expander(model)))
         terms = [_term(model, owner, kind, index, outer, number, piece)
                  for number, piece in enumerate(pieces)]
         return [t for t in terms if t.size]  # an empty index or sum adds nothing (N = 1 chain)
     except UserError as err:
         raise explain_overrides(err, model.source, model.overrides) from None
+
+
+MAX_EXPANDED = 1_000_000  # summands written out for the sums in nonlinear position of one factor
+
+
+class _Expander:
+    """Writes out a sum in nonlinear position (`softplus(c[j] + sum(i) W[i, j] * v[i])`) as
+    one expression over its summands, its bound index replaced by each value in turn; sums
+    nested in its body are written out the same way. Its range and `where` may use consts and
+    the indices of enclosing written-out sums, not the factor's own indices."""
+
+    def __init__(self, model: CheckedModel):
+        self.model, self.total = model, 0
+
+    def __call__(self, node: A.Sum) -> A.Expr:
+        m = self.model
+        try:
+            space = build_space(node.index, m.env("in an index"), m.ranges, m.sets,
+                                "a sum inside a nonlinear expression")
+        except UserError as err:
+            if "unknown name" not in err.message:
+                raise
+            raise UserError(f"{err.message}; the range and `where` of a sum inside a nonlinear "
+                            "expression may use only consts and the indices of enclosing sums "
+                            "inside it", err.span) from None
+        self.total += space.size
+        if self.total > MAX_EXPANDED:
+            raise UserError(f"the sums inside nonlinear expressions of this factor have more "
+                            f"than {MAX_EXPANDED} summands", node.span)
+        names = node.index.names()
+        terms = []
+        for row in range(space.size):
+            vals = space.row(row)
+            body = substitute(node.body, {n: A.Num(float(v), True, span=node.span)
+                                          for n, v in zip(names, vals)})
+            terms.append(expand_sums(body, self))
+        return added(terms, node.span)
 
 
 def _check_bindings(owner: str, kind: str, outer_names, piece) -> None:

@@ -93,21 +93,25 @@ def _neg(p: Piece) -> Piece:
     return Piece(p.bindings, p.wheres, A.Unary("-", p.body, span=p.body.span))
 
 
-def split(e: A.Expr) -> list[Piece]:
-    """Distribute sums in linear position outward: the summands become separate terms."""
+def split(e: A.Expr, expand=None) -> list[Piece]:
+    """Distribute sums in linear position outward: the summands become separate terms. A sum in
+    nonlinear position (inside a function, a power, a divisor, a comparison) is handed to
+    `expand(sum_node) -> expr`, which writes it out as one term over every variable it reads;
+    without `expand` it is refused."""
     if not has_sum(e):
         return [Piece((), (), e)]
     if isinstance(e, A.Sum):
         where = (e.index.where,) if e.index.where is not None else ()
-        return [Piece(e.index.bindings + p.bindings, where + p.wheres, p.body) for p in split(e.body)]
+        return [Piece(e.index.bindings + p.bindings, where + p.wheres, p.body)
+                for p in split(e.body, expand)]
     if isinstance(e, A.Unary) and e.op == "-":
-        return [_neg(p) for p in split(e.operand)]
+        return [_neg(p) for p in split(e.operand, expand)]
     if isinstance(e, A.BinOp) and e.op in ("+", "-"):
-        right = split(e.right)
-        return split(e.left) + (right if e.op == "+" else [_neg(p) for p in right])
+        right = split(e.right, expand)
+        return split(e.left, expand) + (right if e.op == "+" else [_neg(p) for p in right])
     if isinstance(e, A.BinOp) and e.op == "*":
         out = []
-        for a, b in itertools.product(split(e.left), split(e.right)):
+        for a, b in itertools.product(split(e.left, expand), split(e.right, expand)):
             clash = _bound(a) & _bound(b)
             if clash:
                 raise UserError(f"a product of two sums binds '{sorted(clash)[0]}' twice; "
@@ -117,11 +121,30 @@ def split(e: A.Expr) -> list[Piece]:
         return out
     if isinstance(e, A.BinOp) and e.op == "/" and not has_sum(e.right):
         return [Piece(p.bindings, p.wheres, A.BinOp("/", p.body, e.right, span=e.span))
-                for p in split(e.left)]
+                for p in split(e.left, expand)]
+    if expand is not None:
+        return [Piece((), (), expand_sums(e, expand))]
     node = _first_sum(e)
     raise UserError("this sum is inside a nonlinear expression; ebmlang splits only sums in linear "
                     "position (added, subtracted, multiplied or divided by a sum-free factor)",
                     node.span)
+
+
+def expand_sums(e: A.Expr, expand) -> A.Expr:
+    """`e` with every sum in it (innermost first) replaced by `expand(sum)`."""
+    if isinstance(e, A.Sum):
+        return expand(e)
+    return map_children(e, lambda c: expand_sums(c, expand))
+
+
+def added(terms: list[A.Expr], span) -> A.Expr:
+    """The terms added as a balanced tree (depth log2 n: no deep recursion for n = 784)."""
+    if not terms:
+        return A.Num(0.0, True, span=span)
+    while len(terms) > 1:
+        terms = [A.BinOp("+", terms[k], terms[k + 1], span=span) if k + 1 < len(terms)
+                 else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def binding_names(b: A.Binding) -> tuple[str, ...]:
