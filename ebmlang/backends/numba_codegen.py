@@ -30,6 +30,8 @@ from ebmlang.frontend import ast as A
 from ebmlang.frontend.printing import expr_text
 
 MAX_READS = 62          # reads of one term: a bit each in the incidence `hit` mask
+MAX_ARGS = 28           # values passed to one term function: CPython compiles a call with more
+                        # than 30 arguments to CALL_FUNCTION_EX, which numba does not take
 
 
 class Unsupported(Exception):
@@ -130,6 +132,10 @@ def plan_family(model, family: str) -> FamilyPlan:
         t = model.terms[k]
         if len(t.reads) > MAX_READS:
             return FamilyPlan(family, terms, f"{t.owner} reads more than {MAX_READS} variables")
+        if len(t.reads) + len(t.preads) > MAX_ARGS:
+            return FamilyPlan(family, terms, f"{t.owner} reads {len(t.reads) + len(t.preads)} "
+                              f"variables and params per instance (the compiled kernel takes "
+                              f"at most {MAX_ARGS})")
         try:
             ScalarPrinter(t, model.checked.consts)(t.body)
         except Unsupported as exc:
