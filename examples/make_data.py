@@ -8,6 +8,8 @@
 - data/noisy.csv: a 32 x 32 spin image (a disc and a bar) with 10% of its pixels flipped,
   one row with the columns y[i,j] of examples/denoise.ebm; data/clean.csv is the image before
   the noise, with columns x[i,j].
+- data/bars.csv: 300 rows of 10 bits (columns v[0]..v[9] of examples/rbm_free_energy.ebm), each
+  one of three bar patterns with 5% of its bits flipped.
 """
 
 from pathlib import Path
@@ -42,9 +44,18 @@ def write_image(path: Path, name: str, img: np.ndarray) -> None:
     path.write_text(header + "\n" + ",".join(str(int(v)) for v in img.ravel()) + "\n")
 
 
+def bars(rows: int = 300, flip: float = 0.05, seed: int = 2026) -> None:
+    rng = np.random.default_rng(seed)
+    protos = np.array([[1] * 5 + [0] * 5, [0] * 5 + [1] * 5, [1, 0] * 5])
+    x = protos[rng.integers(0, 3, rows)] ^ (rng.random((rows, 10)) < flip)
+    lines = [",".join(f"v[{i}]" for i in range(10))] + [",".join(map(str, r)) for r in x.astype(int)]
+    (HERE / "data" / "bars.csv").write_text("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     karate()
     (HERE / "data").mkdir(exist_ok=True)
     clean = image()
     write_image(HERE / "data" / "clean.csv", "x", clean)
     write_image(HERE / "data" / "noisy.csv", "y", noisy(clean))
+    bars()
