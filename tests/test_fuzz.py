@@ -97,6 +97,10 @@ def _expr(draw, reads: list[str], depth: int = 0) -> str:
     return f"({a} {op} {b})"
 
 
+# sums inside nonlinear functions, nested (written out at compile time), one reading i
+NESTED = "softplus(J + sum(j in 0..N-1) tanh(sum(k in 0..j) T[x[k]] * x[j]) * x[i])"
+
+
 @st.composite
 def _generated(draw) -> str:
     """A small model from the language's pieces: a family, a param, one or two factors."""
@@ -109,7 +113,8 @@ def _generated(draw) -> str:
         lo, hi = draw(st.integers(-1, 1)), draw(st.sampled_from(["N-1", "N-2", "N", "0", "-2"]))
         offsets = draw(st.lists(st.sampled_from(["i", "i + 1", "(i + 1) % N", "i - 1", "0",
                                                  "N - 1-i"]), min_size=1, max_size=3))
-        body = draw(_expr([f"x[{o}]" for o in offsets] + ["T[x[i]]", "sum(j in 0..N-1) x[j]"]))
+        body = draw(_expr([f"x[{o}]" for o in offsets] + ["T[x[i]]", "sum(j in 0..N-1) x[j]",
+                                                          NESTED]))
         where = draw(st.sampled_from(["", " where i < N - 1", " where x[i] > 0"]))
         fk = draw(st.sampled_from(["factor", "energy"]))
         lines.append(f"{fk} f{k}[i in {lo}..{hi}{where}] : {body}")
