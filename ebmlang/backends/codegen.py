@@ -132,6 +132,27 @@ def _deriv_printer():
     return _DerivPrinter
 
 
+SHARED_READS = 8  # a function call reading more symbols than this is computed once per grad_*
+
+
+def _shared_calls(derivs: list):
+    """([(symbol, call)], derivatives with those calls replaced): a large call that several
+    derivatives share (sigmoid(c[j] + sum(i) W[i, j] v[i]) in each d/dW[i, j] of a softplus)
+    is printed once, so the source grows with the number of reads, not its square."""
+    import sympy as sp
+    seen: dict = {}
+    for d in derivs:
+        for f in d.atoms(sp.Function):
+            if len(f.free_symbols) > SHARED_READS:
+                seen[f] = seen.get(f, 0) + 1
+    big = [f for f, n in seen.items() if n > 1]
+    outer = [f for f in big if not any(f is not g and g.has(f) for g in big)]
+    if not outer:
+        return [], derivs
+    names = {f: sp.Symbol(f"_c{k}") for k, f in enumerate(sorted(outer, key=sp.default_sort_key))}
+    return [(s, f) for f, s in names.items()], [d.xreplace(names) for d in derivs]
+
+
 def _derivative_function(t: Term, consts) -> list[str]:
     """`grad_*` returns d(value)/d(param read k) for every k; `where_*` the theta positions of
     param reads whose index is read from variables (None for the others)."""
@@ -141,11 +162,13 @@ def _derivative_function(t: Term, consts) -> list[str]:
     names.update({f"I{k}": f"I[{k}]" for k in range(len(t.names))})
     names.update({f"P{k}": pr._param(p.node) for k, p in enumerate(t.preads)})
     printer = _deriv_printer()(names)
-    derivs = [printer.doprint(d) for d in param_derivatives(t, consts)]
+    shared, exprs = _shared_calls(param_derivatives(t, consts))
+    derivs = [printer.doprint(d) for d in exprs]
     sign = "" if t.sign > 0 else "-"
     out = [f"def {term_function_name(t, False, 'grad')}(V, P, I, theta):",
-           f'    """d/d(params) of {expr_text(t.body)}"""',
-           f"    return [{', '.join(f'{sign}({d})' for d in derivs)}]", ""]
+           f'    """d/d(params) of {expr_text(t.body)}"""']
+    out += [f"    {s.name} = {printer.doprint(e)}" for s, e in shared]
+    out += [f"    return [{', '.join(f'{sign}({d})' for d in derivs)}]", ""]
     where = []
     for k, p in enumerate(t.preads):
         if p.dynamic:
