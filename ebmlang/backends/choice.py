@@ -10,6 +10,9 @@ the reason `ebmlang check` prints for it.
 - every other part as the compiled numba kernel (table or direct, `numba_codegen`), or numpy
   where it does not compile (the reason from `numba_codegen.plan_family`).
 
+- A model of one finite family whose every term is g(affine sum) (`backends/preact.py`; the
+  free-energy RBM): one compiled scan per sweep with each term's sum kept up to date.
+
 `backend="numba"` keeps the compiled kernels everywhere they compile, `backend="numpy"` the
 numpy reference.
 """
@@ -32,6 +35,9 @@ def auto_parts(model):
     fused = FusedModel.build(model)
     if fused is not None:
         return fused_parts(fused), fused_step
+    from ebmlang.backends.preact import PreactPart, preact_step, why_not
+    if why_not(model) is None:
+        return [[PreactPart(model)]], preact_step
     from ebmlang.backends.numba_backend import gibbs_step
     compiled, plain = model.parts("numba"), model.parts()
     if not any(contraction_part(p, model.vars[p.family].domain.finite)
@@ -55,6 +61,14 @@ def sample_text(model) -> str:
                              "the fused sweep: every term a contraction, every family drawn "
                              "whole by exact Gibbs"))
         return _table(head, rows)
+    from ebmlang.backends.preact import why_not
+    preact = why_not(model)
+    if preact is None:
+        fam = next(iter(model.vars))
+        return _table(head, [(f"{fam} ({model.vars[fam].space.size:,})", "numba pre-activations",
+                              "every term g(affine sum of variables): one compiled scan per "
+                              "sweep, each term's sum kept up to date incrementally")]) + \
+            f"\n  not the fused sweep: {why}"
     from ebmlang.backends.numba_codegen import plans
     ps, plain = plans(model), model.parts()
     for b, pblock in zip(model.graph.blocks, plain):

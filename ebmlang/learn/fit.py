@@ -208,6 +208,10 @@ def _sweeper(model, backend: str):
     kernel) or the backend is numpy."""
     if backend == "numpy":
         return model.parts(), gibbs_step
+    if backend == "auto":
+        from ebmlang.backends.preact import PreactPart, preact_step, why_not
+        if why_not(model) is None:
+            return [[PreactPart(model)]], preact_step
     from ebmlang.backends.numba_backend import gibbs_step as mixed_step
     compiled, plain = model.parts("numba"), model.parts()
     if backend == "auto":
