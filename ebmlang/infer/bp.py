@@ -148,7 +148,8 @@ def finish(g: Graph, m: np.ndarray, iterations: int, worst: float, tol: float) -
     from ebmlang.backends import numba_bp
     from ebmlang.backends.numeric import logsumexp
     b = beliefs(g, m)
-    top = logsumexp(b, axis=1)
+    with np.errstate(divide="ignore"):        # a variable with every value ruled out
+        top = logsumexp(b, axis=1)
     if np.any(top == -np.inf):
         v = g.ids[int(np.flatnonzero(top == -np.inf)[0])]
         raise UserError(f"belief propagation finds no possible value of variable {v}: the "
@@ -156,8 +157,8 @@ def finish(g: Graph, m: np.ndarray, iterations: int, worst: float, tol: float) -
     logp = b - top[:, None]
     p = np.exp(logp)
     finite = p > 0
-    ent = -np.sum(np.where(finite, p * logp, 0.0), axis=1)
-    energy = np.sum(np.where(finite, p * np.where(finite, g.unary, 0.0), 0.0), axis=1)
+    ent = -np.sum(p * np.where(finite, logp, 0.0), axis=1)
+    energy = np.sum(p * np.where(finite, g.unary, 0.0), axis=1)
     degree = np.diff(g.vedge_off)
     log_z = float(np.sum(energy + (1 - degree) * ent))
     log_z += float(numba_bp.bethe_factors(g.tab, g.tab_off, g.edge_off, g.evar, g.estride,
