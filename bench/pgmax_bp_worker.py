@@ -40,7 +40,7 @@ def main(src, dst, iters, damping, reps):
 
     @jax.jit
     def marginals(arrays):
-        out = bp.run(arrays, num_iters=iters, damping=damping)
+        out = bp.run(arrays, num_iters=iters, damping=damping, temperature=1.0)   # 0: max-product
         return infer.get_marginals(bp.get_beliefs(out))[variables]
 
     t = time.perf_counter()
