@@ -6,7 +6,8 @@ edge per (factor, position), edges of factor a at edge_off[a]:edge_off[a+1], wit
 `evar`, the table stride `estride` and the domain size `esize` of that position; `vedge_off` /
 `vedges` list the edges of each variable. Messages factor -> variable are rows m[e] of log
 probabilities (normalized, padded with -inf past the domain size); variable -> factor messages
-are computed when needed as belief minus the incoming message. Where the incoming message is
+are computed when needed as belief minus the incoming message. A row of m holds the log
+message in m[e, :D] and its probabilities in m[e, D:], so a change costs no exp. Where the incoming message is
 -inf the outgoing one is set to -inf: the factor already rules those values out, so their value
 does not matter, and no -inf - -inf (NaN) arises. Zeros stay zeros under damping in log space.
 Compiled once per installation (numba's on-disk cache).
@@ -20,7 +21,7 @@ from numba import njit
 NEG = -np.inf
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def belief(v, unary, m, vedge_off, vedges, b):
     """b[v] = unary[v] + the sum of the messages into v (unnormalized log)."""
     for x in range(b.shape[1]):
@@ -31,7 +32,7 @@ def belief(v, unary, m, vedge_off, vedges, b):
             b[v, x] += m[e, x]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _incoming(a, skip, edge_off, evar, esize, b, m, n):
     """n[q] = variable -> factor message into position q of factor a (all but `skip`)."""
     e0 = edge_off[a]
@@ -44,19 +45,60 @@ def _incoming(a, skip, edge_off, evar, esize, b, m, n):
             n[q, x] = NEG if m[e, x] == NEG else b[v, x] - m[e, x]
 
 
-@njit(cache=True, error_model="numpy")
-def message(a, p, alpha, tab, tab_off, edge_off, evar, estride, esize, b, m, n, s, out):
-    """The new (damped, normalized) message of factor a to its position p, into out; returns
+@njit(cache=True, error_model="numpy", inline="always")
+def message(a, p, alpha, tab, tab_off, edge_off, evar, estride, esize, b, m, n, s, outs, r):
+    """The new (damped, normalized) message of factor a to its position p, into outs[r]; returns
     its largest change in probability from m[edge]."""
     _incoming(a, p, edge_off, evar, esize, b, m, n)
+    ep = edge_off[a] + p
+    dp = esize[ep]
+    D = outs.shape[1] // 2
+    for x in range(D):
+        outs[r, x] = NEG
+        outs[r, D + x] = 0.0
+    if edge_off[a + 1] - edge_off[a] == 2:
+        _pair(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r)
+    else:
+        _any(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r)
+    if alpha > 0.0:
+        for x in range(dp):
+            old = m[ep, x]
+            outs[r, x] = NEG if (old == NEG or outs[r, x] == NEG) else alpha * old + (1 - alpha) * outs[r, x]
+    total = _normalize(outs, r, dp, s)
+    change = 0.0
+    for x in range(dp):
+        outs[r, D + x] = s[x] / total
+        change = max(change, abs(outs[r, D + x] - m[ep, D + x]))
+    return change
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pair(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r):
+    """outs[r, x] = log sum_y exp(table[x, y] + n[q, y]) for a factor of two variables."""
+    ep, eq = edge_off[a] + p, edge_off[a] + 1 - p
+    sp, sq, dq, t0 = estride[ep], estride[eq], esize[eq], tab_off[a]
+    for x in range(esize[ep]):
+        top = NEG
+        for y in range(dq):
+            s[y] = tab[t0 + x * sp + y * sq] + n[1 - p, y]
+            top = max(top, s[y])
+        if top == NEG:
+            continue
+        total = 0.0
+        for y in range(dq):
+            total += _exp0(s[y] - top)
+        outs[r, x] = top + math.log(total)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _any(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r):
+    """The same for a factor of any number of variables: one pass over its table, a running
+    log-sum-exp per value of position p (out = the max so far, s = the sum scaled by it)."""
     e0 = edge_off[a]
     k = edge_off[a + 1] - e0
-    ep = e0 + p
-    dp, sp = esize[ep], estride[ep]
-    for x in range(out.shape[0]):
-        out[x] = NEG
+    dp, sp, t0 = esize[e0 + p], estride[e0 + p], tab_off[a]
+    for x in range(dp):
         s[x] = 0.0
-    t0 = tab_off[a]
     for t in range(tab_off[a + 1] - t0):
         val = tab[t0 + t]
         if val == NEG:
@@ -67,38 +109,41 @@ def message(a, p, alpha, tab, tab_off, edge_off, evar, estride, esize, b, m, n, 
         if val == NEG:
             continue
         x = (t // sp) % dp
-        if val > out[x]:                        # running log-sum-exp: out = max, s = scaled sum
-            s[x] = s[x] * math.exp(out[x] - val) + 1.0
-            out[x] = val
+        if val > outs[r, x]:
+            s[x] = s[x] * math.exp(outs[r, x] - val) + 1.0
+            outs[r, x] = val
         else:
-            s[x] += math.exp(val - out[x])
+            s[x] += math.exp(val - outs[r, x])
     for x in range(dp):
         if s[x] > 0.0:
-            out[x] += math.log(s[x])
-    if alpha > 0.0:
-        for x in range(dp):
-            old = m[ep, x]
-            out[x] = NEG if (old == NEG or out[x] == NEG) else alpha * old + (1 - alpha) * out[x]
-    _normalize(out, dp)
-    change = 0.0
-    for x in range(dp):
-        change = max(change, abs(math.exp(out[x]) - math.exp(m[ep, x])))
-    return change
+            outs[r, x] += math.log(s[x])
 
 
-@njit(cache=True, error_model="numpy")
-def _normalize(row, d):
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp0(d):
+    """exp(d), without calling exp for the maximum's own d = 0."""
+    return 1.0 if d == 0.0 else math.exp(d)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _normalize(rows, r, d, w):
+    """Shift rows[r] (log) to sum to one in probability; w[x] / (the returned total) are the
+    probabilities. A row with every value ruled out is left as it is (total inf: w / total 0)."""
     top = NEG
     for x in range(d):
-        top = max(top, row[x])
+        top = max(top, rows[r, x])
     if top == NEG:
-        return                                  # every value ruled out: left as it is
+        for x in range(d):
+            w[x] = 0.0
+        return np.inf
     total = 0.0
     for x in range(d):
-        total += math.exp(row[x] - top)
+        w[x] = _exp0(rows[r, x] - top)
+        total += w[x]
     shift = top + math.log(total)
     for x in range(d):
-        row[x] -= shift
+        rows[r, x] -= shift
+    return total
 
 
 @njit(cache=True, error_model="numpy")
@@ -112,7 +157,7 @@ def sweep(alpha, unary, tab, tab_off, edge_off, evar, estride, esize, vedge_off,
         for p in range(edge_off[a + 1] - edge_off[a]):
             e = edge_off[a] + p
             worst = max(worst, message(a, p, alpha, tab, tab_off, edge_off, evar, estride,
-                                       esize, b, m, n, s, new[e]))
+                                       esize, b, m, n, s, new, e))
     m[:] = new
     return worst
 
@@ -193,7 +238,7 @@ def residual(max_updates, tol, alpha, unary, tab, tab_off, edge_off, evar, efac,
     for e in range(E):
         a = efac[e]
         res[e] = message(a, e - edge_off[a], alpha, tab, tab_off, edge_off, evar, estride,
-                         esize, b, m, n, s, cand[e])
+                         esize, b, m, n, s, cand, e)
     heap = np.arange(E)
     pos = np.arange(E)
     for i in range(E // 2, -1, -1):
@@ -212,7 +257,7 @@ def residual(max_updates, tol, alpha, unary, tab, tab_off, edge_off, evar, efac,
                 if (g == f) != (f == e):
                     continue
                 res[g] = message(a, g - edge_off[a], alpha, tab, tab_off, edge_off, evar,
-                                 estride, esize, b, m, n, s, cand[g])
+                                 estride, esize, b, m, n, s, cand, g)
                 _up(heap, pos, res, pos[g])
                 _down(heap, pos, res, pos[g])
     return done, res[heap[0]] if E > 0 else 0.0

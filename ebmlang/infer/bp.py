@@ -110,10 +110,12 @@ def build(tables: dict[tuple, np.ndarray], sizes: dict[int, int]) -> Graph:
 
 
 def initial_messages(g: Graph) -> np.ndarray:
-    """Uniform messages, (E, D) log probabilities, -inf past each domain."""
+    """Uniform messages, (E, 2D): log probabilities (-inf past each domain), then the
+    probabilities."""
     D = g.unary.shape[1]
     d = g.esize[:, None]
-    return np.where(np.arange(D)[None, :] < d, -np.log(d), -np.inf)
+    inside = np.arange(D)[None, :] < d
+    return np.hstack([np.where(inside, -np.log(d), -np.inf), np.where(inside, 1.0 / d, 0.0)])
 
 
 def run(g: Graph, m: np.ndarray, damping: float, max_iter: int, tol: float,
