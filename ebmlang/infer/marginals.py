@@ -87,7 +87,8 @@ def marginals(model, method: str = "auto", inputs=None, evidence=None, params=No
         why = "requested"
     if method == "gibbs":
         from ebmlang.infer.marginals_gibbs import by_gibbs
-        return by_gibbs(model, x0, clamp, why, seed=seed, sweeps=sweeps, chains=chains)
+        return by_gibbs(model, x0, clamp, Marginals([], [], [], "gibbs", why, ""), _domains(model),
+                        seed=seed, sweeps=sweeps, chains=chains)
     if method == "exact":
         return _by_enumeration(model, x0, clamp, why)
     return _by_tables(model, x0, clamp, why, method, dict(damping=damping, max_iter=max_iter,

@@ -14,11 +14,11 @@ RHAT_LIMIT = 1.01
 MIN_ESS = 100
 
 
-def by_gibbs(model, x0, clamp: dict[int, float], why: str, seed=None, sweeps: int = 1000,
+def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps: int = 1000,
              chains: int = 4):
-    """Marginals (see `marginals.Marginals`) from `chains` chains of `sweeps` kept sweeps
-    (and as many burn-in sweeps, the sampler's default of half)."""
-    from ebmlang.infer.marginals import Marginals, _domains
+    """Fill `res` (a `marginals.Marginals`) from `chains` chains of `sweeps` kept sweeps
+    (after the sampler's default burn-in of half as many); `domains`: (state ids, names,
+    domain values) of the sampled variables."""
     input_ids = model.state_ids(("input",))
     inputs = x0[:, input_ids] if len(input_ids) else None
     row = None
@@ -28,7 +28,7 @@ def by_gibbs(model, x0, clamp: dict[int, float], why: str, seed=None, sweeps: in
             row[0, i] = v
     samples = model.sample(draws=sweeps, chains=chains, seed=seed, inputs=inputs, clamp=row)
     full = samples.full                                   # (chains, draws, n_state)
-    ids, names, values = _domains(model)
+    ids, names, values = domains
     probs, ses, worst_rhat, unmixed = [], [], 1.0, []
     for i, name, vals in zip(ids, names, values):
         col = full[:, :, int(i)]
@@ -46,9 +46,8 @@ def by_gibbs(model, x0, clamp: dict[int, float], why: str, seed=None, sweeps: in
             if not rh <= RHAT_LIMIT:                      # NaN counts as unmixed
                 unmixed.append(name)
                 worst_rhat = max(worst_rhat, rh) if math.isfinite(rh) else math.inf
-    res = Marginals(names, values, probs, "gibbs", why,
-                    f"{chains} chains x {sweeps} draws of Gibbs sweeps; +- Monte Carlo "
-                    "standard errors", se=ses)
+    res.names, res.values, res.probs, res.se = names, values, probs, ses
+    res.detail = f"{chains} chains x {sweeps} draws of Gibbs sweeps; +- Monte Carlo standard errors"
     stats = model.stat_values(full.reshape(-1, full.shape[-1]))
     res.stats = {k: v.mean(axis=0) for k, v in stats.items()}
     if res.stats:
