@@ -149,7 +149,7 @@ def choose(model, clamp) -> tuple[str, str]:
         return "bp", (f"{states}, and greedy min-degree elimination is wider than "
                       f"{SCREEN_WIDTH}: too wide for an exact clique tree")
     if the_plan.quick:
-        return "ve", f"{states}, but the clique tree's tables are small ({the_plan.describe()})"
+        return "ve", f"{states}, but the clique tree's tables are small"
     return "bp", (f"{states}, and the clique tree is too costly ({the_plan.describe()}, "
                   f"{count_text(the_plan.work)} entries in all)")
 
