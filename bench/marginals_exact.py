@@ -38,7 +38,8 @@ free = [v for v in model.nodes() if v not in ev]
 out = {}
 for v in free:
     q = infer.query([v], evidence=ev, show_progress=False)
-    out[v] = [float(p) for p in q.values]
+    values = np.asarray(q.values, float)
+    out[v] = (values / values.sum()).tolist()    # pgmpy 1.1.2 returns them unnormalized
 print(json.dumps({"seconds": time.perf_counter() - t, "marginals": out}))
 """
 
