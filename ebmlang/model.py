@@ -224,6 +224,16 @@ class Model:
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
+    def marginals(self, method: str = "auto", **kwargs):
+        """Every ground variable's marginal: enumeration, a clique tree, loopy BP or Gibbs;
+        see `ebmlang.infer.marginals.marginals`."""
+        from ebmlang.infer.marginals import marginals
+        try:
+            with blas_threads():
+                return marginals(self, method=method, **kwargs)
+        except UserError as err:
+            raise err.with_source(self.checked.source) from None
+
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
         from ebmlang.middle.symbolic import conditionals
@@ -364,4 +374,5 @@ def _load_uai(path: Path, evidence) -> Model:
     model.uai = tr
     model.uai_names = reading.ground_names()
     model.uai_evidence = reading.observed
+    model.uai_cards = reading.cards
     return model

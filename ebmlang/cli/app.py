@@ -239,7 +239,7 @@ COMMANDS: dict[str, Callable] = {
 
 
 # Each task module adds its subcommands: add_parsers(sub, common, count) and COMMANDS.
-EXTENSIONS = ("fit", "map", "logz")
+EXTENSIONS = ("fit", "map", "logz", "marginals")
 
 
 def _extensions():

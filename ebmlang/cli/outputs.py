@@ -60,6 +60,8 @@ KINDS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "map": ("a MAP CSV ebmlang wrote", lambda p: _first_line(p).endswith("log_potential")),
     "set": ("a set file ebmlang wrote",
             lambda p: re.fullmatch(r"f(,u[0-9]+)*", _first_line(p)) is not None),
+    "marginals": ("a marginals CSV or MAR file ebmlang wrote",
+                  lambda p: _first_line(p) == "MAR" or _first_line(p).startswith("variable,p(")),
     "ebm": ("a model ebmlang converted from UAI", lambda p: b"\n# converted from UAI" in _head(p)),
     "picture": ("a picture ebmlang drew", _mentions_ebmlang),
     "graph": ("a graph ebmlang drew", _mentions_ebmlang),

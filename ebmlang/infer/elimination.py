@@ -24,7 +24,9 @@ from ebmlang.backends.numeric import ensure_shape
 from ebmlang.errors import UserError
 from ebmlang.backends.numeric import logsumexp
 
-MAX_TABLE = 1 << 26       # entries of the largest intermediate table we are willing to build
+MAX_TABLE = 1 << 26       # entries of the largest table elimination produces (8 bytes each)
+BUCKET_CHUNK = 1 << 23    # entries of a bucket's product built at once: a larger one is summed
+                          # out over chunks of the eliminated variable's values
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)
 SCREEN_WIDTH = 40         # `auto` plans no order when greedy min-degree is wider than this
 MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
@@ -38,9 +40,10 @@ class Plan:
 
     order: list[int]          # ground variable ids, first eliminated first
     width: int                # largest (variable + its neighbours at elimination) - 1
-    largest: int              # entries of the largest intermediate table
+    largest: int              # entries of the largest table produced (a bucket's sum)
     heuristic: str            # "min-fill" or "min-degree"
-    work: int = 0             # entries of all the intermediate tables together
+    work: int = 0             # entries of all the buckets' products together (never all built)
+    product: int = 1          # entries of the largest bucket product (summed out in chunks)
 
     @property
     def feasible(self) -> bool:
@@ -53,12 +56,23 @@ class Plan:
 
     def describe(self) -> str:
         return (f"elimination width {self.width} ({self.heuristic} heuristic), largest table "
-                f"{count_text(self.largest)} entries")
+                f"{count_text(self.largest)} entries ({memory_text(self.largest)})")
 
     def refusal(self) -> str:
-        return (f"variable elimination would build a table of {count_text(self.largest)} entries "
-                f"(elimination width {self.width} with the {self.heuristic} heuristic; at most "
-                f"{count_text(MAX_TABLE)}): use --method ais")
+        return (f"variable elimination would produce a table of {count_text(self.largest)} "
+                f"entries, {memory_text(self.largest)} (elimination width {self.width} with the "
+                f"{self.heuristic} heuristic; at most {count_text(MAX_TABLE)} entries, "
+                f"{memory_text(MAX_TABLE)}): use --method ais")
+
+
+def memory_text(entries: int) -> str:
+    """The memory of a table of float64 entries, for a message."""
+    size = 8 * entries
+    for unit, scale in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}" if size < 1000 * (1 << 40) else \
+                f"about 10^{math.floor(math.log10(size))} bytes"
+    return f"{size:,} bytes"
 
 
 def count_text(n: int) -> str:
@@ -134,9 +148,9 @@ def plan(model) -> Plan:
     candidates.append((sorted(g), "index order"))
     best = None
     for order, name in candidates:
-        width, largest, work = _cost(g, order, sizes)
+        width, largest, work, product = _cost(g, order, sizes)
         if best is None or (largest, work) < (best.largest, best.work):
-            best = Plan(order, width, largest, name, work)
+            best = Plan(order, width, largest, name, work, product)
     return best
 
 
@@ -182,21 +196,23 @@ def _peel(tree: nx.Graph) -> list[int]:
     return order
 
 
-def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int]:
-    """(width, largest table entries, all tables' entries) of eliminating in `order`, by simulating the fill-in."""
+def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int, int, int]:
+    """(width, largest table produced, all buckets' products, largest product) of eliminating
+    in `order`, by simulating the fill-in."""
     adj = {v: set(g[v]) for v in g}
-    width, largest, work = 0, 1, 0
+    width, largest, work, product = 0, 1, 0, 1
     for v in order:
         nbrs = adj.pop(v)
-        entries = sizes[v]
+        out = 1
         for u in nbrs:
-            entries *= sizes[u]
+            out *= sizes[u]
             adj[u].discard(v)
             adj[u] |= nbrs - {u}
         width = max(width, len(nbrs))
-        largest = max(largest, entries)
-        work += entries
-    return width, largest, work
+        largest = max(largest, out)
+        product = max(product, out * sizes[v])
+        work += out * sizes[v]
+    return width, largest, work, product
 
 
 # ---------------------------------------------------------------- ground factor tables
@@ -306,18 +322,12 @@ def _run(tables, order, sizes, maximizing: bool):
             total += 0.0 if maximizing else float(np.log(sizes[v]))
             steps.append((v, (), np.zeros((), np.int64)))
             continue
-        scope, table = _combine([store.pop(k) for k in sorted(keys)])
-        for u in scope:
-            if u != v:
-                where[u] -= keys
-        axis = scope.index(v)
-        rest = scope[:axis] + scope[axis + 1:]
+        factors = [store.pop(k) for k in sorted(keys)]
+        rest, table, arg = sum_out(factors, v, sizes, maximizing)
+        for u in rest:
+            where[u] -= keys
         if maximizing:
-            steps.append((v, rest, np.argmax(table, axis=axis)))
-            table = np.max(table, axis=axis)
-        else:
-            with np.errstate(divide="ignore"):      # every combination impossible: log 0
-                table = logsumexp(table, axis=axis)
+            steps.append((v, rest, arg))
         if not rest:
             total += float(table)
             continue
@@ -329,9 +339,42 @@ def _run(tables, order, sizes, maximizing: bool):
     return total, steps
 
 
-def _combine(factors: list[tuple[tuple, np.ndarray]]) -> tuple[tuple, np.ndarray]:
-    """The sum of log-tables over the union of their (sorted) scopes, by broadcasting."""
-    scope = tuple(sorted(set().union(*(s for s, _ in factors))))
+def sum_out(factors, v: int, sizes: dict[int, int], maximizing: bool = False):
+    """(the other variables, log-sum-exp (or max) over v of the sum of the factors, the argmax
+    or None). A product of more than BUCKET_CHUNK entries is never built: v's values are taken
+    a chunk at a time and folded into a running log-sum-exp (or max), so memory is bounded by
+    the table produced."""
+    rest = tuple(sorted(set().union(*(s for s, _ in factors)) - {v}))
+    out = math.prod(sizes[u] for u in rest)
+    step = max(1, BUCKET_CHUNK // max(out, 1))
+    acc = arg = None
+    for lo in range(0, sizes[v], step):
+        hi = min(lo + step, sizes[v])
+        if (lo, hi) == (0, sizes[v]):
+            part = factors
+        else:
+            part = [(s, t[(slice(None),) * s.index(v) + (slice(lo, hi),)] if v in s else t)
+                    for s, t in factors]
+        scope, table = _combine(part, extra=(v,))
+        axis = scope.index(v)
+        if maximizing:
+            best, where = np.max(table, axis=axis), np.argmax(table, axis=axis) + lo
+            if acc is None:
+                acc, arg = best, where
+            else:
+                better = best > acc
+                acc, arg = np.where(better, best, acc), np.where(better, where, arg)
+            continue
+        with np.errstate(divide="ignore"):          # every combination impossible: log 0
+            table = logsumexp(table, axis=axis)
+            acc = table if acc is None else np.logaddexp(acc, table)
+    return rest, acc, arg
+
+
+def _combine(factors: list[tuple[tuple, np.ndarray]], extra=()) -> tuple[tuple, np.ndarray]:
+    """The sum of log-tables over the union of their (sorted) scopes (and the variables
+    `extra`, of size 1 where no table has them), by broadcasting."""
+    scope = tuple(sorted(set(extra).union(*(s for s, _ in factors))))
     shape = [1] * len(scope)
     pos = {v: a for a, v in enumerate(scope)}
     for s, table in factors:

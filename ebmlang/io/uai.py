@@ -215,6 +215,7 @@ class Reading:
     translation: Translation
     observed: dict[int, int]
     n_vars: int
+    cards: list[int] | None = None  # every original variable's cardinality
 
     def ground_names(self) -> list[str | None]:
         """The ground ebmlang name of each original variable (None where observed)."""
@@ -232,7 +233,7 @@ def read_network(path, evidence=None) -> Reading:
     reduced = condition(net, observed)
     if not reduced.cards:
         raise UserError("every variable is observed: nothing to sample", file=str(path))
-    return Reading(translate(reduced, _model_name(path)), observed, len(net.cards))
+    return Reading(translate(reduced, _model_name(path)), observed, len(net.cards), net.cards)
 
 
 def _model_name(path: Path) -> str:
