@@ -43,7 +43,7 @@ class Samples:
         tr = Trace(self.model, self.chains, self.draws, self.ids)
         for k, xs in _blocks(self.kept()):
             tr.add(k, xs)
-        return tr.finish(self.acceptance)
+        return tr.finish(self.acceptance, self.gradient)
 
     @property
     def names(self) -> list[str]:
