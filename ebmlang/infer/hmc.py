@@ -56,8 +56,8 @@ class GradientMove:
     """The joint HMC / MALA move of the real families in `families` (init once, then step)."""
 
     def __init__(self, model, families, kind: str, steps: int, burn_in: int):
-        from ebmlang.backends.xgrad import XGradient
-        self.grad = XGradient(model, families)
+        from ebmlang.backends.xgrad import compiled_gradient
+        self.grad = compiled_gradient(model, families)
         self.ids = np.concatenate([np.arange(model.vars[f].offset,
                                              model.vars[f].offset + model.vars[f].space.size)
                                    for f in sorted(families)])
