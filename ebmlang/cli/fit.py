@@ -15,9 +15,9 @@ def _line(entry: dict, opts) -> str:
     done = entry["epoch"]
     total = opts.epochs
     width = 16
-    filled = min(width, round(width * done / total)) if opts.method != "exact" else width
+    filled = min(width, round(width * done / total)) if opts.method not in ("exact", "sm") else width
     bar = "#" * filled + "." * (width - filled)
-    parts = [f"epoch {done}/{total}" if opts.method != "exact" else f"iteration {done}",
+    parts = [f"epoch {done}/{total}" if opts.method not in ("exact", "sm") else f"iteration {done}",
              f"|{bar}|"]
     if entry.get("metric"):
         parts.append(f"{entry['metric']} {entry['value']:.4g}")
@@ -141,10 +141,11 @@ def _fit_parser(sub, common, count) -> None:
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
     p.add_argument("-o", "--output", metavar="P.json", help="params file to write "
                    "(default MODELNAME.json)")
-    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact"), default="pcd",
+    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact", "sm"), default="pcd",
                    help="pcd: persistent contrastive divergence (default); cd: contrastive "
                    "divergence from the data; pl: pseudo-likelihood; exact: maximum likelihood "
-                   "with exact expectations, by L-BFGS (small models)")
+                   "with exact expectations, by L-BFGS (small models); sm: score matching, real "
+                   "variables, no Z, by L-BFGS")
     p.add_argument("--epochs", type=count(1), default=20, metavar="E",
                    help="passes over the data (default 20)")
     p.add_argument("--batch-size", type=count(1), default=10, metavar="B",
