@@ -128,7 +128,9 @@ def with_gradient_moves(model, step, burn_in: int):
     move = GradientMove(model, fams, kind, steps, burn_in)
 
     def sweep(parts, x, theta, rng, clamp=None):
-        step(parts, x, theta, rng, clamp)
+        rest = [b for b in ([p for p in block if p.method not in TARGET] for block in parts) if b]
+        if rest:
+            step(rest, x, theta, rng, clamp)
         move.step(x, theta, rng, clamp)
         return x
     return sweep, move
