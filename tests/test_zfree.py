@@ -62,3 +62,21 @@ def test_sm_refuses_finite_family(tmp_path):
     data.write_text("s\n1\n0\n")
     with pytest.raises(UserError, match="score matching is for real variables"):
         m.fit(str(data), method="sm")
+
+
+def test_nce_recovers_gaussian_params_and_logz(tmp_path):
+    """examples/gaussian.ebm (F = eta1 x + eta2 x^2) on 20,000 draws of N(2, 0.5^2): eta1 =
+    mu / s^2 = 8, eta2 = -1 / (2 s^2) = -2, log Z = mu^2 / (2 s^2) + log(2 pi s^2) / 2 = 8.2258.
+    The maximum-likelihood estimates from n rows have standard errors sqrt(2 / n) relative in
+    s^2 (1%), so about 0.09 for eta1, 0.02 for eta2 and 0.09 for log Z; NCE with noise matched
+    to the data is nearly as efficient (its spread over seeds at 4,000 rows was within that),
+    so 5% on eta1 and eta2 and 0.4 on log Z are over 4 standard errors."""
+    model = ebmlang.load(str(ROOT / "examples" / "gaussian.ebm"))
+    x = np.random.default_rng(7).normal(2.0, 0.5, 20000)
+    path = tmp_path / "g.csv"
+    write_csv(path, ["x"], x[:, None])
+    result = model.fit(str(path), method="nce", seed=0)
+    assert abs(model.params["eta1"] / 8.0 - 1) < 0.05
+    assert abs(model.params["eta2"] / -2.0 - 1) < 0.05
+    assert abs(result.logz - (8 + 0.5 * np.log(2 * np.pi * 0.25))) < 0.4
+    assert result.history[-1]["logZ"] == pytest.approx(result.logz)

@@ -28,7 +28,7 @@ from ebmlang.learn.optim import make_optimizer
 from ebmlang.learn.result import FitResult
 from ebmlang.backends.runtime import gibbs_step
 
-METHODS = ("pcd", "cd", "pl", "exact", "sm")
+METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
 
 
 @dataclass
@@ -273,6 +273,9 @@ def fit(model, data, **kwargs) -> FitResult:
     if opts.method == "sm":
         from ebmlang.learn.score_matching import fit_sm
         return fit_sm(model, data, opts)
+    if opts.method == "nce":
+        from ebmlang.learn.nce import fit_nce
+        return fit_nce(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
     theta = model.params.theta
