@@ -84,7 +84,7 @@ def fit_nce(model, data, opts):
         if opts.progress is not None:
             opts.progress(history[-1], opts)
     res = minimize(nce, start, jac=True, method="L-BFGS-B", callback=record,
-                   options={"maxiter": max(opts.epochs, 500), "gtol": 1e-9})
+                   options={"maxiter": 25 * opts.epochs, "gtol": 1e-9})
     if not np.all(np.isfinite(res.x)):
         raise UserError("nce diverged: the loss has no finite minimum at these data")
     model.params.theta[:] = res.x[:-1]

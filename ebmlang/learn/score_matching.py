@@ -131,7 +131,7 @@ def fit_sm(model, data, opts):
         if opts.progress is not None:
             opts.progress(history[-1], opts)
     res = minimize(sm, model.params.theta.copy(), jac=True, method="L-BFGS-B",
-                   callback=record, options={"maxiter": max(opts.epochs, 500), "gtol": 1e-10})
+                   callback=record, options={"maxiter": 25 * opts.epochs, "gtol": 1e-10})
     if not np.all(np.isfinite(res.x)):
         raise UserError("score matching diverged: J is unbounded below at these params")
     model.params.theta[:] = res.x
