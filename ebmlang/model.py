@@ -100,6 +100,11 @@ class Model:
                 not fam.domain.finite:
             raise UserError(f"sampler {decl.method} for '{fam.name}' needs a finite domain",
                             decl.span)
+        if decl is not None and decl.method in ("hmc", "mala"):
+            if fam.domain.finite:
+                raise UserError(f"sampler {decl.method} for '{fam.name}' needs a real domain "
+                                "(it follows the gradient in x)", decl.span)
+            return decl.method, float(decl.args.get("steps", 10)), True
         if fam.domain.finite:
             return "gibbs", 1.0, False
         if self.real_forms[fam.name].kind == "gaussian":
@@ -116,6 +121,12 @@ class Model:
             return family_text(self, family) or "Gibbs, exact"
         if method == "gaussian":
             return "Gibbs, exact Gaussian"
+        if method == "hmc":
+            return (f"HMC, {int(scale)} leapfrog steps, joint over the family, step size by "
+                    "dual averaging in burn-in (target acceptance 0.8)")
+        if method == "mala":
+            return "MALA, joint over the family, step size by dual averaging in burn-in " \
+                "(target acceptance 0.57)"
         return "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
 
     # ------------------------------------------------------------ structure

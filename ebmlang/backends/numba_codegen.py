@@ -126,7 +126,8 @@ def plan_family(model, family: str) -> FamilyPlan:
     terms = family_terms(model, family)
     method = model.methods[family][0]
     if method != "gibbs":
-        what = {"gaussian": "an exact Gaussian update", "mh": "a random-walk MH update"}[method]
+        what = {"gaussian": "an exact Gaussian update", "mh": "a random-walk MH update",
+                "hmc": "a joint HMC move", "mala": "a joint MALA move"}[method]
         return FamilyPlan(family, terms, f"{what} (numba compiles finite-domain Gibbs only)")
     for k in terms:
         t = model.terms[k]

@@ -323,4 +323,9 @@ def _mh(part: PartKernel, x, theta, rng) -> np.ndarray:
     return np.where(accept, proposal, current)
 
 
-UPDATES = {"gibbs": _gibbs, "gaussian": _gaussian, "mh": _mh}
+def _joint(part: PartKernel, x, theta, rng) -> np.ndarray:
+    """HMC / MALA families keep their values in the sweep: `infer.hmc` moves them jointly."""
+    return x[:, part.ids]
+
+
+UPDATES = {"gibbs": _gibbs, "gaussian": _gaussian, "mh": _mh, "hmc": _joint, "mala": _joint}

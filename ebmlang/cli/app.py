@@ -135,7 +135,7 @@ def cmd_sample(args) -> int:
         load_params(model, args.params)
     samples, trace = _run_sample(model, args)
     if trace is not None:
-        trace.finish(samples.acceptance)
+        trace.finish(samples.acceptance, samples.gradient)
     if not args.quiet:
         print(sample_summary(trace, burn_in=args.burn_in, thin=args.thin,
                              tempered=samples.ladder is not None))

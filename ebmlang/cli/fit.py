@@ -10,14 +10,17 @@ from ebmlang.errors import UserError, count as counted
 from ebmlang.cli.outputs import add_force
 
 
+BATCHLESS = ("exact", "sm", "nce")     # run to convergence by L-BFGS: iterations, not epochs
+
+
 def _line(entry: dict, opts) -> str:
     """One line per epoch: a bar, the metric, the moment gaps PCD drives to zero, the time."""
     done = entry["epoch"]
     total = opts.epochs
     width = 16
-    filled = min(width, round(width * done / total)) if opts.method != "exact" else width
+    filled = min(width, round(width * done / total)) if opts.method not in BATCHLESS else width
     bar = "#" * filled + "." * (width - filled)
-    parts = [f"epoch {done}/{total}" if opts.method != "exact" else f"iteration {done}",
+    parts = [f"epoch {done}/{total}" if opts.method not in BATCHLESS else f"iteration {done}",
              f"|{bar}|"]
     if entry.get("metric"):
         parts.append(f"{entry['metric']} {entry['value']:.4g}")
@@ -43,7 +46,7 @@ def _header(model, opts) -> str:
     fams = ", ".join(f"{f.space.size:,} {f.name} ({f.domain.text}{', ' + f.kind if f.kind != 'var' else ''})"
                      for f in model.vars.values())
     n = model.checked.n_theta
-    how = "L-BFGS" if opts.method == "exact" else f"{opts.optimizer} lr {opts.lr_shown}"
+    how = "L-BFGS" if opts.method in BATCHLESS else f"{opts.optimizer} lr {opts.lr_shown}"
     chains = f", {counted(opts.chains, 'chain')}" if opts.method == "pcd" else ""
     if opts.method == "pcd" and opts.tempering > 1:
         chains += f" x {opts.tempering} tempering replicas"
@@ -141,10 +144,12 @@ def _fit_parser(sub, common, count) -> None:
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
     p.add_argument("-o", "--output", metavar="P.json", help="params file to write "
                    "(default MODELNAME.json)")
-    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact"), default="pcd",
+    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact", "sm", "nce"), default="pcd",
                    help="pcd: persistent contrastive divergence (default); cd: contrastive "
                    "divergence from the data; pl: pseudo-likelihood; exact: maximum likelihood "
-                   "with exact expectations, by L-BFGS (small models)")
+                   "with exact expectations, by L-BFGS (small models); sm: score matching, real "
+                   "variables, no Z, by L-BFGS; nce: noise-contrastive estimation against the "
+                   "data's Gaussian, log Z learned, by L-BFGS")
     p.add_argument("--epochs", type=count(1), default=20, metavar="E",
                    help="passes over the data (default 20)")
     p.add_argument("--batch-size", type=count(1), default=10, metavar="B",

@@ -348,7 +348,8 @@ def _check(program: A.Program, source: Source, base: Path,
     return model
 
 
-SAMPLERS = {"gibbs": (), "mh": ("scale",), "swendsen_wang": (), "wolff": ()}  # method -> its arguments
+SAMPLERS = {"gibbs": (), "mh": ("scale",), "swendsen_wang": (), "wolff": (), "hmc": ("steps",),
+            "mala": ()}  # method -> its arguments
 
 
 def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerDecl:
@@ -375,4 +376,6 @@ def _sampler(st: A.SamplerStmt, model: CheckedModel, env: StaticEnv) -> SamplerD
         args[k] = eval_number(v, env)
         if k == "scale" and args[k] <= 0:
             raise UserError(f"the scale of mh must be > 0, got {args[k]:g}", v.span)
+        if k == "steps" and (args[k] < 1 or int(args[k]) != args[k]):
+            raise UserError(f"the steps of hmc must be an integer >= 1, got {args[k]:g}", v.span)
     return SamplerDecl(st.name, st.method, args, st.span)

@@ -28,6 +28,7 @@ class Samples:
     draws: int
     ladder: np.ndarray | None = None           # parallel tempering: the inverse temperatures
     swap_acceptance: np.ndarray | None = None  # and each neighbour pair's swap rate after burn-in
+    gradient: object = None  # the joint HMC / MALA move (infer.hmc.GradientMove), if any
 
     def kept(self) -> np.ndarray:
         """The kept draws (chains, draws, n_state), or an error when they were not kept."""
@@ -42,7 +43,7 @@ class Samples:
         tr = Trace(self.model, self.chains, self.draws, self.ids)
         for k, xs in _blocks(self.kept()):
             tr.add(k, xs)
-        return tr.finish(self.acceptance)
+        return tr.finish(self.acceptance, self.gradient)
 
     @property
     def names(self) -> list[str]:
@@ -232,6 +233,10 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     theta = model.params.theta
     parts, step = _backend(model, backend)
     replicas = None
+    from ebmlang.infer.hmc import gradient_families
+    if tempering != 1 and gradient_families(model):
+        raise UserError("parallel tempering does not run hmc or mala families yet; use "
+                        "sampler mh for them, or no --tempering")
     if tempering != 1:          # replicas at a ladder of betas, cluster moves inside (tempering)
         from ebmlang.infer.tempering import start
         replicas = start(model, parts, x, clamp, tempering, tempering_min, burn_in,
@@ -240,6 +245,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     else:                       # cluster moves before each Gibbs sweep, where they apply
         from ebmlang.infer.cluster_moves import with_cluster_moves
         step = with_cluster_moves(model, step, burn_in)
+    from ebmlang.infer.hmc import with_gradient_moves
+    step, move = with_gradient_moves(model, step, burn_in)
     total = burn_in + draws * thin
     out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
@@ -263,7 +270,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         bar.close()
     out.flush()
     ladder, rates = (None, None) if replicas is None else (replicas.ladder, replicas.rates())
-    return Samples(model, out.all, ids, acceptance(parts), chains, draws, ladder, rates)
+    return Samples(model, out.all, ids, acceptance(parts), chains, draws, ladder, rates, move)
 
 
 class _Kept:

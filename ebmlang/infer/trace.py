@@ -27,6 +27,7 @@ class Trace:
         self._sums = {f.name: 0.0 for f in model.vars.values() if f.sampled}
         self.last: np.ndarray | None = None                 # (chains, n_state)
         self.acceptance: dict = {}
+        self.gradient = None                                # the HMC / MALA move, if any
 
     def add(self, k: int, xs: np.ndarray) -> None:
         """Draws k, k + 1, ...: the states xs (chains, draws, n_state) of every chain."""
@@ -73,10 +74,11 @@ class Trace:
         from ebmlang.reprs import trace_html
         return trace_html(self)
 
-    def finish(self, acceptance: dict | None = None) -> Trace:
+    def finish(self, acceptance: dict | None = None, gradient=None) -> Trace:
         self.energy = self.energy[:, :self.draws]
         self.series = {n: s[:, :self.draws] for n, s in self.series.items()}
         self.acceptance = acceptance or {}
+        self.gradient = gradient
         return self
 
 

@@ -28,7 +28,7 @@ from ebmlang.learn.optim import make_optimizer
 from ebmlang.learn.result import FitResult
 from ebmlang.backends.runtime import gibbs_step
 
-METHODS = ("pcd", "cd", "pl", "exact")
+METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
 
 
 @dataclass
@@ -274,6 +274,12 @@ def fit(model, data, **kwargs) -> FitResult:
     if opts.method == "exact":
         from ebmlang.learn.fit_exact import fit_exact
         return fit_exact(model, data, opts)
+    if opts.method == "sm":
+        from ebmlang.learn.score_matching import fit_sm
+        return fit_sm(model, data, opts)
+    if opts.method == "nce":
+        from ebmlang.learn.nce import fit_nce
+        return fit_nce(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
     theta = model.params.theta

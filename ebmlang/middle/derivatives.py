@@ -84,6 +84,14 @@ def diffs(expr: sp.Expr, symbols: list[sp.Symbol]) -> list[sp.Expr]:
     return out
 
 
+def var_derivatives(term: Term, consts: dict[str, float], reads) -> list:
+    """d(body)/d(variable read k) for each k in `reads` (the gradient in x that HMC and MALA
+    follow), almost everywhere."""
+    expr = term_expr(term, consts)
+    v, _, _ = term_symbols(term)
+    return [diff(expr, v[k]) for k in reads]
+
+
 def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
     """For each param family, (term label, dF/dparam as text) per term reading it: the
     statistics whose data and model averages the learner matches."""

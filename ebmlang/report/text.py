@@ -162,6 +162,12 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1,
         part = next(p for block in model.parts() for p in block if p.family == family)
         rows.append(("MH", family, f"{rate:.3f}", "accepted",
                      f"(scale {part.scale:.3g}{', adapted in burn-in' if adapt else ''})"))
+    move = getattr(samples, "gradient", None)
+    if move is not None:
+        from ebmlang.infer.hmc import gradient_rows
+        extra_rows, warn = gradient_rows(move, samples.chains * samples.draws)
+        rows += extra_rows
+        lines_diag += warn
     return "\n".join(lines + _table(rows, right=(2,)) + lines_diag)
 
 

@@ -1,0 +1,158 @@
+"""Gradient-based updates of real families: HMC (`sampler x : hmc(steps=S)`) and MALA
+(`sampler x : mala`, HMC with one leapfrog step, which is exactly the Metropolis-adjusted
+Langevin algorithm).
+
+Every family marked hmc or mala moves jointly, as one block over all its variables (and over
+all such families together), conditional on the others: inside the sweep, after the Gibbs /
+MH parts of the other families. A move is S leapfrog steps of size eps along dF/dx
+(`backends.xgrad`), identity mass matrix, then a Metropolis correction on the joint energy
+H = -F(x) + |p|^2 / 2, one accept per chain. The step size is shared by the chains and set
+by dual averaging (Hoffman and Gelman 2014, algorithm 5: gamma 0.05, t0 10, kappa 0.75)
+toward mean acceptance 0.8 (HMC) or 0.57 (MALA) during burn-in only, then frozen at its
+averaged value; each move's step is jittered uniformly in [0.8, 1.2] eps so that no fixed
+trajectory length resonates with a period of the target. A move whose energy error exceeds
+1000 (Stan's threshold) or is not finite is a divergence, rejected and counted.
+"""
+
+from __future__ import annotations
+
+import math
+
+from typing import NamedTuple
+
+import numpy as np
+
+TARGET = {"hmc": 0.8, "mala": 0.57}
+DIVERGENCE = 1000.0
+DEFAULT_STEPS = 10
+
+
+class HMCInfo(NamedTuple):
+    acceptance: float      # mean over chains of min(1, exp(-dH)) for this move
+    divergent: int         # chains whose move diverged
+
+
+class DualAveraging:
+    """Hoffman and Gelman's dual averaging of log eps toward a target mean acceptance."""
+
+    def __init__(self, eps0: float, target: float):
+        self.mu, self.target = math.log(10 * eps0), target
+        self.hbar, self.log_eps, self.log_bar, self.m = 0.0, math.log(eps0), 0.0, 0
+
+    def update(self, accept: float) -> float:
+        self.m += 1
+        m, t0 = self.m, 10.0
+        self.hbar += ((self.target - accept) - self.hbar) / (m + t0)
+        self.log_eps = self.mu - math.sqrt(m) / 0.05 * self.hbar
+        w = m ** -0.75
+        self.log_bar = w * self.log_eps + (1 - w) * self.log_bar
+        return math.exp(self.log_eps)
+
+    def final(self) -> float:
+        return math.exp(self.log_bar) if self.m else math.exp(self.log_eps)
+
+
+class GradientMove:
+    """The joint HMC / MALA move of the real families in `families` (init once, then step)."""
+
+    def __init__(self, model, families, kind: str, steps: int, burn_in: int):
+        from ebmlang.backends.xgrad import compiled_gradient
+        self.grad = compiled_gradient(model, families)
+        self.ids = np.concatenate([np.arange(model.vars[f].offset,
+                                             model.vars[f].offset + model.vars[f].space.size)
+                                   for f in sorted(families)])
+        self.kind, self.steps, self.burn_in = kind, steps if kind == "hmc" else 1, burn_in
+        self.eps, self.moves = 0.25, 0
+        self.adapt = DualAveraging(self.eps, TARGET[kind])
+        self.accept_sum, self.kept, self.divergent = 0.0, 0, 0
+
+    def _energy(self, x, theta):
+        return self.grad.log_potential(x, theta)
+
+    def step(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
+             clamp: np.ndarray | None = None) -> HMCInfo:
+        """One move of every chain, in place; adapts eps while in burn-in."""
+        ids = self.ids
+        free = np.ones((x.shape[0], len(ids))) if clamp is None else \
+            np.isnan(clamp[:, ids]).astype(float)
+        eps = self.eps * rng.uniform(0.8, 1.2)
+        q0 = x[:, ids].astype(float)
+        f0 = self._energy(x, theta)
+        p = rng.standard_normal(q0.shape) * free
+        k0 = 0.5 * (p * p).sum(axis=1)
+        y = x.astype(float)
+        g = self.grad.gradient(y, theta)[:, ids] * free
+        with np.errstate(invalid="ignore", over="ignore"):
+            for s in range(self.steps):
+                p = p + 0.5 * eps * g
+                y[:, ids] = y[:, ids] + eps * p
+                g = self.grad.gradient(y, theta)[:, ids] * free
+                p = p + 0.5 * eps * g
+            dh = (-self._energy(y, theta) + 0.5 * (p * p).sum(axis=1)) - (-f0 + k0)
+        bad = ~np.isfinite(dh) | (dh > DIVERGENCE)
+        dh = np.where(bad, np.inf, dh)
+        alpha = np.exp(np.minimum(0.0, -dh))
+        accept = np.log(rng.random(len(dh))) < -dh
+        rows = np.flatnonzero(accept)
+        x[np.ix_(rows, ids)] = y[np.ix_(rows, ids)]
+        self.moves += 1
+        info = HMCInfo(float(alpha.mean()), int(bad.sum()))
+        if self.moves <= self.burn_in:
+            self.eps = self.adapt.update(info.acceptance)
+            if self.moves == self.burn_in:
+                self.eps = self.adapt.final()
+        else:
+            self.accept_sum += float(accept.mean())
+            self.kept += 1
+            self.divergent += info.divergent
+        return info
+
+    @property
+    def acceptance(self) -> float:
+        return self.accept_sum / self.kept if self.kept else float("nan")
+
+
+def gradient_families(model) -> dict[str, tuple[str, int]]:
+    """family -> (hmc | mala, leapfrog steps) for the families sampled by gradient moves."""
+    return {f: (m, int(s)) for f, (m, s, _) in model.methods.items() if m in TARGET}
+
+
+def with_gradient_moves(model, step, burn_in: int):
+    """`step` followed by one joint gradient move of the hmc / mala families (None: none).
+    All such families share one move; its kind is hmc if any of them asks for hmc."""
+    fams = gradient_families(model)
+    if not fams:
+        return step, None
+    kind = "hmc" if any(m == "hmc" for m, _ in fams.values()) else "mala"
+    steps = max(s for m, s in fams.values() if m == kind)
+    move = GradientMove(model, fams, kind, steps, burn_in)
+
+    def sweep(parts, x, theta, rng, clamp=None):
+        rest = [b for b in ([p for p in block if p.method not in TARGET] for block in parts) if b]
+        if rest:
+            step(rest, x, theta, rng, clamp)
+        move.step(x, theta, rng, clamp)
+        return x
+    return sweep, move
+
+
+LOW_ACCEPT = 0.4          # a mean acceptance below this after burn-in is warned about
+
+
+def gradient_rows(move: GradientMove, kept: int):
+    """The summary rows of a gradient move (acceptance, step size, divergences), and the
+    warnings: divergences (the draws may be biased where the density is stiff) or a low
+    acceptance (the adaptation did not reach its target)."""
+    name = ", ".join(sorted(move.grad.families))
+    rows = [(move.kind.upper(), name, f"{move.acceptance:.3f}", "accepted",
+             f"(step {move.eps:.3g}, {move.steps} leapfrog, adapted in burn-in; "
+             f"{move.divergent} divergent)")]
+    warn = []
+    if move.divergent:
+        warn.append(f"warning: {move.divergent} divergent {move.kind} moves after burn-in "
+                    f"(energy error > {DIVERGENCE:g}): the draws of {name} may be biased; "
+                    "lengthen --burn-in or reparameterize")
+    if move.acceptance < LOW_ACCEPT:
+        warn.append(f"warning: {move.kind} acceptance {move.acceptance:.2f} is low: the step "
+                    "size did not adapt; lengthen --burn-in")
+    return rows, warn
