@@ -25,7 +25,7 @@ from ebmlang.middle.lower import Term, lower
 from ebmlang.middle.graph import Graph, build_graph
 from ebmlang.backends.codegen import load_module, term_function_name
 from ebmlang.backends.params import Params, init_params
-from ebmlang.backends.resources import blas_threads, trim_heap
+from ebmlang.backends.resources import blas_threads, product_flops, trim_heap
 from ebmlang.backends.runtime import TermKernel, block_parts, total_log_potential
 
 
@@ -208,7 +208,7 @@ class Model:
         """Gibbs draws; see `ebmlang.infer.sample.sample`."""
         from ebmlang.infer.sample import sample
         try:
-            with blas_threads():
+            with blas_threads(product_flops(self, chains)):
                 return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
                               seed=seed, inputs=inputs, params=params, progress=progress,
                               clamp=clamp, backend=backend, keep=keep, watch=watch,
@@ -220,8 +220,9 @@ class Model:
         """Fit the params to data (a CSV path, a dict of arrays or a DataFrame); see
         `ebmlang.learn.fit.fit`. Updates `params` in place; returns the result with its history."""
         from ebmlang.learn.fit import fit
+        rows = max(kwargs.get("batch_size", 10), kwargs.get("chains", 100))
         try:
-            with blas_threads():
+            with blas_threads(product_flops(self, rows)):
                 return fit(self, data, method=method, **kwargs)
         except UserError as err:
             raise err.with_source(self.checked.source) from None

@@ -188,7 +188,12 @@ class _Phases:
     def cluster_sweep(self, x: np.ndarray, rng, clamp=None, beta=1.0) -> None:
         """One cluster move of every group where cluster moves apply (`cluster_moves`), at
         inverse temperature beta (one per chain, or a number): the model phase's chains mix
-        where single-site Gibbs stalls."""
+        where single-site Gibbs stalls. None where the fused sweep runs: it draws each family
+        whole by exact block Gibbs, and the params change every minibatch, so the moves would
+        tabulate every pair's K again each step (392,000 at 784 x 500: 80% of a PCD epoch,
+        bench/pcd_sklearn.py --profile)."""
+        if self.fused is not None:
+            return
         if getattr(self, "_moves", None) is None:
             from ebmlang.infer.cluster_moves import cluster_moves
             self._moves = cluster_moves(self.model) or False
