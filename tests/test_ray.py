@@ -15,6 +15,7 @@ import ebmlang
 from ebmlang.cli.app import main
 from ebmlang.errors import UserError
 from ebmlang.infer import groups
+from ebmlang.infer.sample import sample_job
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ ENV = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH", "EBMLANG_CACHE") if
 def _node(model, **kw):
     """A chain group's draws and the node it ran on."""
     time.sleep(1.0)          # long enough that both one-CPU nodes are busy at once
-    return ray.get_runtime_context().get_node_id(), groups.sample_job(model, **kw)[0]
+    return ray.get_runtime_context().get_node_id(), sample_job(model, **kw)[0]
 
 
 def test_two_nodes_run_the_groups_and_give_the_local_draws():
@@ -37,7 +38,7 @@ def test_two_nodes_run_the_groups_and_give_the_local_draws():
     sizes = groups.chain_groups(model, 8)
     assert sizes == [4, 4]
     jobs = [dict(kw, chains=n, seed=s) for n, s in zip(sizes, groups.seeds(5, 2))]
-    local = [groups.sample_job(model, **j)[0] for j in jobs]
+    local = [sample_job(model, **j)[0] for j in jobs]
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         cluster.add_node(num_cpus=1)

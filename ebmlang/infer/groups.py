@@ -53,16 +53,3 @@ def rows(values, sizes: list[int]) -> list:
 def local(fn, model, jobs: list[dict]) -> list:
     """Run the jobs here, in order: what a Ray runner does on its workers."""
     return [fn(model, **kw) for kw in jobs]
-
-
-def sample_job(model, **kw) -> tuple:
-    """One chain group's kept draws and MH acceptance rates (what travels back from a worker)."""
-    from ebmlang.infer.sample import sample
-    s = sample(model, **kw)
-    return s.full, s.acceptance
-
-
-def ais_job(model, **kw) -> np.ndarray:
-    """One particle group's AIS log-weights."""
-    from ebmlang.infer.logz import ais_weights
-    return ais_weights(model, **kw)

@@ -179,7 +179,7 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
     if len(sizes) == 1 and jobs is None:
         logw = ais_weights(model, seed=seed, chains=chains, progress=progress, **kw)
     else:
-        logw = np.concatenate((jobs or groups.local)(groups.ais_job, model, [
+        logw = np.concatenate((jobs or groups.local)(ais_weights, model, [
             dict(kw, seed=sd, chains=n) for n, sd in zip(sizes, groups.seeds(seed, len(sizes)))]))
     if not np.any(np.isfinite(logw)):
         raise UserError("every AIS run met a state of probability 0; use more --chains")

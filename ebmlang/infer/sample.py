@@ -284,7 +284,7 @@ def _grouped(model, sizes, jobs, keep, watch, kw) -> Samples:
     init_state(model, sum(sizes), np.random.default_rng(0), kw["inputs"])  # input errors, once
     seeds, inputs = groups.seeds(kw.pop("seed"), len(sizes)), groups.rows(kw.pop("inputs"), sizes)
     clamps = groups.rows(kw.pop("clamp"), sizes)
-    runs = jobs(groups.sample_job, model, [
+    runs = jobs(sample_job, model, [
         dict(kw, chains=n, seed=sd, inputs=i, clamp=c, tempering=1)
         for n, sd, i, c in zip(sizes, seeds, inputs, clamps)])
     full = np.concatenate([f for f, _ in runs])
@@ -297,6 +297,12 @@ def _grouped(model, sizes, jobs, keep, watch, kw) -> Samples:
             rates[fam] = rates.get(fam, 0.0) + r * n / sum(sizes)
     return Samples(model, full if keep else None, model.state_ids(), rates, sum(sizes),
                    kw["draws"])
+
+
+def sample_job(model, **kw) -> tuple:
+    """One chain group's kept draws and MH acceptance rates (what travels back from a worker)."""
+    s = sample(model, **kw)
+    return s.full, s.acceptance
 
 
 class _Kept:
