@@ -204,15 +204,18 @@ class Model:
     def sample(self, draws: int = 1000, chains: int = 4, burn_in: int | None = None,
                thin: int = 1, seed: int | None = None, inputs=None, params=None,
                progress: bool | None = False, clamp=None, backend: str | None = None,
-               keep: bool = True, watch=(), tempering: int = 1, tempering_min=None):
-        """Gibbs draws; see `ebmlang.infer.sample.sample`."""
+               keep: bool = True, watch=(), tempering: int = 1, tempering_min=None, ray=None):
+        """Gibbs draws; see `ebmlang.infer.sample.sample`. `ray`: True (RAY_ADDRESS, else a
+        local Ray for the run) or a cluster address runs the chain groups as Ray tasks, with
+        the same draws as here."""
         from ebmlang.infer.sample import sample
         try:
             with blas_threads(product_flops(self, chains)):
                 return sample(self, draws=draws, chains=chains, burn_in=burn_in, thin=thin,
                               seed=seed, inputs=inputs, params=params, progress=progress,
                               clamp=clamp, backend=backend, keep=keep, watch=watch,
-                              tempering=tempering, tempering_min=tempering_min)
+                              tempering=tempering, tempering_min=tempering_min,
+                              jobs=self.ray_jobs(ray))
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
@@ -232,7 +235,7 @@ class Model:
         `ebmlang.infer.logz.logz`."""
         from ebmlang.infer.logz import logz
         try:
-            return logz(self, method=method, **kwargs)
+            return logz(self, method=method, jobs=self.ray_jobs(kwargs.pop("ray", None)), **kwargs)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
@@ -245,6 +248,18 @@ class Model:
                 return marginals(self, method=method, **kwargs)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
+
+    def ray_jobs(self, ray):
+        """None (run here) or a job runner on Ray (`ray`: True or an address), which ships
+        this model's recipe and params to the workers (`ebmlang.distributed.ray_jobs`)."""
+        if ray is None or ray is False:
+            return None
+        from ebmlang.distributed.ray_jobs import runner
+        if getattr(self, "recipe", None) is None:
+            raise UserError("this model cannot be sent to Ray workers (it was not compiled "
+                            "from text)")
+        return runner((_rebuild, self.recipe, self.params.theta.copy()),
+                      True if ray is True or ray == "" else str(ray))
 
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
@@ -287,8 +302,11 @@ def compile_model(text: str, name: str = "<string>", base: str | Path | None = N
     source = Source(name, text)
     base = Path(base) if base is not None else Path.cwd()
     key = _cache_key(text, name, base, consts, sets)
+    recipe = dict(text=text, name=name, base=str(base), sets=sets, consts=consts)
+    recipe["ident"] = hashlib.sha256(pickle.dumps(recipe)).hexdigest()
     model = _cached(key, path)
     if model is not None:
+        model.recipe = recipe
         return model
     from ebmlang.frontend.parse import parse
     try:
@@ -299,7 +317,13 @@ def compile_model(text: str, name: str = "<string>", base: str | Path | None = N
         raise err.with_source(source) from None
     if key is not None:
         _store(key, model, _set_files(program, base, sets))
+    model.recipe = recipe
     return model
+
+
+def _rebuild(ident, text, name, base, sets, consts) -> Model:
+    """The model of a recipe (on a Ray worker)."""
+    return compile_model(text, name, base, sets=sets, **consts)
 
 
 def _cache_key(text, name, base, consts, sets) -> str | None:

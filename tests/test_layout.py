@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ebmlang"
 
 # Lowest first. A module may import modules of its own layer or of lower ones.
 LAYERS = ["errors", "cachedir", "table", "reprs", "io", "frontend", "middle", "backends", "infer", "learn",
-          "report", "model", "cli"]
+          "report", "distributed", "model", "cli"]
 
 
 def _modules() -> dict[str, Path]:
@@ -79,7 +79,7 @@ def test_every_module_is_in_a_layer():
     assert sorted(m for m in _modules() if _layer(m) is None) == ["ebmlang", "ebmlang.__main__"]
 
 
-HEAVY = ("sympy", "networkx", "numba", "lark")
+HEAVY = ("sympy", "networkx", "numba", "lark", "ray")
 
 
 @pytest.mark.parametrize("code", [

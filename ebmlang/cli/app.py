@@ -171,7 +171,8 @@ def _run_sample(model, args):
                                thin=args.thin, seed=args.seed, inputs=inputs, clamp=clamp,
                                progress=False if args.no_progress else None,
                                backend=args.backend, keep=False, watch=watch,
-                               tempering=args.tempering, tempering_min=args.tempering_min)
+                               tempering=args.tempering, tempering_min=args.tempering_min,
+                               ray=args.ray)
     return samples, trace
 
 
@@ -286,6 +287,7 @@ def build_parser() -> ArgumentParser:
 
 
 def _sample_parser(sub) -> None:
+    from ebmlang.cli.rayflag import add_ray_argument
     p = sub.add_parser("sample", help="draw samples with blocked Gibbs sweeps")
     _common(p)
     p.add_argument("-n", "--draws", type=_count(1), default=1000, metavar="DRAWS",
@@ -298,6 +300,7 @@ def _sample_parser(sub) -> None:
     p.add_argument("--params", metavar="P.json", help="parameter values (from ebmlang fit)")
     p.add_argument("--input", metavar="X.csv", help="values of the model's input variables")
     p.add_argument("--seed", type=_count(0), default=None, metavar="S", help="random seed")
+    add_ray_argument(p)
     p.add_argument("--tempering", type=_count(1), default=1, metavar="R",
                    help="parallel tempering with R replicas per chain (default 1: none)")
     p.add_argument("--tempering-min", type=float, default=None, metavar="B",

@@ -17,7 +17,7 @@ def cmd_logz(args) -> int:
     inputs = _read_one_input(model, args.input) if args.input is not None else None
     res = logz(model, method=args.method, inputs=inputs, seed=args.seed, chains=args.chains,
                steps=args.steps, schedule=args.schedule,
-               progress=False if args.no_progress else None)
+               progress=False if args.no_progress else None, jobs=model.ray_jobs(args.ray))
     print(format_value(res))
     print(f"method: {res.method}, {res.detail}")
     print(f"because: {res.why}" if res.why != "requested" else "because: --method " + res.method)
@@ -66,6 +66,8 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, default="sigmoid",
                    help="AIS inverse-temperature schedule (default sigmoid)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    from ebmlang.cli.rayflag import add_ray_argument
+    add_ray_argument(p)
 
 
 COMMANDS = {"logz": cmd_logz}

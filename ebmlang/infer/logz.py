@@ -45,12 +45,14 @@ class LogZ(NamedTuple):
     why: str = ""             # why this method: "requested", or what `auto` saw
     width: int | None = None  # elimination width (ve)
     ess: float | None = None  # effective sample size of the AIS weights
+    logw: np.ndarray | None = None  # the AIS runs' log-weights
 
 
 def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chains: int = 100,
-         steps: int = 1000, schedule: str = "sigmoid", progress: bool | None = False) -> LogZ:
+         steps: int = 1000, schedule: str = "sigmoid", progress: bool | None = False,
+         jobs=None) -> LogZ:
     """log Z of the model (conditioned on `inputs`, one row, for a conditional model).
-    `chains`, `steps`, `schedule`, `seed` and `progress` are for AIS."""
+    `chains`, `steps`, `schedule`, `seed`, `progress` and `jobs` are for AIS."""
     if method not in METHODS:
         raise UserError(f"unknown logz method '{method}'; use one of {', '.join(METHODS)}")
     if params is not None:
@@ -66,7 +68,7 @@ def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chain
     if method == "ve":
         return _ve(model, x0, why, the_plan)
     return ais(model, x0, why, seed=seed, chains=chains, steps=steps, schedule=schedule,
-               progress=progress)
+               progress=progress, jobs=jobs)
 
 
 def _base_state(model, inputs) -> np.ndarray:
@@ -162,13 +164,36 @@ def betas(steps: int, schedule: str = "sigmoid") -> np.ndarray:
 
 
 def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: int = 1000,
-        schedule: str = "sigmoid", progress: bool | None = False) -> LogZ:
+        schedule: str = "sigmoid", progress: bool | None = False, jobs=None) -> LogZ:
     """Annealed importance sampling from p0 to exp F: `chains` independent runs of `steps`
     tempered Gibbs sweeps; log Z = log mean of the weights (p0 is normalized, so Z0 = 1).
-    x0 (1, n_state) holds the inputs. `progress`: a tqdm bar (None: only on a terminal)."""
+    x0 (1, n_state) holds the inputs. `progress`: a tqdm bar (None: only on a terminal).
+    The runs go in particle groups (`ebmlang.infer.groups`), each with a seed spawned from
+    `seed`, run by `jobs(fn, model, kwargs)` (default: here, in turn; or as Ray tasks)."""
     for name, v in (("chains", chains), ("steps", steps)):
         if int(v) != v or v < 1:
             raise UserError(f"{name} must be an integer >= 1, got {v}")
+    from ebmlang.infer import groups
+    sizes = groups.particle_groups(chains)
+    kw = dict(x0=x0, steps=steps, schedule=schedule)
+    if len(sizes) == 1 and jobs is None:
+        logw = ais_weights(model, seed=seed, chains=chains, progress=progress, **kw)
+    else:
+        logw = np.concatenate((jobs or groups.local)(ais_weights, model, [
+            dict(kw, seed=sd, chains=n) for n, sd in zip(sizes, groups.seeds(seed, len(sizes)))]))
+    if not np.any(np.isfinite(logw)):
+        raise UserError("every AIS run met a state of probability 0; use more --chains")
+    value, se, ess = weight_summary(logw)
+    detail = (f"{chains} chains x {steps} steps, {schedule} schedule, effective sample "
+              f"size {ess:.1f} of {chains}")
+    if ess < 10:
+        detail += " (few effective samples: the standard error is unreliable; add --steps)"
+    return LogZ(value, se, "ais", detail, why, ess=ess, logw=logw)
+
+
+def ais_weights(model, x0, seed, chains: int, steps: int, schedule: str = "sigmoid",
+                progress: bool | None = False) -> np.ndarray:
+    """The log-weights of `chains` AIS runs driven by one random stream."""
     b = betas(steps, schedule)
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
@@ -186,14 +211,7 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
             bar.update(1)
     if bar is not None:
         bar.close()
-    if not np.any(np.isfinite(logw)):
-        raise UserError("every AIS run met a state of probability 0; use more --chains")
-    value, se, ess = weight_summary(logw)
-    detail = (f"{chains} chains x {steps} steps, {schedule} schedule, effective sample "
-              f"size {ess:.1f} of {chains}")
-    if ess < 10:
-        detail += " (few effective samples: the standard error is unreliable; add --steps)"
-    return LogZ(value, se, "ais", detail, why, ess=ess)
+    return logw
 
 
 def weight_summary(logw: np.ndarray) -> tuple[float, float, float]:

@@ -193,7 +193,7 @@ def init_state(model, chains: int, rng: np.random.Generator, inputs) -> np.ndarr
 
 def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=None,
            params=None, progress=False, clamp=None, backend=None, keep=True,
-           watch=(), tempering=1, tempering_min=None) -> Samples:
+           watch=(), tempering=1, tempering_min=None, jobs=None) -> Samples:
     """Run `chains` Gibbs chains; keep `draws` draws each after `burn_in` sweeps, every `thin`.
 
     `watch`: callables `fn(k, xs)` that see the kept draws as they come, a block at a time
@@ -212,6 +212,10 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     `tempering`: R > 1 runs R replicas of every chain at inverse temperatures from 1 down to
     `tempering_min` (default 0.1) with neighbour swaps every sweep (see `ebmlang.infer.tempering`);
     only the temperature-1 replicas' draws are kept.
+
+    Untempered chains run in chain groups (`ebmlang.infer.groups`), each with its own seed
+    spawned from `seed`; `jobs(fn, model, kwargs)` runs the groups (default: here, in turn;
+    `ebmlang.distributed` gives one that runs them as Ray tasks), with the same draws.
     """
     for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("thin", thin, 1)):
         if int(v) != v or v < lo:
@@ -224,6 +228,13 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
             model.params[k] = v
     if isinstance(inputs, dict):
         inputs = _inputs_from_dict(model, inputs)
+    if tempering == 1:
+        from ebmlang.infer import groups
+        sizes = groups.chain_groups(model, chains)
+        if len(sizes) > 1 or jobs is not None:
+            return _grouped(model, sizes, jobs or groups.local, keep, watch, dict(
+                draws=draws, burn_in=burn_in, thin=thin, seed=seed, inputs=inputs,
+                clamp=clamp, backend=backend))
     rng = np.random.default_rng(seed)
     x = init_state(model, chains, rng, inputs)
     if clamp is not None:
@@ -271,6 +282,34 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     out.flush()
     ladder, rates = (None, None) if replicas is None else (replicas.ladder, replicas.rates())
     return Samples(model, out.all, ids, acceptance(parts), chains, draws, ladder, rates, move)
+
+
+def _grouped(model, sizes, jobs, keep, watch, kw) -> Samples:
+    """The chain groups run by `jobs`, their draws joined along the chains and handed to
+    the watchers a block at a time (the draws of every group are held meanwhile)."""
+    from ebmlang.infer import groups
+    init_state(model, sum(sizes), np.random.default_rng(0), kw["inputs"])  # input errors, once
+    seeds, inputs = groups.seeds(kw.pop("seed"), len(sizes)), groups.rows(kw.pop("inputs"), sizes)
+    clamps = groups.rows(kw.pop("clamp"), sizes)
+    runs = jobs(sample_job, model, [
+        dict(kw, chains=n, seed=sd, inputs=i, clamp=c, tempering=1)
+        for n, sd, i, c in zip(sizes, seeds, inputs, clamps)])
+    full = np.concatenate([f for f, _ in runs])
+    for k, xs in _blocks(full):
+        for fn in watch:
+            fn(k, xs)
+    rates: dict[str, float] = {}
+    for (_, acc), n in zip(runs, sizes):     # chain-weighted mean of the groups' rates
+        for fam, r in acc.items():
+            rates[fam] = rates.get(fam, 0.0) + r * n / sum(sizes)
+    return Samples(model, full if keep else None, model.state_ids(), rates, sum(sizes),
+                   kw["draws"])
+
+
+def sample_job(model, **kw) -> tuple:
+    """One chain group's kept draws and MH acceptance rates (what travels back from a worker)."""
+    s = sample(model, **kw)
+    return s.full, s.acceptance
 
 
 class _Kept:

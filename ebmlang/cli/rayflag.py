@@ -1,0 +1,8 @@
+"""The `--ray [ADDRESS]` flag of the commands whose work splits into seeded jobs."""
+
+
+def add_ray_argument(p) -> None:
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                   help="run the chain (particle) groups as Ray tasks: on the cluster at "
+                   "ADDRESS, else RAY_ADDRESS, else a local Ray started for the run; the "
+                   "same results as without (needs pip install 'ebmlang[ray]')")

@@ -1,0 +1,1 @@
+"""Running a task's independent jobs (chain groups, AIS particle groups) as Ray tasks."""
