@@ -119,3 +119,12 @@ def test_groups_do_not_depend_on_workers():
     with pytest.raises(UserError):
         from ebmlang.distributed.ray_jobs import _probe
         _probe("nohostport")
+
+
+def test_gibbs_marginals_on_one_worker_are_the_local_ones(one_worker, tmp_path):
+    """`marginals --method gibbs --ray`: the same chain groups, so the same CSV byte for byte."""
+    base = ["marginals", str(ISING), "--set", "L=64", "--method", "gibbs", "--chains", "8",
+            "--sweeps", "8", "--seed", "4"]
+    assert main(base + ["-o", str(tmp_path / "local.csv")]) == 0
+    assert main(base + ["-o", str(tmp_path / "ray.csv"), "--ray"]) == 0
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "ray.csv").read_bytes()

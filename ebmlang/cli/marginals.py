@@ -25,7 +25,7 @@ def cmd_marginals(args) -> int:
     inputs, evidence = _inputs(model, args.input) if args.input is not None else (None, None)
     res = model.marginals(method=args.method, inputs=inputs, evidence=evidence, seed=args.seed,
                           sweeps=args.sweeps, chains=args.chains, damping=args.damping,
-                          max_iter=args.max_iter, tol=args.tol)
+                          max_iter=args.max_iter, tol=args.tol, ray=args.ray)
     print(f"{model.name}: marginals by {res.method}, {res.detail}")
     print(f"because: {res.why}" if res.why != "requested" else "because: --method " + res.method)
     if res.log_z is not None:
@@ -96,6 +96,8 @@ def add_parsers(sub, common, count) -> None:
     p.add_argument("-o", "--output", metavar="OUT.csv|OUT.MAR",
                    help="write one row per ground variable (CSV), or the UAI MAR format")
     add_force(p)
+    from ebmlang.cli.rayflag import add_ray_argument
+    add_ray_argument(p)
 
 
 COMMANDS = {"marginals": cmd_marginals}

@@ -68,9 +68,10 @@ class Marginals:
 
 def marginals(model, method: str = "auto", inputs=None, evidence=None, params=None, seed=None,
               sweeps: int = 1000, chains: int = 4, damping: float = 0.5, max_iter: int = 1000,
-              tol: float = 1e-6) -> Marginals:
+              tol: float = 1e-6, ray=None) -> Marginals:
     """Every sampled variable's marginal given `inputs` (one row, conditional models) and
-    `evidence` ({ground name: value} or a state row with NaN where free: clamped variables)."""
+    `evidence` ({ground name: value} or a state row with NaN where free: clamped variables).
+    `ray` (gibbs only): True or a cluster address runs the chain groups as Ray tasks."""
     if method not in METHODS:
         raise UserError(f"unknown marginals method '{method}'; use one of {', '.join(METHODS)}")
     from ebmlang.infer.logz import _base_state
@@ -88,7 +89,7 @@ def marginals(model, method: str = "auto", inputs=None, evidence=None, params=No
     if method == "gibbs":
         from ebmlang.infer.marginals_gibbs import by_gibbs
         return by_gibbs(model, x0, clamp, Marginals([], [], [], "gibbs", why, ""), _domains(model),
-                        seed=seed, sweeps=sweeps, chains=chains)
+                        seed=seed, sweeps=sweeps, chains=chains, ray=ray)
     if method == "exact":
         return _by_enumeration(model, x0, clamp, why)
     return _by_tables(model, x0, clamp, why, method, dict(damping=damping, max_iter=max_iter,

@@ -15,7 +15,7 @@ MIN_ESS = 100
 
 
 def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps: int = 1000,
-             chains: int = 4):
+             chains: int = 4, ray=None):
     """Fill `res` (a `marginals.Marginals`) from `chains` chains of `sweeps` kept sweeps
     (after the sampler's default burn-in of half as many); `domains`: (state ids, names,
     domain values) of the sampled variables."""
@@ -26,7 +26,8 @@ def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps
         row = np.full((1, model.checked.n_state), np.nan)
         for i, v in clamp.items():
             row[0, i] = v
-    samples = model.sample(draws=sweeps, chains=chains, seed=seed, inputs=inputs, clamp=row)
+    samples = model.sample(draws=sweeps, chains=chains, seed=seed, inputs=inputs, clamp=row,
+                           ray=ray)
     full = samples.full                                   # (chains, draws, n_state)
     ids, names, values = domains
     probs, ses, worst_rhat, unmixed = [], [], 1.0, []

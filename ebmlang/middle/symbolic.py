@@ -205,7 +205,10 @@ def real_form(model, fam) -> RealForm:
     if not local.has(x):
         raise UserError(f"'{fam.name}' is real-valued but no factor depends on it: its density "
                         "is flat and cannot be normalized", fam.span)
-    d3 = sp.simplify(sp.diff(local, x, 3))
+    d3 = sp.diff(local, x, 3)
+    if d3 != 0 and _polynomial_in(local, x):
+        d3 = sp.simplify(d3)     # only a polynomial can be quadratic once simplified; the
+        # rest (tanh, exp, ...) is sampled by MH or HMC without sympy's costly trigsimp
     if d3 == 0:
         quad = sp.expand(sp.diff(local, x, 2) / 2)
         lin = sp.expand(sp.diff(local, x).xreplace({x: 0}))
@@ -220,6 +223,13 @@ def real_form(model, fam) -> RealForm:
         return RealForm("gaussian", quad, lin, span, _reads_vars(model, quad))
     _check_polynomial_growth(local, x, value, span)
     return RealForm("mh")
+
+
+def _polynomial_in(e, x) -> bool:
+    try:
+        return bool(e.is_polynomial(x))
+    except (TypeError, ValueError, NotImplementedError, AttributeError):
+        return True          # undecided: simplify, as before
 
 
 def _check_polynomial_growth(local, x, value, span) -> None:
