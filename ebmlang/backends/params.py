@@ -34,6 +34,12 @@ class Params:
             raise ValueError(f"param '{name}' has shape {view.shape}, got {arr.shape}")
         view[...] = arr
 
+    def update(self, values=None) -> None:
+        """Assign every (name, value) of a mapping, each checked as by `params[name] = value`;
+        None changes nothing."""
+        for name, value in (values or {}).items():
+            self[name] = value
+
     def __iter__(self):
         return iter(self._model.params)
 

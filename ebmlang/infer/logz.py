@@ -55,9 +55,7 @@ def logz(model, method: str = "auto", inputs=None, params=None, seed=None, chain
     `chains`, `steps`, `schedule`, `seed`, `progress` and `jobs` are for AIS."""
     if method not in METHODS:
         raise UserError(f"unknown logz method '{method}'; use one of {', '.join(METHODS)}")
-    if params is not None:
-        for k, v in params.items():
-            model.params[k] = v
+    model.params.update(params)
     x0 = _base_state(model, inputs)
     if method == "auto":
         method, why, the_plan = choose(model)

@@ -127,9 +127,7 @@ def map_estimate(model, inputs=None, data=None, method: str = "auto", seed=None,
     """The MAP state of each row (see the module docstring for the methods)."""
     if method not in METHODS:
         raise UserError(f"unknown MAP method '{method}': use one of {', '.join(METHODS)}")
-    if params is not None:
-        for k, v in params.items():
-            model.params[k] = v
+    model.params.update(params)
     clamp = clamp_rows(model, inputs, data)
     rng = np.random.default_rng(seed)
     if method in ("auto", "graphcut"):

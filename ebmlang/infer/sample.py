@@ -223,9 +223,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     burn_in = draws // 2 if burn_in is None else burn_in
     if int(burn_in) != burn_in or burn_in < 0:
         raise UserError(f"burn-in must be an integer >= 0, got {burn_in}")
-    if params is not None:
-        for k, v in params.items():
-            model.params[k] = v
+    model.params.update(params)
     if isinstance(inputs, dict):
         inputs = _inputs_from_dict(model, inputs)
     if tempering == 1:
