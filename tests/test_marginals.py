@@ -142,7 +142,6 @@ def test_real_variables_go_to_gibbs_in_auto_and_are_refused_by_exact_methods():
 
 
 def test_bp_route_is_exact_on_a_tree_with_evidence():
-    pytest.importorskip("ebmlang.infer.bp")
     # an open chain with a field is a tree, so BP's fixed point is the exact marginals
     model = ebmlang.compile("""
 model chain

@@ -75,15 +75,11 @@ def marginals(model, method: str = "auto", inputs=None, evidence=None, params=No
     if method not in METHODS:
         raise UserError(f"unknown marginals method '{method}'; use one of {', '.join(METHODS)}")
     from ebmlang.infer.logz import _base_state
-    if params is not None:
-        for k, v in params.items():
-            model.params[k] = v
+    model.params.update(params)
     x0 = _base_state(model, inputs)
     clamp = _clamp(model, evidence)
     if method == "auto":
         method, why = choose(model, clamp)
-        if method == "bp" and not bp_available():
-            method, why = "gibbs", why + "; loopy BP is not in this build, so Gibbs sampling"
     else:
         why = "requested"
     if method == "gibbs":
@@ -212,19 +208,8 @@ def _by_tables(model, x0, clamp, why, method, bp_options) -> Marginals:
     return res
 
 
-def bp_available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("ebmlang.infer.bp") is not None
-
-
 def _by_bp(tables, sizes, options, res) -> dict[int, np.ndarray]:
-    try:
-        from ebmlang.infer.bp import loopy_bp
-    except ModuleNotFoundError as exc:
-        if not exc.name or not exc.name.startswith("ebmlang.infer.bp"):
-            raise
-        raise UserError("loopy belief propagation (ebmlang.infer.bp) is not available in this "
-                        "build: use --method gibbs") from None
+    from ebmlang.infer.bp import loopy_bp
     out = loopy_bp(tables, sizes, **options)
     res.log_z, res.iterations, res.converged = out.log_z, out.iterations, out.converged
     state = "converged" if out.converged else "did NOT converge"
