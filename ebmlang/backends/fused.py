@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebmlang.middle.contract import Contraction, cached
+from ebmlang.backends.lanes import each_group
 from ebmlang.backends.numeric import logsumexp
 from ebmlang.backends.runtime import draw_categorical, write_block
 
@@ -294,8 +295,11 @@ class FusedPart:
         self.ids = np.arange(fam.offset, fam.offset + fam.size)
         self.accepted = self.proposed = 0
 
-    def update(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> None:
-        self.fam.draw(x, theta, rng)
+    def update(self, x: np.ndarray, theta: np.ndarray, rng) -> None:
+        """Draw the family in place; with `lanes.Lanes`, each chain group on its rows from its
+        own Generator (its matrix products then have the group's shapes, as run alone)."""
+        for _, rows, r in each_group(rng):
+            self.fam.draw(x[rows], theta, r)
 
     def tempered(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
                  beta: np.ndarray) -> None:

@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ebmlang.cachedir import cache_dir
 from ebmlang.backends.numba_codegen import generate_numba, plans
 from ebmlang.backends.numba_ground import Incidence, incidence, scratch
+from ebmlang.backends.lanes import per_group_values, seed_words
 from ebmlang.backends.numba_tables import MAX_UNROLL, MIN_RUN, Table, runs, tabled_source, tabulation
 from ebmlang.backends.runtime import UPDATES, write_block
 
@@ -127,7 +128,7 @@ class CompiledPart:
             self.table.refresh(self._build, theta, self.values, self.inc)
         if parallel is None:
             parallel = chains > 1 and chains * len(self.ids) >= PARALLEL_WORK
-        self._fns[parallel](x, theta, rng.bit_generator.random_raw((chains, 2)), *self._args)
+        self._fns[parallel](x, theta, seed_words(rng, chains), *self._args)
 
 
 def compiled_parts(model, tabulate: bool | None = None, layout: str = "auto") -> list[list]:
@@ -244,7 +245,7 @@ class FusedBlocks:
         if parallel is None:
             parallel = chains > 1 and chains * self.size >= PARALLEL_WORK
         fn = self.members[0]._fns[parallel]
-        fn(x, theta, rng.bit_generator.random_raw((chains, 2)), *self.args)
+        fn(x, theta, seed_words(rng, chains), *self.args)
 
 
 def _stack(members: list) -> FusedBlocks:
@@ -313,6 +314,6 @@ def gibbs_step(parts: list[list], x: np.ndarray, theta: np.ndarray, rng: np.rand
             if isinstance(part, CompiledPart):
                 part.update(x, theta, rng)
             else:
-                new.append((part.ids, UPDATES[part.method](part, x, theta, rng)))
+                new.append((part.ids, per_group_values(UPDATES[part.method], part, x, theta, rng)))
         write_block(x, new, block, clamp)
     return x

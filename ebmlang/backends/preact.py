@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ebmlang.backends.lanes import seed_words
 from ebmlang.backends.numba_kernels import _draw, _seed, _sigmoid, _softplus, _uniform
 from ebmlang.frontend import ast as A
 
@@ -155,7 +156,7 @@ class PreactPart:
     def tempered(self, x, theta, rng, beta) -> None:
         coef, c0, w = self._weights(theta)
         chains = x.shape[0]
-        _sweep(x, rng.bit_generator.random_raw((chains, 2)), np.asarray(beta, np.float64),
+        _sweep(x, seed_words(rng, chains), np.asarray(beta, np.float64),
                self.ids, self.values, self.fcode, coef, c0, self.e_g, self.e_var, w,
                self.v_ptr, self.v_g, w[self.by_var])
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
+from ebmlang.backends.lanes import per_group_values
 from ebmlang.backends.numeric import ensure_shape
 from ebmlang.middle.lower import Term, id_slice
 
@@ -246,10 +247,11 @@ def gibbs_step(parts: list[list[PartKernel]], x: np.ndarray, theta: np.ndarray,
     """One sweep: every block in turn, every part of a block from the same state.
 
     `clamp`: values (chains, n_state), NaN where free; clamped variables keep their values.
+    `rng`: a Generator, or `lanes.Lanes` (each chain group from its own).
     """
     for block in parts:
-        write_block(x, [(part.ids, UPDATES[part.method](part, x, theta, rng)) for part in block],
-                    block, clamp)
+        write_block(x, [(part.ids, per_group_values(UPDATES[part.method], part, x, theta, rng))
+                        for part in block], block, clamp)
     return x
 
 

@@ -16,9 +16,12 @@ what a tempering driver needs (`ClusterMoves.sweep(..., beta=...)`).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ebmlang.backends import cluster_kernels as ck
+from ebmlang.backends.lanes import Lanes
 from ebmlang.infer.cluster import METHODS, GroupPlan, pair_tables, plan, term_values
 from ebmlang.backends.numeric import ensure_shape
 from ebmlang.middle.lower import id_dtype
@@ -283,11 +286,39 @@ def with_cluster_moves(model, step, burn_in: int = 0):
         return step
 
     def sweep(parts, x, theta, rng, clamp=None):
+        if isinstance(rng, Lanes):
+            return _by_groups(moves, step, parts, x, theta, rng, clamp)
         alone = moves.sweep(x, theta, rng, clamp)
         step(moves.gibbs_parts(parts, alone), x, theta, rng, clamp)
         return x
     sweep.moves = moves
     return sweep
+
+
+def _by_groups(moves, step, parts, x, theta, lanes, clamp):
+    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`): each group's cluster
+    moves on its rows, from its Generator, with its own copy of their state (Wolff's step
+    counts); then one Gibbs sweep of every chain, or one per group where the groups' cluster
+    moves replaced different families (a group frustrated by its inputs)."""
+    alone = [lanes.own(moves, k, _copy_moves).sweep(x[rows], theta, r, _rows(clamp, rows))
+             for k, rows, r in lanes]
+    if len(set(alone)) == 1:
+        step(moves.gibbs_parts(parts, alone[0]), x, theta, lanes, clamp)
+        return x
+    for k, rows, _ in lanes:
+        step(moves.gibbs_parts(parts, alone[k]), x[rows], theta, lanes.only(k), _rows(clamp, rows))
+    return x
+
+
+def _rows(clamp, rows):
+    return None if clamp is None else clamp[rows]
+
+
+def _copy_moves(moves: ClusterMoves) -> ClusterMoves:
+    """A copy with its own groups' state (the ground arrays and work arrays shared)."""
+    out = copy.copy(moves)
+    out.groups = [copy.copy(g) for g in moves.groups]
+    return out
 
 
 def frustration(model) -> dict[str, str]:

@@ -16,11 +16,14 @@ trajectory length resonates with a period of the target. A move whose energy err
 
 from __future__ import annotations
 
+import copy
 import math
 
 from typing import NamedTuple
 
 import numpy as np
+
+from ebmlang.backends.lanes import each_group
 
 TARGET = {"hmc": 0.8, "mala": 0.57}
 DIVERGENCE = 1000.0
@@ -131,9 +134,18 @@ def with_gradient_moves(model, step, burn_in: int):
         rest = [b for b in ([p for p in block if p.method not in TARGET] for block in parts) if b]
         if rest:
             step(rest, x, theta, rng, clamp)
-        move.step(x, theta, rng, clamp)
+        for own, rows, r in each_group(rng):       # chain groups: each its own move and eps
+            mine = move if own is None else own(move, _unstarted_copy)
+            mine.step(x[rows], theta, r, None if clamp is None else clamp[rows])
         return x
     return sweep, move
+
+
+def _unstarted_copy(move: GradientMove) -> GradientMove:
+    """A chain group's own move (the compiled gradient shared), before any step."""
+    out = copy.copy(move)
+    out.adapt = copy.copy(move.adapt)
+    return out
 
 
 LOW_ACCEPT = 0.4          # a mean acceptance below this after burn-in is warned about

@@ -9,6 +9,7 @@ import numpy as np
 
 from ebmlang.errors import UserError
 from ebmlang.middle.lower import id_slice
+from ebmlang.infer.chains import Kept, counted_parts, gradient_summary
 from ebmlang.infer.progress import progress_bar
 from ebmlang.infer.proper import check_proper
 from ebmlang.backends.runtime import gibbs_step
@@ -214,8 +215,9 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     only the temperature-1 replicas' draws are kept.
 
     Untempered chains run in chain groups (`ebmlang.infer.groups`), each with its own seed
-    spawned from `seed`; `jobs(fn, model, kwargs)` runs the groups (default: here, in turn;
-    `ebmlang.distributed` gives one that runs them as Ray tasks), with the same draws.
+    spawned from `seed`: here in one sweep loop over every chain (`ebmlang.infer.chains`), or
+    by `jobs(fn, model, kwargs)` (`ebmlang.distributed` gives one that runs them as Ray
+    tasks), with the same draws.
     """
     for name, v, lo in (("draws", draws, 1), ("chains", chains, 1), ("thin", thin, 1)):
         if int(v) != v or v < lo:
@@ -226,18 +228,25 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     model.params.update(params)
     if isinstance(inputs, dict):
         inputs = _inputs_from_dict(model, inputs)
+    lanes = None
     if tempering == 1:
         from ebmlang.infer import groups
         sizes = groups.chain_groups(model, chains)
-        if len(sizes) > 1 or jobs is not None:
-            return _grouped(model, sizes, jobs or groups.local, keep, watch, dict(
+        if jobs is not None:
+            return _grouped(model, sizes, jobs, keep, watch, dict(
                 draws=draws, burn_in=burn_in, thin=thin, seed=seed, inputs=inputs,
                 clamp=clamp, backend=backend))
-    rng = np.random.default_rng(seed)
-    x = init_state(model, chains, rng, inputs)
-    if clamp is not None:
-        clamp = np.broadcast_to(np.atleast_2d(np.asarray(clamp, float)), x.shape).copy()
-        x = np.where(np.isnan(clamp), x, clamp)
+        if len(sizes) > 1:    # one sweep loop, each group's random stream inside it
+            from ebmlang.infer.chains import group_start
+            lanes, x, clamp = group_start(model, sizes, seed, inputs, clamp, init_state)
+    if lanes is None:
+        rng = np.random.default_rng(seed)
+        x = init_state(model, chains, rng, inputs)
+        if clamp is not None:
+            clamp = np.broadcast_to(np.atleast_2d(np.asarray(clamp, float)), x.shape).copy()
+            x = np.where(np.isnan(clamp), x, clamp)
+    else:
+        rng = lanes
     ids = model.state_ids()
     theta = model.params.theta
     parts, step = _backend(model, backend)
@@ -257,18 +266,19 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     from ebmlang.infer.hmc import with_gradient_moves
     step, move = with_gradient_moves(model, step, burn_in)
     total = burn_in + draws * thin
-    out = _Kept(chains, draws, model.checked.n_state, store_dtype(model, x), keep, watch)
+    n = model.checked.n_state
+    out = Kept(chains, draws, n, store_dtype(model, x), keep, watch, block_draws(chains, n))
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
     reset_scales(model, parts)
     check_proper(model, x)
     for sweep in range(total):
         step(parts, x, theta, rng, clamp)
         if sweep < burn_in and (sweep + 1) % ADAPT_EVERY == 0:
-            adapt_scales(parts)
+            adapt_scales(counted_parts(parts, lanes))
             if replicas is not None:
                 replicas.adapt()
         if sweep == burn_in - 1:
-            _reset_counts(parts)
+            _reset_counts(counted_parts(parts, lanes))
             if replicas is not None:
                 replicas.freeze()
         if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
@@ -279,12 +289,14 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         bar.close()
     out.flush()
     ladder, rates = (None, None) if replicas is None else (replicas.ladder, replicas.rates())
-    return Samples(model, out.all, ids, acceptance(parts), chains, draws, ladder, rates, move)
+    return Samples(model, out.all, ids, acceptance(counted_parts(parts, lanes)), chains, draws,
+                   ladder, rates, gradient_summary(move, lanes))
 
 
 def _grouped(model, sizes, jobs, keep, watch, kw) -> Samples:
-    """The chain groups run by `jobs`, their draws joined along the chains and handed to
-    the watchers a block at a time (the draws of every group are held meanwhile)."""
+    """The chain groups run by `jobs` (Ray tasks), their draws joined along the chains and
+    handed to the watchers a block at a time (the draws of every group are held meanwhile;
+    run here, the groups share one sweep loop instead, `infer.chains`)."""
     from ebmlang.infer import groups
     init_state(model, sum(sizes), np.random.default_rng(0), kw["inputs"])  # input errors, once
     seeds, inputs = groups.seeds(kw.pop("seed"), len(sizes)), groups.rows(kw.pop("inputs"), sizes)
@@ -308,34 +320,6 @@ def sample_job(model, **kw) -> tuple:
     """One chain group's kept draws and MH acceptance rates (what travels back from a worker)."""
     s = sample(model, **kw)
     return s.full, s.acceptance
-
-
-class _Kept:
-    """Where kept draws go: into the array of all of them (keep), and to the watchers a block
-    at a time (from a bounded buffer when the draws are not kept)."""
-
-    def __init__(self, chains, draws, n, dtype, keep: bool, watch):
-        self.block = block_draws(chains, n)
-        self.all = np.empty((chains, draws, n), dtype) if keep else None
-        self.buf = self.all if keep else np.empty((chains, min(draws, self.block), n), dtype)
-        self.watch, self.kept, self.done = list(watch), 0, 0
-
-    def add(self, x: np.ndarray) -> None:
-        self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
-        self.kept += 1
-        if self.kept - self.done == self.block:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand the block drawn since the last flush to the watchers (if any), and free the
-        bounded buffer for the next one: without watchers a block is simply dropped."""
-        if self.kept == self.done:
-            return
-        xs = self.buf[:, self.done:self.kept] if self.all is not None else \
-            self.buf[:, :self.kept - self.done]
-        for fn in self.watch:
-            fn(self.done, xs)
-        self.done = self.kept
 
 
 def store_dtype(model, x: np.ndarray) -> np.dtype:
