@@ -8,7 +8,9 @@ kernels (bench/ising_kernels.py) and pgmpy, side by side in one run; Markdown on
 Every timing is the median of --reps repetitions, the methods interleaved within each
 repetition (the machine is shared). Rates are spin updates per second; ratios are against the
 fast hand-written kernel (the practical limit). ebmlang is timed through the sampler's sweep
-(`gibbs_step` over the model's block parts), which is what `model.sample` runs per sweep.
+(`gibbs_step` over the model's block parts), which is what `model.sample` runs per sweep; at
+64 chains one row times `model.sample` itself (its 64 chains of L = 64 are 16 chain groups,
+`infer.groups`, swept in one loop), storing every draw.
 """
 
 from __future__ import annotations
@@ -80,7 +82,37 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
         x, r = x0.copy(), np.random.default_rng(1)
         out[name] = (_bind(step, parts, x, model.params.theta, r),
                      (lambda x=x: x.reshape(chains, L, L)))
+    if chains > 1:
+        out[f"ebmlang model.sample ({SAMPLE_DRAWS} kept draws a call, per sweep)"] = (
+            _public(model, chains), None)
+        out["the same, chain groups one after another (the local path before)"] = (
+            _public(model, chains, in_turn=True), None)
+        gibbs = ebmlang.compile(MODEL.read_text() + "\nsampler s : gibbs\n", L=L, beta=BETA)
+        out["ebmlang model.sample, `sampler s : gibbs` (no Swendsen-Wang move)"] = (
+            _public(gibbs, chains), None)
     return out
+
+
+SAMPLE_DRAWS = 100     # draws of one timed `model.sample` call (burn-in 0)
+
+
+def _public(model, chains: int, in_turn: bool = False):
+    """One `model.sample` call through the public API (chain groups, init, storing every
+    draw), timed per sweep: `time_sweeps` divides by SAMPLE_DRAWS. `in_turn`: the groups run
+    one after another, each as its own `sample` (as `jobs=groups.local` runs them, and as
+    `sample` ran them here before they shared one sweep loop)."""
+    from ebmlang.infer import groups
+    from ebmlang.infer.sample import sample
+    seed = iter(range(1, 1 << 62))
+
+    def run():
+        if in_turn:
+            sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed),
+                   jobs=groups.local)
+        else:
+            model.sample(draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed))
+    run.sweeps = SAMPLE_DRAWS
+    return run
 
 
 def _bind(step, parts, x, theta, rng):
@@ -110,7 +142,8 @@ def time_sweeps(fns: dict, sites: int, reps: int, budget: float = 0.3) -> dict[s
             t = time.perf_counter()
             for _ in range(counts[name]):
                 fn()
-            times[name].append((time.perf_counter() - t) / counts[name])
+            times[name].append((time.perf_counter() - t) / counts[name] /
+                               getattr(fn, "sweeps", 1))
     return {name: float(np.median(v)) for name, v in times.items()}
 
 
@@ -137,6 +170,8 @@ def ess_rows(L: int, chains: int, sweeps: int, burn: int) -> list[str]:
     rows = ["| method | chains x sweeps | mean energy / spin | ESS of the energy | "
             "ESS / 1000 sweeps | ESS / s |", "|---|---:|---:|---:|---:|---:|"]
     for name, (fn, state) in contenders(L, chains).items():
+        if state is None:          # model.sample: timed above, its energy not read per sweep
+            continue
         n = sweeps if "numpy" not in name else sweeps // 10
         for _ in range(burn):
             fn()

@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from ebmlang.backends import cluster_kernels as ck
-from ebmlang.backends.lanes import Lanes
+from ebmlang.backends.lanes import Lanes, seed_words
 from ebmlang.infer.cluster import METHODS, GroupPlan, pair_tables, plan, term_values
 from ebmlang.backends.numeric import ensure_shape
 from ebmlang.middle.lower import id_dtype
@@ -188,7 +188,7 @@ class Group:
         if h.shape[1] and not np.all(b == 1.0):
             h = h * b[:, None, None]
         pbond = self._bonds(b)
-        seeds = rng.bit_generator.random_raw((x.shape[0], 2))
+        seeds = seed_words(rng, x.shape[0])
         h = np.ascontiguousarray(h)
         if self.plan.method == "swendsen_wang":
             ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
@@ -296,10 +296,18 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
 
 def _by_groups(moves, step, parts, x, theta, lanes, clamp):
-    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`): each group's cluster
-    moves on its rows, from its Generator, with its own copy of their state (Wolff's step
-    counts); then one Gibbs sweep of every chain, or one per group where the groups' cluster
-    moves replaced different families (a group frustrated by its inputs)."""
+    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs and
+    Wolff groups, one Swendsen-Wang call over every chain, each chain seeded from its group's
+    Generator (K, the unary terms and frustration are the same for every chain, and a sweep
+    keeps no state). Otherwise each group's cluster moves on its rows, from its Generator,
+    with its own copy of their state (Wolff's step counts); then one Gibbs sweep of every
+    chain, or one per group where the groups' cluster moves replaced different families (a
+    group frustrated by its inputs)."""
+    if not len(moves.model.state_ids(("input",))) and \
+            all(g.plan.method == "swendsen_wang" for g in moves.groups):
+        step(moves.gibbs_parts(parts, moves.sweep(x, theta, lanes, clamp)), x, theta, lanes,
+             clamp)
+        return x
     alone = [lanes.own(moves, k, _copy_moves).sweep(x[rows], theta, r, _rows(clamp, rows))
              for k, rows, r in lanes]
     if len(set(alone)) == 1:
