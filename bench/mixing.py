@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import ebmlang  # noqa: E402
 from ebmlang.infer.cluster_moves import with_cluster_moves  # noqa: E402
-from ebmlang.infer.sample import _backend, init_state  # noqa: E402
+from ebmlang.backends.choice import sweep_parts  # noqa: E402
+from ebmlang.infer.sample import init_state  # noqa: E402
 
 BETA_ISING = math.log(1 + math.sqrt(2)) / 2          # 0.440687
 BETA_POTTS = math.log(1 + math.sqrt(3))              # 1.005053
@@ -94,7 +95,7 @@ class Chain:
         self.model = ebmlang.compile(src + f"sampler s : {method}\n", L=L, beta=beta)
         self.rng = np.random.default_rng(seed)
         self.x = init_state(self.model, chains, self.rng, None)
-        self.parts, step = _backend(self.model, "numba")
+        self.parts, step = sweep_parts(self.model, "numba")
         self.burn = 200
         self.step = with_cluster_moves(self.model, step, self.burn)
         self.theta = self.model.params.theta

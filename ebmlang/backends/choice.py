@@ -19,8 +19,9 @@ numpy reference.
 
 from __future__ import annotations
 
+from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, fused_parts, fused_step, unfused
-from ebmlang.backends.runtime import PartKernel
+from ebmlang.backends.runtime import PartKernel, gibbs_step as numpy_step
 
 
 def contraction_part(part: PartKernel, finite: bool) -> bool:
@@ -46,6 +47,31 @@ def auto_parts(model):
     return [[p if contraction_part(p, model.vars[p.family].domain.finite) else c
              for c, p in zip(cblock, pblock)]
             for cblock, pblock in zip(compiled, plain)], gibbs_step
+
+
+def sweep_parts(model, backend: str | None):
+    """(block parts, sweep function) of a backend: "auto" (None) as above, "numba" the
+    compiled kernels wherever they compile, "numpy" the reference. Sampling, parallel
+    tempering, AIS and map's annealing all take their parts from here (the last three run
+    them at an inverse temperature, `infer.tempering.tempered_sweep`)."""
+    backend = "auto" if backend is None else backend
+    if backend == "auto":
+        return auto_parts(model)
+    if backend == "numpy":
+        return model.parts(), numpy_step
+    if backend == "numba":
+        from ebmlang.backends.numba_backend import gibbs_step
+        return model.parts("numba"), gibbs_step
+    raise UserError(f"unknown backend '{backend}': use auto, numba or numpy")
+
+
+TEMPERED_TEXT = (
+    "tempered   parallel tempering, logz's AIS and map's annealing run the parts above at an "
+    "inverse temperature beta:\n"
+    "           tables built at beta (direct kernels scale their logits by beta), the fused "
+    "sweep and pre-activations\n"
+    "           scale their fields by beta; real families keep their exact tempered Gaussian "
+    "or MH moves (AIS mixing in its N(0, 1) base)")
 
 
 def sample_text(model) -> str:

@@ -64,7 +64,7 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
-    from ebmlang.backends.choice import sample_text
+    from ebmlang.backends.choice import TEMPERED_TEXT, sample_text
     from ebmlang.backends.fused import fit_text
     from ebmlang.infer.proper import check_initial
     from ebmlang.report.text import check_report
@@ -72,6 +72,7 @@ def cmd_check(args) -> int:
     check_initial(model)
     print(check_report(model))
     print(sample_text(model))
+    print(TEMPERED_TEXT)
     print(fit_text(model))
     return 0
 

@@ -29,7 +29,6 @@ from ebmlang.infer.exact import (
     state_count,
 )
 from ebmlang.backends import tempered
-from ebmlang.backends.runtime import write_block
 
 METHODS = ("auto", "exact", "ve", "ais")
 SCHEDULES = ("sigmoid", "linear")
@@ -162,18 +161,20 @@ def betas(steps: int, schedule: str = "sigmoid") -> np.ndarray:
 
 
 def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: int = 1000,
-        schedule: str = "sigmoid", progress: bool | None = False, jobs=None) -> LogZ:
+        schedule: str = "sigmoid", progress: bool | None = False, jobs=None,
+        backend: str | None = None) -> LogZ:
     """Annealed importance sampling from p0 to exp F: `chains` independent runs of `steps`
     tempered Gibbs sweeps; log Z = log mean of the weights (p0 is normalized, so Z0 = 1).
     x0 (1, n_state) holds the inputs. `progress`: a tqdm bar (None: only on a terminal).
     The runs go in particle groups (`ebmlang.infer.groups`), each with a seed spawned from
-    `seed`, run by `jobs(fn, model, kwargs)` (default: here, in turn; or as Ray tasks)."""
+    `seed`, run by `jobs(fn, model, kwargs)` (default: here, in turn; or as Ray tasks).
+    `backend`: the kernels' choice (`backends.choice.sweep_parts`; "numpy": the reference)."""
     for name, v in (("chains", chains), ("steps", steps)):
         if int(v) != v or v < 1:
             raise UserError(f"{name} must be an integer >= 1, got {v}")
     from ebmlang.infer import groups
     sizes = groups.particle_groups(chains)
-    kw = dict(x0=x0, steps=steps, schedule=schedule)
+    kw = dict(x0=x0, steps=steps, schedule=schedule, backend=backend)
     if len(sizes) == 1 and jobs is None:
         logw = ais_weights(model, seed=seed, chains=chains, progress=progress, **kw)
     else:
@@ -190,21 +191,24 @@ def ais(model, x0, why: str = "requested", seed=None, chains: int = 100, steps: 
 
 
 def ais_weights(model, x0, seed, chains: int, steps: int, schedule: str = "sigmoid",
-                progress: bool | None = False) -> np.ndarray:
-    """The log-weights of `chains` AIS runs driven by one random stream."""
+                progress: bool | None = False, backend: str | None = None) -> np.ndarray:
+    """The log-weights of `chains` AIS runs driven by one random stream. Each step's sweep
+    runs the sampler's kernels at beta (`backends.choice`, `tempering.tempered_sweep`;
+    `backend="numpy"`: the numpy reference), F by the compiled energy unless numpy."""
+    from ebmlang.infer.tempering import annealing_parts, swap_energy, tempered_sweep
     b = betas(steps, schedule)
     rng = np.random.default_rng(seed)
     x = _draw_base(model, x0, chains, rng)
-    theta, parts = model.params.theta, model.parts()
+    theta, parts = model.params.theta, annealing_parts(model, backend)
+    energy = swap_energy(model, backend != "numpy")
     from ebmlang.infer.progress import progress_bar
     bar = progress_bar(steps, progress, f"{model.name}: annealing", "step")
     logw = np.zeros(chains)
     for t in range(1, steps + 1):
         # x came from a kernel leaving gamma_b[t-1] invariant: weigh it by gamma_b[t] / gamma_b[t-1]
-        logw += (b[t] - b[t - 1]) * (_log_potential(model, x) - _log_base(model, x))
+        logw += (b[t] - b[t - 1]) * (_log_potential(energy, x) - _log_base(model, x))
         if t < steps:
-            for block in parts:
-                tempered_step(block, x, theta, b[t], rng)
+            tempered_sweep(parts, x, theta, rng, None, np.full(chains, b[t]), update=_tempered)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -223,9 +227,9 @@ def weight_summary(logw: np.ndarray) -> tuple[float, float, float]:
     return value, se, ess
 
 
-def _log_potential(model, x) -> np.ndarray:
+def _log_potential(energy, x) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
-        f = model.log_potential(x)
+        f = np.asarray(energy(x), np.float64)
     if np.any(np.isnan(f) | (f == np.inf)):
         raise UserError("annealed importance sampling met a state whose log-potential is NaN or "
                         "+inf, so log Z is not finite")
@@ -260,18 +264,13 @@ def _log_base(model, x) -> np.ndarray:
     return out
 
 
-def tempered_step(block, x, theta, beta: float, rng) -> None:
-    """One Gibbs block update leaving gamma_beta invariant: every part from the same state."""
-    write_block(x, [(part.ids, _tempered(part, x, theta, beta, rng)) for part in block], block,
-                None)
-
-
-def _tempered(part, x, theta, beta, rng) -> np.ndarray:
-    """A draw leaving p0^(1 - beta) exp(beta l) invariant (see `tempered`): a finite variable
-    (even one sampled by MH in `sample`) from softmax(beta l), its base being uniform; a real
-    one with a quadratic conditional exactly, with any other by one random-walk MH step."""
+def _tempered(part, x, theta, rng, beta) -> np.ndarray:
+    """A numpy part's draw leaving p0^(1 - beta) exp(beta l) invariant (see `tempered`): a
+    finite variable (even one sampled by MH in `sample`) from softmax(beta l), its base being
+    uniform; a real one with a quadratic conditional exactly, with any other (MH, HMC) by one
+    random-walk MH step."""
     if part.method == "gaussian":
         return tempered.tempered_gaussian(part, x, theta, rng, beta, base=1.0)
-    if part.method == "mh" and part.values is None:
+    if part.values is None:
         return tempered.tempered_mh(part, x, theta, rng, beta, base=1.0, count=False)
     return tempered.tempered_gibbs(part, x, theta, rng, beta)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ebmlang.errors import UserError
-from ebmlang.backends.runtime import gibbs_step, local_logits, write_block
+from ebmlang.backends.runtime import gibbs_step, local_logits
 from ebmlang.backends.tempered import quadratic as _quadratic, tempered_mh, tempered_update
 
 METHODS = ("auto", "graphcut", "ve", "icm", "anneal")
@@ -299,17 +299,25 @@ def _index(part, current) -> np.ndarray:
 
 # ---------------------------------------------------------------- annealing
 
-def anneal(model, x, clamp, theta, rng, sweeps: int) -> None:
-    """Gibbs sweeps on beta * log p, beta rising geometrically from BETA0 to BETA1."""
+def anneal(model, x, clamp, theta, rng, sweeps: int, backend: str | None = None) -> None:
+    """Gibbs sweeps on beta * log p, beta rising geometrically from BETA0 to BETA1, with the
+    sampler's kernels at beta (`backends.choice`; "numpy": the reference): compiled tables
+    built at beta, the fused sweep's fields scaled by beta, numpy parts (MH, Gaussian) by
+    `tempered.tempered_update`."""
     from ebmlang.infer.sample import ADAPT_EVERY, adapt_scales
-    parts = model.parts()
+    from ebmlang.infer.tempering import annealing_parts, tempered_sweep
+    clamped = clamp is not None and not np.isnan(clamp[:, model.state_ids()]).all()
+    parts = annealing_parts(model, backend, clamped)
     betas = np.geomspace(BETA0, BETA1, max(sweeps, 1)) if sweeps else []
     for t, beta in enumerate(betas):
-        for block in parts:
-            write_block(x, [(p.ids, tempered_update(p, x, theta, rng, beta)) for p in block],
-                        block, clamp)
+        tempered_sweep(parts, x, theta, rng, clamp, np.full(len(x), beta), update=_annealed)
         if (t + 1) % ADAPT_EVERY == 0:
             adapt_scales(parts)
+
+
+def _annealed(part, x, theta, rng, beta) -> np.ndarray:
+    """A numpy part's update on beta * log p (beta one number: every chain shares it)."""
+    return tempered_update(part, x, theta, rng, beta[0])
 
 
 def _tempered_mh(part, x, theta, rng, beta) -> np.ndarray:

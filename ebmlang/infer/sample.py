@@ -12,7 +12,7 @@ from ebmlang.middle.lower import id_slice
 from ebmlang.infer.chains import Kept, counted_parts, gradient_summary
 from ebmlang.infer.progress import progress_bar
 from ebmlang.infer.proper import check_proper
-from ebmlang.backends.runtime import gibbs_step
+from ebmlang.backends.choice import sweep_parts
 
 
 @dataclass(repr=False)
@@ -249,7 +249,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         rng = lanes
     ids = model.state_ids()
     theta = model.params.theta
-    parts, step = _backend(model, backend)
+    parts, step = sweep_parts(model, backend)
     replicas = None
     from ebmlang.infer.hmc import gradient_families
     if tempering != 1 and gradient_families(model):
@@ -337,20 +337,6 @@ def store_dtype(model, x: np.ndarray) -> np.dtype:
 ADAPT_EVERY = 25
 CHUNK_CELLS = 1_000_000    # state cells evaluated at once when summarizing draws
 TARGET_ACCEPTANCE = 0.44   # optimal for a one-dimensional random walk (Roberts et al. 1997)
-
-
-def _backend(model, backend):
-    """The parts and the sweep function of a backend."""
-    backend = "auto" if backend is None else backend
-    if backend == "auto":
-        from ebmlang.backends.choice import auto_parts
-        return auto_parts(model)
-    if backend == "numpy":
-        return model.parts(), gibbs_step
-    if backend == "numba":
-        from ebmlang.backends.numba_backend import gibbs_step as compiled_step
-        return model.parts("numba"), compiled_step
-    raise UserError(f"unknown backend '{backend}': use auto, numba or numpy")
 
 
 def reset_scales(model, parts=None) -> None:

@@ -49,22 +49,38 @@ def geometric(replicas: int, b_min: float) -> np.ndarray:
 
 # ---------------------------------------------------------------- sweeps at a beta per chain
 
-def tempered_sweep(parts, x, theta, rng, clamp, beta, count=None) -> None:
+def tempered_sweep(parts, x, theta, rng, clamp, beta, count=None, update=None) -> None:
     """One sweep of the block parts with chain c on beta[c] * log p: every part of a block from
     the same state, clamped cells put back. `count`: the chains whose MH proposals count in
-    the parts' acceptance (None: all). MH steps of real variables scale by 1 / sqrt(beta)."""
+    the parts' acceptance (None: all). MH steps of real variables scale by 1 / sqrt(beta).
+    `update(part, x, theta, rng, beta)`: the new values of a numpy part, in place of
+    `tempered.tempered_update` (AIS's moves, which mix in the base of real variables)."""
     spread = 1.0 / np.sqrt(beta)
     for block in parts:
         new = []
         for part in block:
             if isinstance(part, PartKernel):
-                new.append((part.ids, tempered_update(part, x, theta, rng, beta,
-                                                      True if count is None else count, spread)))
+                new.append((part.ids, update(part, x, theta, rng, beta) if update else
+                            tempered_update(part, x, theta, rng, beta,
+                                            True if count is None else count, spread)))
             elif hasattr(part, "tempered"):
                 part.tempered(x, theta, rng, beta)
             else:
                 compiled_update(part, x, theta, rng, beta)
         write_block(x, new, block, clamp)
+
+
+def annealing_parts(model, backend: str | None = None, clamped: bool = False):
+    """The block parts AIS and annealing sweep at a beta: the sampling choice of `backend`
+    (`backends.choice.sweep_parts`), with the compiled block parts in place of the
+    pre-activation scan when cells are clamped (the scan would read a clamped neighbour's
+    drawn value before it is put back; `preact_step` falls back the same way)."""
+    from ebmlang.backends.choice import sweep_parts
+    from ebmlang.backends.preact import PreactPart
+    parts, _ = sweep_parts(model, backend)
+    if clamped and any(isinstance(p, PreactPart) for block in parts for p in block):
+        return model.parts("numba")
+    return parts
 
 
 def levels(beta: np.ndarray) -> list[tuple[slice, float]]:
