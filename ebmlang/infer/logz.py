@@ -194,7 +194,14 @@ def ais_weights(model, x0, seed, chains: int, steps: int, schedule: str = "sigmo
                 progress: bool | None = False, backend: str | None = None) -> np.ndarray:
     """The log-weights of `chains` AIS runs driven by one random stream. Each step's sweep
     runs the sampler's kernels at beta (`backends.choice`, `tempering.tempered_sweep`;
-    `backend="numpy"`: the numpy reference), F by the compiled energy unless numpy."""
+    `backend="numpy"`: the numpy reference), F by the compiled energy unless numpy; BLAS
+    held to the threads its products are worth (`backends.resources`), as in sampling."""
+    from ebmlang.backends.resources import blas_threads, product_flops
+    with blas_threads(product_flops(model, chains)):   # the fused sweep's products
+        return _ais_weights(model, x0, seed, chains, steps, schedule, progress, backend)
+
+
+def _ais_weights(model, x0, seed, chains, steps, schedule, progress, backend) -> np.ndarray:
     from ebmlang.infer.tempering import annealing_parts, swap_energy, tempered_sweep
     b = betas(steps, schedule)
     rng = np.random.default_rng(seed)
