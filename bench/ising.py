@@ -353,6 +353,8 @@ def main(argv=None) -> None:
     ap.add_argument("--pgmpy", action="store_true", help="pgmpy's GibbsSampling, L = 4, 8, 16")
     ap.add_argument("--pgmpy-timeout", type=float, default=600)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rates-only", action="store_true",
+                    help="only the sweep-rate tables (one chain per --sizes, and 64 chains)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.reps, args.sweeps, args.pgmpy_timeout = [64, 256], 2, 2000, 60
@@ -371,6 +373,8 @@ def main(argv=None) -> None:
     times = time_sweeps(fns, chains * 4096, args.reps)
     ref = "hand numba, fast, chains in parallel"
     print("\n".join(rate_table(times, chains * 4096, ref)) + "\n")
+    if args.rates_only:
+        return
     print("## Effective samples of the energy per second, L = 64\n")
     print("\n".join(ess_rows(64, 8, args.sweeps, burn=args.sweeps // 10)) + "\n")
     if args.pgmpy:
