@@ -142,3 +142,11 @@ def test_clamped_annealing_of_a_preactivation_model_falls_back_to_the_block_part
     keep = np.all(states[:, [0, 3, 7]] == [1, 0, 1], axis=1)
     assert res.log_potential[0] == pytest.approx(
         float(model.log_potential(states[keep]).max()), abs=1e-9)
+
+
+def test_check_says_where_the_tempered_tasks_run(capsys):
+    from ebmlang.cli.app import main
+    assert main(["check", "examples/ising.ebm", "--set", "L=4"]) == 0
+    out = capsys.readouterr().out
+    assert "tempered   parallel tempering, logz's AIS and map's annealing run the parts above" in out
+    assert "tables built at beta" in out
