@@ -10,7 +10,6 @@ import pytest
 
 import ebmlang
 from ebmlang.infer import groups
-from ebmlang.infer.sample import sample_job
 from exact import exact_marginals
 from test_sampler_exact import marginal_errors
 
