@@ -51,6 +51,7 @@ class BipartitePCD:
         self.vbias = [slice(o, o + vis.size) for o in vbias]
         self.hbias = [slice(o, o + hid.size) for o in hbias]
         self.weights: dict[int, np.ndarray] = {}
+        self.last_b, self.last_w = 0, None           # the last minibatch size's weights
 
     @staticmethod
     def build(fused: FusedModel | None, model, summed: list[str]) -> BipartitePCD | None:
@@ -107,6 +108,7 @@ class BipartitePCD:
         if w is None:
             c = self.v.shape[0] - self.top
             w = self.weights[b] = np.concatenate([np.full(b, 1.0 / b), np.full(c, -1.0 / c)])[:, None]
+        self.last_b, self.last_w = b, w
         return w
 
     def gap(self, batch: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -123,14 +125,14 @@ class BipartitePCD:
         np.less(self.uv, vc, out=vc)
         first = top - len(batch)
         vs, hs = self.v[first:], self.h[first:]
-        np.take(self.data, batch, axis=0, out=self.v[first:top], mode="clip")
+        self.data.take(batch, axis=0, out=self.v[first:top], mode="clip")
         np.matmul(vs, W, out=hs)                     # hidden fields: data rows, then chains
         for sl in self.hbias:
             hs += theta[sl]
         _p1(hs)                                      # the data rows' hidden means
         rng.random(out=self.uh)
         np.less(self.uh, hc, out=hc)                 # the chains' hidden draw
-        w = self._weights(len(batch))
+        w = self.last_w if len(batch) == self.last_b else self._weights(len(batch))
         out, scaled = self.gap_out, self.scaled[first:]
         np.multiply(hs, w, out=scaled)
         np.matmul(vs.T, scaled, out=out[self.w].reshape(nv, nh))
