@@ -191,8 +191,9 @@ class Model:
             if t.outer_rows is None:
                 acc += vals
                 continue
-            for c in range(x.shape[0]):
-                acc[c] += np.bincount(t.outer_rows, weights=vals[c], minlength=acc.shape[1])
+            rows, size = acc.shape                  # one bincount for every row at once
+            bins = (np.arange(rows)[:, None] * size + t.outer_rows[None, :]).ravel()
+            acc += np.bincount(bins, weights=vals.ravel(), minlength=rows * size).reshape(rows, size)
         res = {}
         for name, s in self.checked.stats.items():
             arr = out[name]

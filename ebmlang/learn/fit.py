@@ -21,10 +21,11 @@ import numpy as np
 from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
+from ebmlang.backends.fused_pcd import GAP_BOUND, BipartitePCD
 from ebmlang.infer.summed import SummedOut
 from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
-from ebmlang.learn.optim import make_optimizer
+from ebmlang.learn.optim import ProvedSteps, make_optimizer
 from ebmlang.learn.result import FitResult
 from ebmlang.backends.runtime import gibbs_step
 
@@ -119,6 +120,25 @@ class _Phases:
         # the states the model side of the stats is read from: pcd's chains, cd's last
         # k-sweep samples; none for pl, which matches conditionals at the data, not stats
         self.model_states = None if opts.method == "pl" else self.chains
+        self.bipartite = None                              # a binary RBM's in-place update
+        if opts.method == "pcd" and opts.k == 1 and self.replicas is None and \
+                not self.any_missing and self.summed is not None:
+            self.bipartite = BipartitePCD.build(self.fused, model,
+                                                [p.family for p in self.summed.parts])
+        if self.bipartite is not None:
+            self.bipartite.start(self.rows, self.chains, opts.batch_size, model.checked.n_theta)
+
+    def gap(self, batch: np.ndarray) -> np.ndarray:
+        """E_data[dF/dtheta] - E_model[dF/dtheta] for one minibatch, after the model phase's
+        sweeps; for a binary RBM one in-place update (`BipartitePCD`), whose chains `sync`
+        writes back to `chains`."""
+        if self.bipartite is not None:
+            return self.bipartite.gap(batch, self.model.params.theta, self.rng)
+        return self.positive(batch) - self.negative(batch)
+
+    def sync(self) -> None:
+        if self.bipartite is not None:
+            self.bipartite.write_chains(self.chains)
 
     def positive(self, batch: np.ndarray) -> np.ndarray:
         model, w = self.model, np.full(len(batch), 1.0 / len(batch))
@@ -271,6 +291,26 @@ def _gaps(model, gap: np.ndarray) -> dict[str, float]:
             for p in model.checked.params.values()}
 
 
+def _checked_step(model, phases, optimizer, theta, gap, epoch, b, history) -> None:
+    """One optimizer step with its safeguards: a Gaussian conditional kept proper, and a param
+    that becomes non-finite stops the fit with the params restored to their last finite values
+    (the step `ProvedSteps` could not prove safe)."""
+    opts = phases.opts
+    good = theta.copy()
+    theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
+    if phases.gaussian:
+        _keep_proper(model, phases, good, theta, epoch)
+    if not np.isfinite(theta).all():
+        phases.sync()
+        bad = int(np.flatnonzero(~np.isfinite(theta))[0])
+        theta[:] = good
+        err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "
+                       f"non-finite at epoch {epoch}, batch {b // opts.batch_size + 1}; "
+                       "the params are left at their last finite values (try a smaller --lr)")
+        err.result = FitResult(model.params.to_dict(), history, opts.method)
+        raise err
+
+
 def fit(model, data, **kwargs) -> FitResult:
     """Fit the params to data; updates model.params in place and returns the history."""
     opts = FitOptions(**kwargs)
@@ -289,6 +329,7 @@ def fit(model, data, **kwargs) -> FitResult:
     phases = _Phases(model, data, opts, rng)
     theta = model.params.theta
     optimizer = make_optimizer(opts, len(theta))
+    proved = ProvedSteps(opts, theta, GAP_BOUND if phases.bipartite else None, phases.gaussian)
     metric = Metric(model, data, phases, rng)
     history = []
     base_lr = optimizer.lr
@@ -300,25 +341,15 @@ def fit(model, data, **kwargs) -> FitResult:
         order = rng.permutation(data.rows)
         for b in range(0, data.rows, opts.batch_size):
             batch = order[b:b + opts.batch_size]
-            gap = phases.positive(batch) - phases.negative(batch)
-            good = theta.copy()
+            gap = phases.gap(batch)
             if opts.schedule == "linear":
                 optimizer.lr = base_lr * (1.0 - step / total)
             step += 1
-            theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
-            if phases.gaussian:
-                _keep_proper(model, phases, good, theta, epoch)
-            if not np.isfinite(theta).all():
-                bad = int(np.flatnonzero(~np.isfinite(theta))[0])
-                theta[:] = good
-                err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "
-                               f"non-finite at epoch {epoch}, batch {b // opts.batch_size + 1}; "
-                               "the params are left at their last finite values (try a smaller "
-                               "--lr)")
-                err.result = FitResult(model.params.to_dict(), history, opts.method)
-                raise err
+            if not proved.apply(theta, gap, optimizer.lr):   # else provably finite, unchecked
+                _checked_step(model, phases, optimizer, theta, gap, epoch, b, history)
             gap_sum += gap
             batches += 1
+        phases.sync()
         with np.errstate(all="ignore"):
             measured = metric.evaluate()
         if measured["value"] is not None and not np.isfinite(measured["value"]):

@@ -38,6 +38,41 @@ class SGD:
         return self.velocity
 
 
+# A param bound below which one step cannot overflow a double (max 1.8e308) by a wide margin.
+SAFE_BOUND = 1e300
+
+
+class ProvedSteps:
+    """Plain SGD steps (no momentum, no weight decay) that provably keep every param finite,
+    so the fit needs neither a rollback copy nor a finiteness pass per update. With finite
+    params and |gap| <= `gap_bound` elementwise (a fused binary RBM's gaps are in [-1, 1]),
+    theta + lr * gap is finite while max |theta| + lr * gap_bound < SAFE_BOUND; a running
+    upper bound on max |theta| (grown by lr * gap_bound per step, recomputed exactly when it
+    nears the limit) decides this with one scalar sum. `apply` returns False, leaving theta
+    alone, when it cannot prove the step safe: the caller then takes the checked path."""
+
+    def __init__(self, opts, theta: np.ndarray, gap_bound: float | None, checked: bool):
+        self.on = (gap_bound is not None and not checked and opts.optimizer == "sgd"
+                   and not opts.momentum and not opts.weight_decay)
+        self.gap_bound, self.bound = gap_bound, float("inf")
+        self.buf = np.empty_like(theta) if self.on else None
+
+    def apply(self, theta: np.ndarray, gap: np.ndarray, lr: float) -> bool:
+        """theta += lr * gap (the same numbers as `SGD.step`) where it provably stays finite."""
+        if not self.on:
+            return False
+        grow = lr * self.gap_bound
+        if not self.bound + grow < SAFE_BOUND:
+            self.bound = float(np.max(np.abs(theta))) if len(theta) else 0.0
+            if not self.bound + grow < SAFE_BOUND:       # also False for a NaN bound
+                self.bound = float("inf")                # the caller's step changes theta
+                return False
+        np.multiply(gap, lr, out=self.buf)
+        theta += self.buf
+        self.bound += grow
+        return True
+
+
 def make_optimizer(opts, n: int):
     lr = opts.lr if opts.lr is not None else DEFAULT_LR.get(opts.optimizer, 0.01)
     if opts.optimizer == "adam":
