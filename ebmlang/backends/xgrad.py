@@ -153,8 +153,8 @@ def compiled_gradient(model, families) -> XGradient:
     """The compiled gradient where it builds and agrees with the numpy one on a random
     state (to rounding), else the numpy one."""
     plain = XGradient(model, families)
-    if any(p.dynamic for k in plain.kernels for p in k.term.preads) or \
-            any(k.dense is not None for k in plain.kernels):
+    plain.why_numpy = numpy_reason(model, families)
+    if plain.why_numpy is not None:
         return plain
     try:
         fast = CompiledXGradient(model, families)
@@ -162,7 +162,54 @@ def compiled_gradient(model, families) -> XGradient:
         theta = model.params.theta
         a, b = fast.gradient(x, theta), plain.gradient(x, theta)
         if np.allclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True):
+            fast.why_numpy = None
             return fast
-    except Exception:          # noqa: BLE001 - a term numba does not type: numpy instead
-        pass
+        plain.why_numpy = "the compiled gradient disagreed with the numpy one on a test state"
+    except Exception as err:   # noqa: BLE001 - a term numba does not type: numpy instead
+        plain.why_numpy = f"numba did not compile it ({type(err).__name__})"
     return plain
+
+
+# ---------------------------------------------------------------- whether a gradient exists
+
+_KINKS = {"Abs": "abs", "Min": "min", "Max": "max", "Ind": "a comparison or and/or/not",
+          "Mod": "%", "floor": "floor", "sign": "sign", "Heaviside": "a step"}
+
+
+def gradient_why_not(model, family: str) -> str | None:
+    """None when d log p / d(family) exists everywhere and prints as numba code; otherwise why
+    not (the term and the function with a kink or jump in the family: abs, min, max, a
+    comparison, %; or a derivative sympy leaves unevaluated or that does not print)."""
+    import sympy as sp
+    from ebmlang.middle.derivatives import term_expr, term_symbols, var_derivatives
+    consts = model.checked.consts
+    fams = frozenset([family])
+    terms = [t for t in model.terms if t.size and _targets(t, fams)]
+    for t in terms:
+        v = term_symbols(t)[0]
+        mine = {v[k] for k in _targets(t, fams)}
+        expr = term_expr(t, consts)
+        for node in sp.preorder_traversal(expr):
+            name = type(node).__name__
+            if name in _KINKS and node.free_symbols & mine:
+                return f"{t.owner} has {_KINKS[name]} of {family}: no gradient everywhere"
+        for d in var_derivatives(t, consts, _targets(t, fams)):
+            if d.has(sp.Derivative, sp.Subs, sp.Heaviside, sp.DiracDelta, sp.sign):
+                return f"sympy leaves d/d{family} of {t.owner} unevaluated"
+    try:
+        numba_source(model, terms, fams)
+    except Exception as err:         # noqa: BLE001 - a derivative the printer cannot write
+        return f"the gradient's code does not generate ({type(err).__name__}: {err})"
+    return None
+
+
+def numpy_reason(model, families) -> str | None:
+    """Why the gradient of `families` runs on numpy rather than numba (None: numba, unless
+    numba cannot type a term, which the sample summary then says)."""
+    fams = frozenset(families)
+    kernels = [k for k in model.kernels if k.term.size and _targets(k.term, fams)]
+    if any(p.dynamic for k in kernels for p in k.term.preads):
+        return "a param read by a variable-valued index (numba takes static params only)"
+    if any(k.dense is not None for k in kernels):
+        return "a term that is a contraction (matrix products in numpy)"
+    return None

@@ -112,6 +112,51 @@ class GradientMove:
         return self.accept_sum / self.kept if self.kept else float("nan")
 
 
+def is_default(model, family: str) -> bool:
+    """An hmc family that no `sampler` line asked for (the default for a real family whose
+    conditional is not Gaussian, where its gradient exists)."""
+    return model.methods[family][0] == "hmc" and family not in model.checked.samplers
+
+
+def method_text(model, family: str) -> str:
+    """What `ebmlang check` says samples a non-Gibbs family, and why."""
+    method, scale, adapt = model.methods[family]
+    if method in TARGET:
+        from ebmlang.backends.xgrad import numpy_reason
+        why = numpy_reason(model, [family])
+        grad = "gradient compiled by numba" if why is None else f"gradient in numpy: {why}"
+        text = (f"HMC, {int(scale)} leapfrog steps" if method == "hmc" else "MALA") + \
+            f", joint over the family, step size by dual averaging in burn-in (target " \
+            f"acceptance {TARGET[method]}), {grad}"
+        if is_default(model, family):
+            text += ("; the default for a real family whose conditional is not Gaussian, "
+                     "where d log p / dx exists (random-walk MH under --tempering and in fit "
+                     "--method pcd or cd)")
+        return text
+    text = "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
+    why = getattr(model, "gradient_why", {}).get(family)
+    return text + (f" (not HMC: {why})" if why else "")
+
+
+def without_default_hmc(model):
+    """The model with random-walk MH for its default-hmc families (for parallel tempering
+    and the PCD / CD chains, which run no gradient moves), or the model itself when it has
+    none. A shallow copy: params, kernels and terms are shared, parts are built again."""
+    fams = [f for f in model.methods if is_default(model, f)]
+    if not fams:
+        return model
+    if model.__dict__.get("_mh_twin") is not None:   # one copy: its parts hold the MH scales
+        model._mh_twin.params = model.params
+        return model._mh_twin
+    import copy
+    out = model._mh_twin = copy.copy(model)
+    out.methods = dict(model.methods, **{f: ("mh", 1.0, True) for f in fams})
+    out.gradient_why = dict(model.gradient_why, **{
+        f: "tempering and fit's chains run no gradient moves" for f in fams})
+    out._parts = out._numba_parts = out._mh_twin = None
+    return out
+
+
 def gradient_families(model) -> dict[str, tuple[str, int]]:
     """family -> (hmc | mala, leapfrog steps) for the families sampled by gradient moves."""
     return {f: (m, int(s)) for f, (m, s, _) in model.methods.items() if m in TARGET}
@@ -144,9 +189,11 @@ def gradient_rows(move: GradientMove, kept: int):
     warnings: divergences (the draws may be biased where the density is stiff) or a low
     acceptance (the adaptation did not reach its target)."""
     name = ", ".join(sorted(move.grad.families))
+    why = getattr(move.grad, "why_numpy", None)
     rows = [(move.kind.upper(), name, f"{move.acceptance:.3f}", "accepted",
              f"(step {move.eps:.3g}, {move.steps} leapfrog, adapted in burn-in; "
-             f"{move.divergent} divergent)")]
+             f"{move.divergent} divergent; gradient "
+             f"{'numba' if why is None else 'numpy: ' + why})")]
     warn = []
     if move.divergent:
         warn.append(f"warning: {move.divergent} divergent {move.kind} moves after burn-in "
