@@ -51,7 +51,8 @@ class Model:
         from ebmlang.middle.symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
-        self.gradient_why: dict[str, str | None] = {}  # undeclared non-Gaussian real families
+        self.gradient_why: dict[str, str | None] = {}  # undeclared non-Gaussian real families:
+        # None where d log p / dx exists (sample's default is then HMC), else why not
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
         trim_heap()
 
@@ -115,9 +116,8 @@ class Model:
             raise UserError(f"sampler gibbs for '{fam.name}' needs a finite domain or a quadratic "
                             "(Gaussian) conditional; use mh", decl.span)
         from ebmlang.backends.xgrad import gradient_why_not
-        from ebmlang.infer.hmc import DEFAULT_STEPS
-        why = self.gradient_why[fam.name] = gradient_why_not(self, fam.name)
-        return ("hmc", float(DEFAULT_STEPS), True) if why is None else ("mh", 1.0, True)
+        self.gradient_why[fam.name] = gradient_why_not(self, fam.name)
+        return "mh", 1.0, True      # `sample` runs HMC where gradient_why is None (infer.hmc)
 
     def sampler_text(self, family: str) -> str:
         method, scale, adapt = self.methods[family]

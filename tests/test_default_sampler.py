@@ -30,8 +30,10 @@ def grid_moments():
 
 def test_default_is_hmc_and_matches_quadrature():
     model = ebmlang.compile(WELLS)
-    assert model.methods["x"][0] == "hmc" and model.gradient_why["x"] is None
+    assert model.gradient_why["x"] is None             # the gradient exists
+    assert model.methods["x"][0] == "mh"               # what the tasks without HMC run
     s = model.sample(draws=3000, chains=4, burn_in=500, seed=7)
+    assert s.gradient is not None and s.gradient.kind == "hmc" and not s.acceptance
     x = s["x"]
     got = {"x0^2": x[:, :, 0] ** 2, "x0^4": x[:, :, 0] ** 4, "x0 x1": x[:, :, 0] * x[:, :, 1],
            "x0 > 0": (x[:, :, 0] > 0).astype(float)}
@@ -55,7 +57,9 @@ def test_default_is_hmc_and_matches_quadrature():
 ])
 def test_no_gradient_falls_back_to_mh_and_check_says_why(body, why):
     model = ebmlang.compile(f"var x : real\nenergy well : {body}\n")
-    assert model.methods["x"][0] == "mh"
+    assert model.methods["x"][0] == "mh" and why in model.gradient_why["x"]
+    s = model.sample(draws=20, chains=2, seed=0)
+    assert s.gradient is None and "x" in s.acceptance
     text = model.sampler_text("x")
     assert text.startswith("random-walk MH") and why in text, text
 

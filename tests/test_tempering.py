@@ -117,7 +117,7 @@ def test_mh_double_well_against_quadrature():
     """Random-walk MH on b * log p in every replica; a tilted double well exp(-4 (x^2 - 1)^2
     + x / 2): P(x > 0), E[x] and E[x^2] from quadrature."""
     model = ebmlang.compile(WELL)
-    assert model.methods["x"][0] == "hmc"         # the default, which tempering runs as MH
+    assert model.methods["x"][0] == "mh"
     draws = model.sample(draws=10000, chains=4, burn_in=1000, seed=1, tempering=4,
                          tempering_min=0.15)
     x = draws["x"]

@@ -112,15 +112,26 @@ class GradientMove:
         return self.accept_sum / self.kept if self.kept else float("nan")
 
 
+def default_hmc(model) -> list[str]:
+    """The families `sample` moves by HMC without a `sampler` line: real, undeclared, the
+    conditional not Gaussian, and d log p / dx exists (`xgrad.gradient_why_not`). Every other
+    task (tempering, fit's chains, map, logz, marginals) runs no gradient moves and samples
+    them by random-walk MH, their `methods` entry."""
+    why = getattr(model, "gradient_why", {})
+    return [f for f, w in why.items() if w is None and model.methods[f][0] == "mh"
+            and f not in model.checked.samplers]
+
+
 def is_default(model, family: str) -> bool:
-    """An hmc family that no `sampler` line asked for (the default for a real family whose
-    conditional is not Gaussian, where its gradient exists)."""
-    return model.methods[family][0] == "hmc" and family not in model.checked.samplers
+    return family in default_hmc(model) or (
+        model.methods[family][0] == "hmc" and family not in model.checked.samplers)
 
 
 def method_text(model, family: str) -> str:
     """What `ebmlang check` says samples a non-Gibbs family, and why."""
     method, scale, adapt = model.methods[family]
+    if is_default(model, family):
+        method, scale = "hmc", DEFAULT_STEPS
     if method in TARGET:
         from ebmlang.backends.xgrad import numpy_reason
         why = numpy_reason(model, [family])
@@ -130,31 +141,30 @@ def method_text(model, family: str) -> str:
             f"acceptance {TARGET[method]}), {grad}"
         if is_default(model, family):
             text += ("; the default for a real family whose conditional is not Gaussian, "
-                     "where d log p / dx exists (random-walk MH under --tempering and in fit "
-                     "--method pcd or cd)")
+                     "where d log p / dx exists (random-walk MH, scale adapted in burn-in, "
+                     "under --tempering and in fit, map, logz and marginals)")
         return text
     text = "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
     why = getattr(model, "gradient_why", {}).get(family)
     return text + (f" (not HMC: {why})" if why else "")
 
 
-def without_default_hmc(model):
-    """The model with random-walk MH for its default-hmc families (for parallel tempering
-    and the PCD / CD chains, which run no gradient moves), or the model itself when it has
-    none. A shallow copy: params, kernels and terms are shared, parts are built again."""
-    fams = [f for f in model.methods if is_default(model, f)]
+def with_default_hmc(model):
+    """The model `sample` runs: its `default_hmc` families marked hmc (DEFAULT_STEPS leapfrog
+    steps, the step adapted in burn-in), or the model itself when it has none. A shallow
+    copy, made once: params, kernels and terms are shared, parts are built again."""
+    fams = default_hmc(model)
     if not fams:
         return model
-    if model.__dict__.get("_mh_twin") is not None:   # one copy: its parts hold the MH scales
-        model._mh_twin.params = model.params
-        return model._mh_twin
-    import copy
-    out = model._mh_twin = copy.copy(model)
-    out.methods = dict(model.methods, **{f: ("mh", 1.0, True) for f in fams})
-    out.gradient_why = dict(model.gradient_why, **{
-        f: "tempering and fit's chains run no gradient moves" for f in fams})
-    out._parts = out._numba_parts = out._mh_twin = None
-    return out
+    twin = model.__dict__.get("_hmc_twin")
+    if twin is None:
+        import copy
+        twin = model._hmc_twin = copy.copy(model)
+        twin.methods = dict(model.methods, **{f: ("hmc", float(DEFAULT_STEPS), True)
+                                              for f in fams})
+        twin._parts = twin._numba_parts = twin._hmc_twin = None
+    twin.params = model.params
+    return twin
 
 
 def gradient_families(model) -> dict[str, tuple[str, int]]:

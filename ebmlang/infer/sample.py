@@ -240,9 +240,9 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         x = np.where(np.isnan(clamp), x, clamp)
     ids = model.state_ids()
     theta = model.params.theta
-    from ebmlang.infer.hmc import gradient_families, without_default_hmc
-    if tempering != 1:          # default-hmc families run random-walk MH in the replicas
-        model = without_default_hmc(model)
+    from ebmlang.infer.hmc import gradient_families, with_default_hmc
+    if tempering == 1:          # HMC where it is the default (the replicas run MH)
+        model = with_default_hmc(model)
     parts, step = _backend(model, backend)
     replicas = None
     if tempering != 1 and gradient_families(model):

@@ -286,8 +286,7 @@ def fit(model, data, **kwargs) -> FitResult:
         from ebmlang.learn.nce import fit_nce
         return fit_nce(model, data, opts)
     rng = np.random.default_rng(opts.seed)
-    from ebmlang.infer.hmc import without_default_hmc
-    phases = _Phases(without_default_hmc(model), data, opts, rng)  # chains: no gradient moves
+    phases = _Phases(model, data, opts, rng)
     theta = model.params.theta
     optimizer = make_optimizer(opts, len(theta))
     metric = Metric(model, data, phases, rng)

@@ -158,10 +158,8 @@ def sample_summary(samples, burn_in: int | None = None, thin: int = 1,
     if tempered is not None and any(line.startswith("warning: R-hat") for line in lines_diag):
         lines_diag.append(RHAT_HINTS[bool(tempered)])
     for family, rate in (samples.acceptance or {}).items():
-        from ebmlang.infer.hmc import without_default_hmc
-        ran = without_default_hmc(model)       # default-hmc families ran MH (tempering)
-        method, scale, adapt = ran.methods[family]
-        part = next(p for block in ran.parts() for p in block if p.family == family)
+        method, scale, adapt = model.methods[family]
+        part = next(p for block in model.parts() for p in block if p.family == family)
         rows.append(("MH", family, f"{rate:.3f}", "accepted",
                      f"(scale {part.scale:.3g}{', adapted in burn-in' if adapt else ''})"))
     move = getattr(samples, "gradient", None)
