@@ -62,6 +62,7 @@ class GradientMove:
                                              model.vars[f].offset + model.vars[f].space.size)
                                    for f in sorted(families)])
         self.kind, self.steps, self.burn_in = kind, steps if kind == "hmc" else 1, burn_in
+        self.compiled = hasattr(self.grad, "trajectory")   # else the numpy leapfrog loop
         self.eps, self.moves = 0.25, 0
         self.adapt = DualAveraging(self.eps, TARGET[kind])
         self.accept_sum, self.kept, self.divergent = 0.0, 0, 0
@@ -72,18 +73,24 @@ class GradientMove:
     def step(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
              clamp: np.ndarray | None = None) -> HMCInfo:
         """One move of every chain, in place; adapts eps while in burn-in."""
-        ids = self.ids
-        free = np.ones((x.shape[0], len(ids))) if clamp is None else \
-            np.isnan(clamp[:, ids]).astype(float)
+        ids, chains = self.ids, x.shape[0]
+        if clamp is not None:
+            free = np.isnan(clamp[:, ids]).astype(float)
+        elif getattr(self, "_ones", np.empty((0, 0))).shape != (chains, len(ids)):
+            free = self._ones = np.ones((chains, len(ids)))
+        else:
+            free = self._ones
         eps = self.eps * rng.uniform(0.8, 1.2)
-        q0 = x[:, ids].astype(float)
         f0 = self._energy(x, theta)
-        p = rng.standard_normal(q0.shape) * free
+        p = rng.standard_normal((chains, len(ids))) * free
         k0 = 0.5 * (p * p).sum(axis=1)
         y = x.astype(float)
         g = self.grad.gradient(y, theta)[:, ids] * free
         with np.errstate(invalid="ignore", over="ignore"):
-            for s in range(self.steps):
+            if self.compiled:           # the same steps in one compiled call
+                self.grad.trajectory(y, theta, p, np.ascontiguousarray(g), eps, self.steps,
+                                     ids, np.ascontiguousarray(free))
+            for s in range(0 if self.compiled else self.steps):
                 p = p + 0.5 * eps * g
                 y[:, ids] = y[:, ids] + eps * p
                 g = self.grad.gradient(y, theta)[:, ids] * free
@@ -93,8 +100,7 @@ class GradientMove:
         dh = np.where(bad, np.inf, dh)
         alpha = np.exp(np.minimum(0.0, -dh))
         accept = np.log(rng.random(len(dh))) < -dh
-        rows = np.flatnonzero(accept)
-        x[np.ix_(rows, ids)] = y[np.ix_(rows, ids)]
+        x[accept] = y[accept]          # y is x outside the moved columns
         self.moves += 1
         info = HMCInfo(float(alpha.mean()), int(bad.sum()))
         if self.moves <= self.burn_in:
