@@ -20,12 +20,16 @@ from ebmlang.backends.runtime import total_log_potential
 NU = 5
 
 
+def fitted_gaussian(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, Cholesky factor of the covariance) of the rows obs (rows, d): the Gaussian
+    fitted to the data (nce's noise, langevin PCD's fresh chains)."""
+    cov = np.atleast_2d(np.cov(obs, rowvar=False)) + 1e-9 * np.eye(obs.shape[1])
+    return obs.mean(axis=0), np.linalg.cholesky(cov)
+
+
 def _noise(x: np.ndarray, ids: np.ndarray, rng) -> tuple[np.ndarray, callable]:
     """NU draws per row from the data's Gaussian, and its log density on state rows."""
-    obs = x[:, ids]
-    mean = obs.mean(axis=0)
-    cov = np.atleast_2d(np.cov(obs, rowvar=False)) + 1e-9 * np.eye(len(ids))
-    chol = np.linalg.cholesky(cov)
+    mean, chol = fitted_gaussian(x[:, ids])
     logdet = 2 * np.log(np.diag(chol)).sum()
     z = rng.standard_normal((NU * len(x), len(ids)))
     noise = np.repeat(x[:1], len(z), axis=0)
