@@ -73,7 +73,7 @@ def cmd_fit(args) -> int:
                 weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                 backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min,
                 sampler=args.sampler, langevin_steps=args.langevin_steps,
-                step_size=args.step_size)
+                step_size=args.step_size, noise_ratio=args.noise_ratio)
     shown = FitOptions(**opts)
     shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
     print(_header(model, shown), flush=True)
@@ -172,6 +172,8 @@ def _fit_parser(sub, common, count) -> None:
                    help="--sampler langevin: Langevin steps per minibatch (default 20)")
     p.add_argument("--step-size", type=_positive, default=None, metavar="EPS",
                    help="--sampler langevin: the step eps (default 0.1 x the data's smallest sd)")
+    p.add_argument("--noise-ratio", type=count(1), default=5, metavar="NU",
+                   help="--method nce: noise rows per data row (default 5)")
     p.add_argument("--tempering", type=count(1), default=1, metavar="R",
                    help="pcd: R parallel-tempering replicas per chain (default 1: none)")
     p.add_argument("--tempering-min", type=float, default=None, metavar="B",

@@ -52,11 +52,12 @@ class FitOptions:
     sampler: str = "gibbs"          # pcd's model phase: "gibbs" sweeps, or "langevin" chains
     langevin_steps: int = 20        # (learn/langevin.py): steps per minibatch, and their
     step_size: float | None = None  # size (None: 0.1 x the data's smallest sd)
+    noise_ratio: int = 5            # nce: noise rows per data row
 
     def check(self) -> None:
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size", "chains", "k"):
+        for name in ("epochs", "batch_size", "chains", "k", "noise_ratio"):
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise UserError(f"{name.replace('_', '-')} must be an integer >= 1, got {v}")
