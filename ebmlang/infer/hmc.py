@@ -12,6 +12,11 @@ toward mean acceptance 0.8 (HMC) or 0.57 (MALA) during burn-in only, then frozen
 averaged value; each move's step is jittered uniformly in [0.8, 1.2] eps so that no fixed
 trajectory length resonates with a period of the target. A move whose energy error exceeds
 1000 (Stan's threshold) or is not finite is a divergence, rejected and counted.
+
+HMC is also `sample`'s default for a real family with no `sampler` line whose conditional is
+not Gaussian, where its gradient exists (`default_hmc`, `with_default_hmc`); the other tasks
+keep random-walk MH for it. The trajectory runs as one compiled call where the gradient
+compiles (`xgrad.trajectory`), else as the numpy loop below; both do the same arithmetic.
 """
 
 from __future__ import annotations
