@@ -46,7 +46,7 @@ def kl(logq_unnorm: np.ndarray) -> float:
     return float((p[keep] * (np.log(p[keep]) - (logq_unnorm[keep] - logz))).sum() * area)
 
 
-LANGEVIN = dict(batch_size=100, lr=0.02, step_size=0.05, langevin_steps=20, chains=1000)
+LANGEVIN = dict(batch_size=200, lr=0.02, step_size=0.07, langevin_steps=40, chains=4000)
 
 
 def langevin_row(data: str, pts: np.ndarray, seed: int, epochs: int):
