@@ -6,8 +6,9 @@ grid), and the fit's wall time.
 
     python bench/neural_energy.py [--seed S]
 
-Learners: `--method sm` (score matching) and `--method nce` (noise-contrastive estimation).
-Langevin PCD (`--sampler langevin`) is not built yet. Reference row: the data's own Gaussian
+Learners: `--method sm` (score matching), `--method nce` (noise-contrastive estimation) and
+`--method pcd --sampler langevin` (short-run Langevin chains from a replay buffer; its
+settings in LANGEVIN, `--langevin-epochs` epochs). Reference row: the data's own Gaussian
 (the best single Gaussian), which any useful fit must beat.
 """
 
@@ -45,10 +46,24 @@ def kl(logq_unnorm: np.ndarray) -> float:
     return float((p[keep] * (np.log(p[keep]) - (logq_unnorm[keep] - logz))).sum() * area)
 
 
+LANGEVIN = dict(batch_size=200, lr=0.02, step_size=0.07, langevin_steps=40, chains=4000)
+
+
+def langevin_row(data: str, pts: np.ndarray, seed: int, epochs: int):
+    """Langevin PCD (learn/langevin.py) on ring8: (name, KL, seconds)."""
+    model = ebmlang.load(str(ROOT / "examples" / "ring8.ebm"))
+    t = time.perf_counter()
+    model.fit(data, method="pcd", sampler="langevin", epochs=epochs, seed=seed, **LANGEVIN)
+    name = "pcd --sampler langevin (" + ", ".join(f"{k} {v}" for k, v in LANGEVIN.items()) + \
+        f", {epochs} epochs)"
+    return name, kl(model.log_potential(pts)), time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations at most")
+    ap.add_argument("--langevin-epochs", type=int, default=100)
     args = ap.parse_args()
     data = str(ROOT / "examples" / "ring8.csv")
     pts, _ = grid()
@@ -63,6 +78,7 @@ def main() -> None:
         model.fit(data, method=method, epochs=max(1, args.iterations // 25), seed=args.seed)
         dt = time.perf_counter() - t
         rows.append((method, kl(model.log_potential(pts)), dt))
+    rows.append(langevin_row(data, pts, args.seed, args.langevin_epochs))
     print(f"ring8: 4,000 rows, 32 tanh units, seed {args.seed}\n")
     print("| learner | KL(data \\|\\| model), nats | fit seconds |")
     print("|---|---|---|")

@@ -51,6 +51,8 @@ class Model:
         from ebmlang.middle.symbolic import real_form
         self.real_forms = {f.name: real_form(self, f) for f in checked.vars.values()
                            if f.sampled and not f.domain.finite}
+        self.gradient_why: dict[str, str | None] = {}  # undeclared non-Gaussian real families:
+        # None where d log p / dx exists (sample's default is then HMC), else why not
         self.methods = {f.name: self._method(f) for f in checked.vars.values() if f.sampled}
         trim_heap()
 
@@ -67,7 +69,8 @@ class Model:
         self._parts = None
         self._numba_parts = None
 
-    _STORED = ("checked", "name", "terms", "stat_terms", "graph", "source", "methods")
+    _STORED = ("checked", "name", "terms", "stat_terms", "graph", "source", "methods",
+               "gradient_why")
 
     def _stored_state(self) -> dict:
         """What the cache keeps: the compiled phases, not the kernels (made again from the
@@ -112,7 +115,9 @@ class Model:
         if decl is not None and decl.method == "gibbs":
             raise UserError(f"sampler gibbs for '{fam.name}' needs a finite domain or a quadratic "
                             "(Gaussian) conditional; use mh", decl.span)
-        return "mh", 1.0, True
+        from ebmlang.backends.xgrad import gradient_why_not
+        self.gradient_why[fam.name] = gradient_why_not(self, fam.name)
+        return "mh", 1.0, True      # `sample` runs HMC where gradient_why is None (infer.hmc)
 
     def sampler_text(self, family: str) -> str:
         method, scale, adapt = self.methods[family]
@@ -121,13 +126,8 @@ class Model:
             return family_text(self, family) or "Gibbs, exact"
         if method == "gaussian":
             return "Gibbs, exact Gaussian"
-        if method == "hmc":
-            return (f"HMC, {int(scale)} leapfrog steps, joint over the family, step size by "
-                    "dual averaging in burn-in (target acceptance 0.8)")
-        if method == "mala":
-            return "MALA, joint over the family, step size by dual averaging in burn-in " \
-                "(target acceptance 0.57)"
-        return "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
+        from ebmlang.infer.hmc import method_text
+        return method_text(self, family)
 
     # ------------------------------------------------------------ structure
     @property

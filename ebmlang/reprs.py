@@ -63,10 +63,18 @@ def _acceptance_note(acceptance: dict) -> str:
     return "".join(f"; MH {k} accepted {v:.3f}" for k, v in (acceptance or {}).items())
 
 
+def _gradient_note(move) -> str:
+    if move is None:
+        return ""
+    return (f"; {move.kind.upper()} {', '.join(sorted(move.grad.families))} accepted "
+            f"{move.acceptance:.3f}, {move.divergent} divergent")
+
+
 def samples_repr(samples) -> str:
     kept = "" if samples.full is not None else " (not kept)"
     return _draws_line("Samples", samples.model, samples.chains, samples.draws,
-                       kept + _stats_note(samples.model) + _acceptance_note(samples.acceptance))
+                       kept + _stats_note(samples.model) + _acceptance_note(samples.acceptance)
+                       + _gradient_note(getattr(samples, "gradient", None)))
 
 
 def trace_repr(trace) -> str:

@@ -18,6 +18,7 @@ var x[i in 0..2] : real
 var s[i in 0..2] : spin
 energy e[i in 0..2] : x[i] ^ 4 - x[i] * s[i]
 factor c[i in 0..1] : 0.5 * s[i] * s[i + 1]
+sampler x : mh
 """
 WOLFF = """
 var s[i in 0..3, j in 0..3] : spin
@@ -47,6 +48,8 @@ def _case(name):
         return ebmlang.load(ex + "grbm.ebm", N=4, M=3), {}
     if name == "mh":                          # adaptive MH (per-group scales) + compiled spins
         return ebmlang.compile(MH_SPIN), {}
+    if name == "default_hmc":                 # HMC by default for x (non-Gaussian), spins compiled
+        return ebmlang.compile(MH_SPIN.replace("sampler x : mh\n", "")), {}
     if name == "hmc":                         # the joint HMC move, its step size per group
         return ebmlang.load(ex + "chain_hmc.ebm", N=5), {}
     if name == "wolff":                       # cluster moves, Wolff's step count per group
@@ -67,7 +70,7 @@ def _case(name):
     raise KeyError(name)
 
 
-CASES = ["table", "categorical", "fused", "gaussian_mixed", "mh", "hmc", "wolff",
+CASES = ["table", "categorical", "fused", "gaussian_mixed", "mh", "default_hmc", "hmc", "wolff",
          "swendsen_wang", "clamp", "inputs", "numpy"]
 
 

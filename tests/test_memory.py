@@ -209,7 +209,8 @@ def test_unwatched_streamed_run_passes_many_blocks(monkeypatch):
     ends, its counts are those asked for, and its MH acceptance is the kept run's exactly (the
     same seed makes the same sweeps)."""
     model = ebmlang.compile("var x[i in 0..2] : real\nvar s[i in 0..2] : spin\n"
-                            "energy e[i in 0..2] : x[i] ^ 4 - x[i] * s[i]\n")
+                            "energy e[i in 0..2] : x[i] ^ 4 - x[i] * s[i]\n"
+                            "sampler x : mh\n")   # HMC is x's default: ask for MH
     import ebmlang.infer.sample as S
     kw = dict(draws=50, chains=2, burn_in=20, seed=3)
     kept = model.sample(**kw)

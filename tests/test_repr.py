@@ -35,11 +35,16 @@ def test_samples_and_trace_repr_say_what_they_hold(model):
     assert all(c in trace_html for c in ("mcse_mean", "ess_tail", "r_hat", "energy"))
 
 
-def test_mh_acceptance_in_repr():
-    well = ebmlang.load("examples/doublewell.ebm")
+def test_mh_and_hmc_acceptance_in_repr():
+    text = open("examples/doublewell.ebm").read()
+    well = ebmlang.compile(text + "sampler x : mh\n")
     draws = well.sample(draws=40, chains=2, seed=0)
     rate = draws.acceptance["x"]
     assert repr(draws).endswith(f"; stats position; MH x accepted {rate:.3f}>")
+    draws = ebmlang.compile(text).sample(draws=40, chains=2, seed=0)   # HMC, the default
+    move = draws.gradient
+    assert repr(draws).endswith(f"; stats position; HMC x accepted {move.acceptance:.3f}, "
+                                f"{move.divergent} divergent>")
 
 
 def test_params_repr_shows_values_or_a_summary(model):

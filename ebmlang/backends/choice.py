@@ -102,6 +102,12 @@ def sample_text(model) -> str:
             if contraction_part(part, model.vars[p.family].domain.finite):
                 rows.append((_label(b, p), "numpy matrix products",
                              "every term on it a contraction"))
+            elif part.method in ("hmc", "mala"):
+                from ebmlang.backends.xgrad import numpy_reason
+                slow = numpy_reason(model, [p.family])
+                rows.append((_label(b, p), "numba gradient" if slow is None else "numpy gradient",
+                             f"a joint {part.method.upper()} move after the other parts"
+                             + ("" if slow is None else f": {slow}")))
             elif ps[p.family].reason is None:
                 rows.append((_label(b, p), "numba", f"gibbs_{p.family}, or by table when its "
                              "blanket is finite and no param differs by instance"))

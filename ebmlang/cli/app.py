@@ -71,7 +71,8 @@ def cmd_check(args) -> int:
     model = _load(args)
     check_initial(model)
     print(check_report(model))
-    print(sample_text(model))
+    from ebmlang.infer.hmc import with_default_hmc
+    print(sample_text(with_default_hmc(model)))
     print(TEMPERED_TEXT)
     print(fit_text(model))
     return 0

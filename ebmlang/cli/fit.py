@@ -48,6 +48,9 @@ def _header(model, opts) -> str:
     n = model.checked.n_theta
     how = "L-BFGS" if opts.method in BATCHLESS else f"{opts.optimizer} lr {opts.lr_shown}"
     chains = f", {counted(opts.chains, 'chain')}" if opts.method == "pcd" else ""
+    if opts.method == "pcd" and opts.sampler == "langevin":
+        chains = (f", langevin: buffer of {counted(opts.chains, 'chain')}, "
+                  f"{opts.langevin_steps} steps per minibatch")
     if opts.method == "pcd" and opts.tempering > 1:
         chains += f" x {opts.tempering} tempering replicas"
     return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}"
@@ -68,7 +71,9 @@ def cmd_fit(args) -> int:
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
                 weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min)
+                backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min,
+                sampler=args.sampler, langevin_steps=args.langevin_steps,
+                step_size=args.step_size, noise_ratio=args.noise_ratio)
     shown = FitOptions(**opts)
     shown.lr_shown = args.lr if args.lr is not None else DEFAULT_LR.get(args.optimizer)
     print(_header(model, shown), flush=True)
@@ -160,6 +165,15 @@ def _fit_parser(sub, common, count) -> None:
                    help="persistent chains for pcd (default 100)")
     p.add_argument("--k", type=count(1), default=1, metavar="K",
                    help="Gibbs sweeps per update (default 1)")
+    p.add_argument("--sampler", choices=("gibbs", "langevin"), default="gibbs",
+                   help="pcd's model phase: gibbs sweeps (default), or short-run Langevin "
+                        "chains from a replay buffer of --chains states (real variables)")
+    p.add_argument("--langevin-steps", type=count(1), default=20, metavar="K",
+                   help="--sampler langevin: Langevin steps per minibatch (default 20)")
+    p.add_argument("--step-size", type=_positive, default=None, metavar="EPS",
+                   help="--sampler langevin: the step eps (default 0.1 x the data's smallest sd)")
+    p.add_argument("--noise-ratio", type=count(1), default=5, metavar="NU",
+                   help="--method nce: noise rows per data row (default 5)")
     p.add_argument("--tempering", type=count(1), default=1, metavar="R",
                    help="pcd: R parallel-tempering replicas per chain (default 1: none)")
     p.add_argument("--tempering-min", type=float, default=None, metavar="B",

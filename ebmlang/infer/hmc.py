@@ -12,6 +12,11 @@ toward mean acceptance 0.8 (HMC) or 0.57 (MALA) during burn-in only, then frozen
 averaged value; each move's step is jittered uniformly in [0.8, 1.2] eps so that no fixed
 trajectory length resonates with a period of the target. A move whose energy error exceeds
 1000 (Stan's threshold) or is not finite is a divergence, rejected and counted.
+
+HMC is also `sample`'s default for a real family with no `sampler` line whose conditional is
+not Gaussian, where its gradient exists (`default_hmc`, `with_default_hmc`); the other tasks
+keep random-walk MH for it. The trajectory runs as one compiled call where the gradient
+compiles (`xgrad.trajectory`), else as the numpy loop below; both do the same arithmetic.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class GradientMove:
                                              model.vars[f].offset + model.vars[f].space.size)
                                    for f in sorted(families)])
         self.kind, self.steps, self.burn_in = kind, steps if kind == "hmc" else 1, burn_in
+        self.compiled = hasattr(self.grad, "trajectory")   # else the numpy leapfrog loop
         self.eps, self.moves = 0.25, 0
         self.adapt = DualAveraging(self.eps, TARGET[kind])
         self.accept_sum, self.kept, self.divergent = 0.0, 0, 0
@@ -75,18 +81,24 @@ class GradientMove:
     def step(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
              clamp: np.ndarray | None = None) -> HMCInfo:
         """One move of every chain, in place; adapts eps while in burn-in."""
-        ids = self.ids
-        free = np.ones((x.shape[0], len(ids))) if clamp is None else \
-            np.isnan(clamp[:, ids]).astype(float)
+        ids, chains = self.ids, x.shape[0]
+        if clamp is not None:
+            free = np.isnan(clamp[:, ids]).astype(float)
+        elif getattr(self, "_ones", np.empty((0, 0))).shape != (chains, len(ids)):
+            free = self._ones = np.ones((chains, len(ids)))
+        else:
+            free = self._ones
         eps = self.eps * rng.uniform(0.8, 1.2)
-        q0 = x[:, ids].astype(float)
         f0 = self._energy(x, theta)
-        p = rng.standard_normal(q0.shape) * free
+        p = rng.standard_normal((chains, len(ids))) * free
         k0 = 0.5 * (p * p).sum(axis=1)
         y = x.astype(float)
         g = self.grad.gradient(y, theta)[:, ids] * free
         with np.errstate(invalid="ignore", over="ignore"):
-            for s in range(self.steps):
+            if self.compiled:           # the same steps in one compiled call
+                self.grad.trajectory(y, theta, p, np.ascontiguousarray(g), eps, self.steps,
+                                     ids, np.ascontiguousarray(free))
+            for s in range(0 if self.compiled else self.steps):
                 p = p + 0.5 * eps * g
                 y[:, ids] = y[:, ids] + eps * p
                 g = self.grad.gradient(y, theta)[:, ids] * free
@@ -96,8 +108,7 @@ class GradientMove:
         dh = np.where(bad, np.inf, dh)
         alpha = np.exp(np.minimum(0.0, -dh))
         accept = np.log(rng.random(len(dh))) < -dh
-        rows = np.flatnonzero(accept)
-        x[np.ix_(rows, ids)] = y[np.ix_(rows, ids)]
+        x[accept] = y[accept]          # y is x outside the moved columns
         self.moves += 1
         info = HMCInfo(float(alpha.mean()), int(bad.sum()))
         if self.moves <= self.burn_in:
@@ -113,6 +124,61 @@ class GradientMove:
     @property
     def acceptance(self) -> float:
         return self.accept_sum / self.kept if self.kept else float("nan")
+
+
+def default_hmc(model) -> list[str]:
+    """The families `sample` moves by HMC without a `sampler` line: real, undeclared, the
+    conditional not Gaussian, and d log p / dx exists (`xgrad.gradient_why_not`). Every other
+    task (tempering, fit's chains, map, logz, marginals) runs no gradient moves and samples
+    them by random-walk MH, their `methods` entry."""
+    why = getattr(model, "gradient_why", {})
+    return [f for f, w in why.items() if w is None and model.methods[f][0] == "mh"
+            and f not in model.checked.samplers]
+
+
+def is_default(model, family: str) -> bool:
+    return family in default_hmc(model) or (
+        model.methods[family][0] == "hmc" and family not in model.checked.samplers)
+
+
+def method_text(model, family: str) -> str:
+    """What `ebmlang check` says samples a non-Gibbs family, and why."""
+    method, scale, adapt = model.methods[family]
+    if is_default(model, family):
+        method, scale = "hmc", DEFAULT_STEPS
+    if method in TARGET:
+        from ebmlang.backends.xgrad import numpy_reason
+        why = numpy_reason(model, [family])
+        grad = "gradient compiled by numba" if why is None else f"gradient in numpy: {why}"
+        text = (f"HMC, {int(scale)} leapfrog steps" if method == "hmc" else "MALA") + \
+            f", joint over the family, step size by dual averaging in burn-in (target " \
+            f"acceptance {TARGET[method]}), {grad}"
+        if is_default(model, family):
+            text += ("; the default for a real family whose conditional is not Gaussian, "
+                     "where d log p / dx exists (random-walk MH, scale adapted in burn-in, "
+                     "under --tempering and in fit, map, logz and marginals)")
+        return text
+    text = "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
+    why = getattr(model, "gradient_why", {}).get(family)
+    return text + (f" (not HMC: {why})" if why else "")
+
+
+def with_default_hmc(model):
+    """The model `sample` runs: its `default_hmc` families marked hmc (DEFAULT_STEPS leapfrog
+    steps, the step adapted in burn-in), or the model itself when it has none. A shallow
+    copy, made once: params, kernels and terms are shared, parts are built again."""
+    fams = default_hmc(model)
+    if not fams:
+        return model
+    twin = model.__dict__.get("_hmc_twin")
+    if twin is None:
+        import copy
+        twin = model._hmc_twin = copy.copy(model)
+        twin.methods = dict(model.methods, **{f: ("hmc", float(DEFAULT_STEPS), True)
+                                              for f in fams})
+        twin._parts = twin._numba_parts = twin._hmc_twin = None
+    twin.params = model.params
+    return twin
 
 
 def gradient_families(model) -> dict[str, tuple[str, int]]:
@@ -156,9 +222,11 @@ def gradient_rows(move: GradientMove, kept: int):
     warnings: divergences (the draws may be biased where the density is stiff) or a low
     acceptance (the adaptation did not reach its target)."""
     name = ", ".join(sorted(move.grad.families))
+    why = getattr(move.grad, "why_numpy", None)
     rows = [(move.kind.upper(), name, f"{move.acceptance:.3f}", "accepted",
              f"(step {move.eps:.3g}, {move.steps} leapfrog, adapted in burn-in; "
-             f"{move.divergent} divergent)")]
+             f"{move.divergent} divergent; gradient "
+             f"{'numba' if why is None else 'numpy: ' + why})")]
     warn = []
     if move.divergent:
         warn.append(f"warning: {move.divergent} divergent {move.kind} moves after burn-in "

@@ -249,9 +249,11 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         rng = lanes
     ids = model.state_ids()
     theta = model.params.theta
+    from ebmlang.infer.hmc import gradient_families, with_default_hmc
+    if tempering == 1:          # HMC where it is the default (the replicas run MH)
+        model = with_default_hmc(model)
     parts, step = sweep_parts(model, backend)
     replicas = None
-    from ebmlang.infer.hmc import gradient_families
     if tempering != 1 and gradient_families(model):
         raise UserError("parallel tempering does not run hmc or mala families yet; use "
                         "sampler mh for them, or no --tempering")

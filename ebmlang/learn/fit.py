@@ -26,7 +26,7 @@ from ebmlang.infer.summed import SummedOut
 from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
 from ebmlang.learn.optim import ProvedSteps, make_optimizer
-from ebmlang.learn.result import FitResult
+from ebmlang.learn.result import FitResult, param_gaps as _gaps
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
@@ -50,11 +50,15 @@ class FitOptions:
     tempering: int = 1              # pcd: parallel-tempering replicas per chain (1: none)
     tempering_min: float | None = None   # the hottest replica's inverse temperature
     progress: object = None         # None: quiet; a callable(line) receives a line per epoch
+    sampler: str = "gibbs"          # pcd's model phase: "gibbs" sweeps, or "langevin" chains
+    langevin_steps: int = 20        # (learn/langevin.py): steps per minibatch, and their
+    step_size: float | None = None  # size (None: 0.1 x the data's smallest sd)
+    noise_ratio: int = 5            # nce: noise rows per data row
 
     def check(self) -> None:
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size", "chains", "k"):
+        for name in ("epochs", "batch_size", "chains", "k", "noise_ratio"):
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise UserError(f"{name.replace('_', '-')} must be an integer >= 1, got {v}")
@@ -69,6 +73,15 @@ class FitOptions:
         if self.tempering != 1 and self.method != "pcd":
             raise UserError(f"tempering runs pcd's persistent chains; method {self.method} has "
                             "none (use --method pcd)")
+        if self.sampler not in ("gibbs", "langevin"):
+            raise UserError(f"unknown sampler '{self.sampler}'; choose gibbs or langevin")
+        if self.sampler == "langevin" and (self.method != "pcd" or self.tempering != 1):
+            raise UserError("--sampler langevin is pcd's model phase: use --method pcd, "
+                            "without --tempering")
+        if int(self.langevin_steps) != self.langevin_steps or self.langevin_steps < 1:
+            raise UserError(f"langevin-steps must be an integer >= 1, got {self.langevin_steps}")
+        if self.step_size is not None and not (self.step_size > 0 and np.isfinite(self.step_size)):
+            raise UserError(f"the step size must be a positive number, got {self.step_size}")
         if self.weight_decay < 0:
             raise UserError(f"weight decay must be >= 0, got {self.weight_decay}")
 
@@ -286,11 +299,6 @@ def _param_at(model, pos: int) -> str:
     return f"#{pos}"
 
 
-def _gaps(model, gap: np.ndarray) -> dict[str, float]:
-    return {p.name: float(np.mean(np.abs(gap[p.offset:p.offset + p.size])))
-            for p in model.checked.params.values()}
-
-
 def _checked_step(model, phases, optimizer, theta, gap, epoch, b, history) -> None:
     """One optimizer step with its safeguards: a Gaussian conditional kept proper, and a param
     that becomes non-finite stops the fit with the params restored to their last finite values
@@ -325,6 +333,9 @@ def fit(model, data, **kwargs) -> FitResult:
     if opts.method == "nce":
         from ebmlang.learn.nce import fit_nce
         return fit_nce(model, data, opts)
+    if opts.sampler == "langevin":
+        from ebmlang.learn.langevin import fit_langevin
+        return fit_langevin(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
     theta = model.params.theta

@@ -1,6 +1,7 @@
 """`fit --method nce`: noise-contrastive estimation (Gutmann and Hyvarinen 2010) for models whose
 sampled families are all real and fully observed. The noise q is the Gaussian with the data's
-mean and covariance; NU = 5 noise draws per data row (fixed, drawn once from the seed). log Z
+mean and covariance; NU noise draws per data row (`--noise-ratio`, default 5; drawn once
+from the seed). log Z
 is learned jointly as one extra number, `logZ` (each history entry's `logZ`, kept in the
 params file's history, and `result.logz`). With G(u) = F(u) - logZ - log(NU q(u)) and h = sigmoid(G), the loss
 
@@ -20,14 +21,18 @@ from ebmlang.backends.runtime import total_log_potential
 NU = 5
 
 
-def _noise(x: np.ndarray, ids: np.ndarray, rng) -> tuple[np.ndarray, callable]:
-    """NU draws per row from the data's Gaussian, and its log density on state rows."""
-    obs = x[:, ids]
-    mean = obs.mean(axis=0)
-    cov = np.atleast_2d(np.cov(obs, rowvar=False)) + 1e-9 * np.eye(len(ids))
-    chol = np.linalg.cholesky(cov)
+def fitted_gaussian(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, Cholesky factor of the covariance) of the rows obs (rows, d): the Gaussian
+    fitted to the data (nce's noise, langevin PCD's fresh chains)."""
+    cov = np.atleast_2d(np.cov(obs, rowvar=False)) + 1e-9 * np.eye(obs.shape[1])
+    return obs.mean(axis=0), np.linalg.cholesky(cov)
+
+
+def _noise(x: np.ndarray, ids: np.ndarray, rng, nu: int = NU) -> tuple[np.ndarray, callable]:
+    """nu draws per row from the data's Gaussian, and its log density on state rows."""
+    mean, chol = fitted_gaussian(x[:, ids])
     logdet = 2 * np.log(np.diag(chol)).sum()
-    z = rng.standard_normal((NU * len(x), len(ids)))
+    z = rng.standard_normal((nu * len(x), len(ids)))
     noise = np.repeat(x[:1], len(z), axis=0)
     noise[:, ids] = mean + z @ chol.T
 
@@ -40,7 +45,7 @@ def _noise(x: np.ndarray, ids: np.ndarray, rng) -> tuple[np.ndarray, callable]:
 class NCE:
     """L(theta, logZ) and its gradient, on the data rows and the fixed noise rows."""
 
-    def __init__(self, model, x: np.ndarray, rng):
+    def __init__(self, model, x: np.ndarray, rng, nu: int = NU):
         ids = model.state_ids()
         for f in model.vars.values():
             if f.sampled and f.domain.finite:
@@ -50,10 +55,10 @@ class NCE:
             raise UserError("nce needs every variable observed in every row (no latent "
                             "families, no empty cells)")
         self.model, self.n = model, len(x)
-        noise, logq = _noise(x, ids, rng)
+        noise, logq = _noise(x, ids, rng, nu)
         self.rows = np.concatenate([x, noise])
         self.is_data = np.arange(len(self.rows)) < len(x)
-        self.shift = logq(self.rows) + np.log(NU)
+        self.shift = logq(self.rows) + np.log(nu)
 
     def __call__(self, z: np.ndarray):
         theta, logz = z[:-1], z[-1]
@@ -74,7 +79,7 @@ class NCE:
 def fit_nce(model, data, opts):
     from scipy.optimize import minimize
     from ebmlang.learn.result import FitResult
-    nce = NCE(model, data.x, np.random.default_rng(opts.seed))
+    nce = NCE(model, data.x, np.random.default_rng(opts.seed), opts.noise_ratio)
     history = []
     start = np.append(model.params.theta, 0.0)
 

@@ -25,6 +25,12 @@ class FitResult:
         return {"model": model.name, "method": self.method, "history": _finite(self.history)}
 
 
+def param_gaps(model, gap: np.ndarray) -> dict[str, float]:
+    """The mean |data - model| moment gap per param family (the fit line's `gap`)."""
+    return {p.name: float(np.mean(np.abs(gap[p.offset:p.offset + p.size])))
+            for p in model.checked.params.values()}
+
+
 def _finite(value):
     """JSON-safe copy: non-finite numbers become None."""
     if isinstance(value, dict):
