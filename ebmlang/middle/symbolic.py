@@ -209,7 +209,7 @@ def real_form(model, fam) -> RealForm:
     if d3 != 0 and _polynomial_in(local, x):
         d3 = sp.simplify(d3)     # only a polynomial can be quadratic once simplified; the
         # rest (tanh, exp, ...) is sampled by MH or HMC without sympy's costly trigsimp
-    if d3 == 0:
+    if d3 == 0 and _plain_polynomial(local, x):
         quad = sp.expand(sp.diff(local, x, 2) / 2)
         lin = sp.expand(sp.diff(local, x).xreplace({x: 0}))
         if quad == 0:
@@ -223,6 +223,22 @@ def real_form(model, fam) -> RealForm:
         return RealForm("gaussian", quad, lin, span, _reads_vars(model, quad))
     _check_polynomial_growth(local, x, value, span)
     return RealForm("mh")
+
+
+def _plain_polynomial(e, x) -> bool:
+    """x appears only through sums, products and whole powers: an indicator such as (x > 0),
+    abs, a step or any function of x has third derivative 0 almost everywhere in sympy's eyes
+    (its derivative taken as 0), yet the density is not Gaussian."""
+    if not e.has(x) or e == x:
+        return True
+    if isinstance(e, (sp.Add, sp.Mul)) or isinstance(e, (sp.Sum, IndexSum)):
+        return all(_plain_polynomial(a, x) for a in e.args)
+    if isinstance(e, sp.Pow):
+        return (not e.exp.has(x) and e.exp.is_Integer and e.exp >= 0
+                and _plain_polynomial(e.base, x))
+    if isinstance(e, (sp.Tuple, sp.Indexed)):
+        return all(_plain_polynomial(a, x) for a in e.args)
+    return False
 
 
 def _polynomial_in(e, x) -> bool:
