@@ -22,15 +22,7 @@ import sympy as sp
 from ebmlang.frontend import ast as A
 from ebmlang.middle.forms import Ind, ToSympy, truth
 from ebmlang.middle.solve import Contribution, _solve, assemble
-from ebmlang.middle.split import children
-
-
-def _occurrences(e, family: str, sums=()) -> list[tuple[A.Expr, tuple]]:
-    """Each read of `family` in e, with the sums enclosing it (outermost first)."""
-    if isinstance(e, (A.Indexed, A.Name)) and e.name == family:
-        return [(e, sums)]
-    inner = sums + (e,) if isinstance(e, A.Sum) else sums
-    return [o for c in children(e) for o in _occurrences(c, family, inner)]
+from ebmlang.middle.split import occurrences
 
 
 def folded_read(term, family: str):
@@ -38,7 +30,7 @@ def folded_read(term, family: str):
     exactly one sum; else None."""
     if term.folded is None:
         return None
-    occ = _occurrences(term.folded, family)
+    occ = occurrences(term.folded, {family})
     if len(occ) != 1 or len(occ[0][1]) != 1:
         return None
     read, (node,) = occ[0]
@@ -131,3 +123,45 @@ def folded_contribution(model, fam, term, own, value) -> Contribution | None:
         return assemble(model, fam, view, conv, sol, tsyms, own, lambda: conv(term.folded))
     except _NotFolded:
         return None
+
+
+# ---------------------------------------------------------------- dF/dparam in index form
+
+def folded_statistics(model, term) -> list[tuple[str, sp.Expr]] | None:
+    """(param family, d(body)/d(param read)) for each param read of `term`'s folded body, in
+    index form: for `W[i, j]` under `softplus(c[j] + sum(i) W[i, j] * v[i])`, the chain rule
+    g'(sum) * d(summand)/dW[i, j] = v[i] * sigmoid(c[j] + sum(i') W[i', j] * v[i']). None when
+    a param is read twice or under nested sums (the caller uses the written-out body)."""
+    params = set(model.params)
+    occ = occurrences(term.folded, params)
+    if len({r for r, _ in occ}) != len(occ) or any(len(s) > 1 for _, s in occ):
+        return None
+    names = {n: sp.Symbol(n, integer=True) for n in term.names}
+    taken = set(term.names) | {n for _, s in occ for node in s for n in node.index.names()}
+    out = []
+    try:
+        for read, sums in occ:
+            out.append((read.name, _statistic(model, term, read, sums, names, taken)))
+    except _NotFolded:
+        return None
+    return out
+
+
+def _statistic(model, term, read, sums, names, taken) -> sp.Expr:
+    p = sp.Dummy("p")
+    if not sums:
+        conv = _SumsToSympy(model, dict(names), {read: p}, taken)
+        plain = _SumsToSympy(model, dict(names), {}, taken)
+        return sp.diff(conv(term.folded), p).xreplace({p: plain(read)})
+    node, = sums
+    z = sp.Dummy("z")
+    outer = _SumsToSympy(model, dict(names), {}, taken, node, lambda c, e: z)
+    dz = sp.diff(outer(term.folded), z)
+    whole = _SumsToSympy(model, dict(names), {}, taken)(node)
+    own = {n: sp.Symbol(n, integer=True) for n in node.index.names()}
+    inner = _SumsToSympy(model, {**names, **own}, {read: p}, set(term.names))
+    plain = _SumsToSympy(model, {**names, **own}, {}, set(term.names))
+    d = sp.diff(inner(node.body), p).xreplace({p: plain(read)})
+    if node.index.where is not None:
+        d = Ind(truth(inner(node.index.where))) * d
+    return dz.xreplace({z: whole}) * d
