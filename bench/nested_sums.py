@@ -49,6 +49,7 @@ CHILD = """
 import sys, time
 t, c = time.perf_counter(), time.process_time()
 import ebmlang
+assert ebmlang.__file__.startswith(sys.argv[5]), ebmlang.__file__
 m = ebmlang.load(sys.argv[1], N=int(sys.argv[2]), M=int(sys.argv[3]))
 out = [time.perf_counter() - t, time.process_time() - c]
 if sys.argv[4] == "check":
@@ -66,8 +67,10 @@ def _child(root: Path, cache: str, n: int, m: int, check: bool) -> list[float]:
     import subprocess
     env = dict(os.environ, PYTHONPATH=str(root), EBMLANG_CACHE=cache)
     out = subprocess.run([sys.executable, "-c", CHILD, str(root / "examples" /
-                          "rbm_free_energy.ebm"), str(n), str(m), "check" if check else "load"],
-                         env=env, check=True, capture_output=True, text=True).stdout.split()
+                          "rbm_free_energy.ebm"), str(n), str(m), "check" if check else "load",
+                          str(root)],
+                         env=env, cwd=cache, check=True, capture_output=True,
+                         text=True).stdout.split()     # cwd: not this checkout's ebmlang
     return [float(v) for v in out]
 
 

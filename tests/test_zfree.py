@@ -141,3 +141,29 @@ def test_sm_recovers_tanh_network_params():
     se = np.sqrt(np.diag(hinv @ c @ hinv))
     assert se.max() < 0.1    # the start is 0.3 away: over 3 standard errors, a fit must move
     assert np.all(np.abs(est - truth) < 4 * se), (est - truth) / se
+
+
+def test_denoising_sm_is_least_squares_on_the_gaussian(tmp_path):
+    """examples/gaussian.ebm (F = eta1 x + eta2 x^2) by `--noise 0.3` on 4,000 draws of
+    N(2, 0.5^2): dF/dx = eta1 + 2 eta2 x is linear in the params, so J is least squares of
+    -(x~ - x) / sigma^2 on (1, 2 x~) over the noisy rows; L-BFGS must land on that solution
+    (to 1e-6), and it estimates the smoothed density N(2, 0.25 + 0.09): eta2 = -1 / (2 * 0.34)
+    within 5% (the relative standard error of a variance from 4,000 rows is sqrt(2 / 4000) =
+    2.2%, and the 10 noisy copies add less: 5% is over 2 standard errors of the pair, and the
+    seed is fixed), and --weight-decay adds its penalty to the same least squares."""
+    from ebmlang.learn.score_matching import ScoreMatching
+    x = np.random.default_rng(5).normal(2.0, 0.5, 4000)
+    path = tmp_path / "g.csv"
+    write_csv(path, ["x"], x[:, None])
+    for decay in (0.0, 0.5):
+        model = ebmlang.load(str(ROOT / "examples" / "gaussian.ebm"))
+        sm = ScoreMatching(model, x[:, None], 0.3, decay, np.random.default_rng(0))
+        a = np.stack([np.ones(len(sm.x)), 2 * sm.x[:, 0]], axis=1)
+        rows = len(a)
+        # minimize 0.5 mean (a theta + t)^2 + 0.5 decay |theta|^2
+        theta = np.linalg.solve(a.T @ a / rows + decay * np.eye(2), -a.T @ sm.target[:, 0] / rows)
+        model.fit(str(path), method="sm", noise=0.3, weight_decay=decay, seed=0)
+        assert model.params.theta == pytest.approx(theta, rel=1e-6, abs=1e-8)
+    model = ebmlang.load(str(ROOT / "examples" / "gaussian.ebm"))
+    model.fit(str(path), method="sm", noise=0.3, seed=0)
+    assert model.params["eta2"] == pytest.approx(-1 / (2 * 0.34), rel=0.05)
