@@ -8,6 +8,7 @@ import pytest
 import sympy as sp
 
 import ebmlang
+from ebmlang.backends.runtime import total_log_potential
 from ebmlang.middle.folded import folded_statistics
 from ebmlang.middle.forms import sigmoid, softplus
 
@@ -132,7 +133,6 @@ def test_folded_statistics_are_the_param_derivatives():
             step = np.zeros_like(theta)
             step[pos] = 1e-6
             only = [k for k in model.kernels if k.term.owner == "free"]
-            from ebmlang.backends.runtime import total_log_potential
             fd = (total_log_potential(only, x[None], theta + step) -
                   total_log_potential(only, x[None], theta - step))[0] / 2e-6
             assert _numeric(e, model, x) == pytest.approx(fd, abs=1e-7)
