@@ -136,3 +136,32 @@ def test_folded_statistics_are_the_param_derivatives():
             fd = (total_log_potential(only, x[None], theta + step) -
                   total_log_potential(only, x[None], theta - step))[0] / 2e-6
             assert _numeric(e, model, x) == pytest.approx(fd, abs=1e-7)
+
+
+SCALAR = """
+model m
+const N = 4
+var v[i in 0..N-1] : bool
+param w = 0.7
+param W[i in 0..N-1] = normal(0, 1)
+factor f : tanh(sum(i in 0..N-1) w * W[i] * v[i])
+"""
+
+
+def test_folded_statistic_of_a_param_every_summand_reads():
+    """d/dw of tanh(sum(i) w W[i] v[i]) sums over i; d/dW[a] does not: both against central
+    differences of the log-potential (as above)."""
+    model = ebmlang.compile(SCALAR)
+    (term,) = model.terms
+    stats = dict(folded_statistics(model.checked, term))
+    x = np.array([1.0, 0.0, 1.0, 1.0])
+    theta = model.params.theta
+    p = model.checked.params
+    for name, pos, at in (("w", p["w"].offset, {}), ("W", p["W"].offset + 2, {"i": 2})):
+        e = stats[name].xreplace({s: sp.Integer(at[s.name]) for s in stats[name].free_symbols
+                                  if s.name in at})
+        step = np.zeros_like(theta)
+        step[pos] = 1e-6
+        fd = (total_log_potential(model.kernels, x[None], theta + step) -
+              total_log_potential(model.kernels, x[None], theta - step))[0] / 2e-6
+        assert _numeric(e, model, x) == pytest.approx(fd, abs=1e-7)

@@ -21,7 +21,7 @@ import sympy as sp
 
 from ebmlang.frontend import ast as A
 from ebmlang.middle.forms import Ind, ToSympy, truth
-from ebmlang.middle.solve import Contribution, _solve, assemble
+from ebmlang.middle.solve import Contribution, _affine, _solve, _uses, assemble
 from ebmlang.middle.split import occurrences
 
 
@@ -164,4 +164,14 @@ def _statistic(model, term, read, sums, names, taken) -> sp.Expr:
     d = sp.diff(inner(node.body), p).xreplace({p: plain(read)})
     if node.index.where is not None:
         d = Ind(truth(inner(node.index.where))) * d
+    args = read.args if isinstance(read, A.Indexed) else ()
+    solved = [_affine(a, set(own)) for a in args]
+    used = {x[0] for x in solved if x is not None}
+    if any(x is None and _uses(a, set(own)) for x, a in zip(solved, args)):
+        raise _NotFolded        # W[i % 2]: several summands share one param, not in index form
+    missing = [n for n in own if n not in used]
+    if missing:                 # a param every summand reads (`w` in sum(i) w * v[i]): summed
+        lims = _limits(model, plain, SimpleNamespace(index=A.Index(tuple(
+            b for b in node.index.bindings if b.name in missing))), own)
+        d = sp.Sum(d, *lims)
     return dz.xreplace({z: whole}) * d
