@@ -8,6 +8,13 @@ private empty cache) and the first sample call (numba compilation). Medians of i
 reps, after one warm-up call each.
 
     python bench/nested_sums.py [--sizes 16x10,64x100,784x500] [--chains 10] [--reps 3]
+    python bench/nested_sums.py --compile [--before DIR] [--sizes 784x500]
+
+`--compile`: only the compile, cold (an empty compiled-model cache) then warm (the same cache
+again), each `ebmlang.load` timed inside a fresh interpreter, and `model.conditionals()` plus
+the learning statistics `ebmlang check` prints; with `--before DIR` (an export of another
+commit, e.g. `git archive COMMIT | tar -x -C DIR`) the same loads of that checkout, side by
+side, alternating.
 """
 
 from __future__ import annotations
@@ -38,12 +45,63 @@ def rate(model, sweeps: int, chains: int, backend: str = "auto") -> float:
     return sweeps / (time.perf_counter() - t)
 
 
+CHILD = """
+import sys, time
+t, c = time.perf_counter(), time.process_time()
+import ebmlang
+assert ebmlang.__file__.startswith(sys.argv[5]), ebmlang.__file__
+m = ebmlang.load(sys.argv[1], N=int(sys.argv[2]), M=int(sys.argv[3]))
+out = [time.perf_counter() - t, time.process_time() - c]
+if sys.argv[4] == "check":
+    from ebmlang.middle.derivatives import sufficient_statistics
+    t, c = time.perf_counter(), time.process_time()
+    m.conditionals(), sufficient_statistics(m)
+    out += [time.perf_counter() - t, time.process_time() - c]
+print(*out)
+"""
+
+
+def _child(root: Path, cache: str, n: int, m: int, check: bool) -> list[float]:
+    """(wall, CPU) seconds of the load, then of the conditionals and statistics if `check`:
+    on a machine shared with other work, the CPU seconds are the fairer comparison."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(root), EBMLANG_CACHE=cache)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(root / "examples" /
+                          "rbm_free_energy.ebm"), str(n), str(m), "check" if check else "load",
+                          str(root)],
+                         env=env, cwd=cache, check=True, capture_output=True,
+                         text=True).stdout.split()     # cwd: not this checkout's ebmlang
+    return [float(v) for v in out]
+
+
+def compile_times(args) -> None:
+    roots = [("this checkout", ROOT, True)]
+    if args.before:
+        roots.insert(0, ("before", Path(args.before).resolve(), False))
+    print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; seconds as wall / CPU")
+    print("| N x M | checkout | cold load | warm load | conditionals + statistics |")
+    print("|---|---|---|---|---|")
+    for size in args.sizes.split(","):
+        n, m = map(int, size.split("x"))
+        for label, root, check in roots:
+            cache = tempfile.mkdtemp(prefix="ebm_nested_")
+            cold = _child(root, cache, n, m, False)
+            warm = _child(root, cache, n, m, check)
+            conds = f"{warm[2]:.2f} / {warm[3]:.2f}" if check else "not run"
+            print(f"| {n} x {m} | {label} | {cold[0]:.2f} / {cold[1]:.2f} | "
+                  f"{warm[0]:.2f} / {warm[1]:.2f} | {conds} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="16x10,64x100")
     ap.add_argument("--chains", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="only the compile times")
+    ap.add_argument("--before", metavar="DIR", help="with --compile: another checkout, side by side")
     args = ap.parse_args()
+    if args.compile:
+        return compile_times(args)
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.chains} chains")
     print("| N x M | compile (s) | first sample call (s) | sweeps/s incremental | sweeps/s "
           "from scratch | incremental / from scratch | sweeps/s latent-h RBM (fused) |")

@@ -6,7 +6,8 @@ grid), and the fit's wall time.
 
     python bench/neural_energy.py [--seed S]
 
-Learners: `--method sm` (score matching), `--method nce` (noise-contrastive estimation) and
+Learners: `--method sm` (score matching; also with 5x the iterations, an L2 penalty, and
+denoising at three noise levels), `--method nce` (noise-contrastive estimation) and
 `--method pcd --sampler langevin` (short-run Langevin chains from a replay buffer; its
 settings in LANGEVIN, `--langevin-epochs` epochs). Reference row: the data's own Gaussian
 (the best single Gaussian), which any useful fit must beat.
@@ -29,6 +30,16 @@ import ebmlang  # noqa: E402
 from make_ring8 import ring8_density  # noqa: E402
 
 BOX, STEPS = 6.0, 241
+# (row label, method, extra fit options); the sm variants of issue 17 item 3
+LEARNERS = [
+    ("sm", "sm", {}),
+    ("sm, 5x the iterations", "sm", {"epochs": "5x"}),
+    ("sm, --weight-decay 0.01", "sm", {"weight_decay": 0.01}),
+    ("sm, --noise 0.1 (denoising)", "sm", {"noise": 0.1}),
+    ("sm, --noise 0.2 (denoising)", "sm", {"noise": 0.2}),
+    ("sm, --noise 0.3 (denoising)", "sm", {"noise": 0.3}),
+    ("nce", "nce", {}),
+]
 
 
 def grid():
@@ -72,12 +83,16 @@ def main() -> None:
     mean, cov = x.mean(axis=0), np.cov(x.T)
     d = np.linalg.solve(np.linalg.cholesky(cov), (pts - mean).T)
     rows.append(("data's Gaussian (reference)", kl(-0.5 * (d * d).sum(axis=0)), 0.0))
-    for method in ("sm", "nce"):
+    epochs = max(1, args.iterations // 25)
+    for label, method, extra in LEARNERS:
         model = ebmlang.load(str(ROOT / "examples" / "ring8.ebm"))
         t = time.perf_counter()
-        model.fit(data, method=method, epochs=max(1, args.iterations // 25), seed=args.seed)
+        extra = dict(extra)
+        e = extra.pop("epochs", epochs)
+        model.fit(data, method=method, epochs=5 * epochs if e == "5x" else e, seed=args.seed,
+                  **extra)
         dt = time.perf_counter() - t
-        rows.append((method, kl(model.log_potential(pts)), dt))
+        rows.append((label, kl(model.log_potential(pts)), dt))
     rows.append(langevin_row(data, pts, args.seed, args.langevin_epochs))
     print(f"ring8: 4,000 rows, 32 tanh units, seed {args.seed}\n")
     print("| learner | KL(data \\|\\| model), nats | fit seconds |")

@@ -141,16 +141,42 @@ def _shared_calls(derivs: list):
     is printed once, so the source grows with the number of reads, not its square."""
     import sympy as sp
     seen: dict = {}
+    memo: dict = {}
     for d in derivs:
-        for f in d.atoms(sp.Function):
-            if len(f.free_symbols) > SHARED_READS:
-                seen[f] = seen.get(f, 0) + 1
-    big = [f for f, n in seen.items() if n > 1]
+        for f in _calls(d, memo)[0]:
+            seen[f] = seen.get(f, 0) + 1
+    big = [f for f, n in seen.items() if n > 1 and len(memo[f][1]) > SHARED_READS]
     outer = [f for f in big if not any(f is not g and g.has(f) for g in big)]
     if not outer:
         return [], derivs
     names = {f: sp.Symbol(f"_c{k}") for k, f in enumerate(sorted(outer, key=sp.default_sort_key))}
     return [(s, f) for f, s in names.items()], [d.xreplace(names) for d in derivs]
+
+
+def _calls(e, memo: dict) -> tuple[frozenset, frozenset]:
+    """(the function calls in e, its free symbols), each distinct subtree walked once: `memo`,
+    shared between calls, keeps both per node, so 785 derivatives that share one 784-term
+    call cost one walk of it, not 785 (sympy's atoms and free_symbols walk it every time)."""
+    import sympy as sp
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if node in memo:
+            stack.pop()
+            continue
+        todo = [a for a in node.args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        calls = frozenset().union(*(memo[a][0] for a in node.args))
+        syms = frozenset().union(*(memo[a][1] for a in node.args))
+        if isinstance(node, sp.Function):
+            calls = calls | {node}
+        if node.is_Symbol:
+            syms = frozenset((node,))
+        memo[node] = (calls, syms)
+    return memo[e]
 
 
 def _derivative_function(t: Term, consts) -> list[str]:

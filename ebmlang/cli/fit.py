@@ -70,7 +70,8 @@ def cmd_fit(args) -> int:
         load_params(model, args.params)
     opts = dict(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 chains=args.chains, k=args.k, optimizer=args.optimizer, momentum=args.momentum,
-                weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
+                weight_decay=args.weight_decay, noise=args.noise, schedule=args.schedule,
+                seed=args.seed,
                 backend=args.backend, tempering=args.tempering, tempering_min=args.tempering_min,
                 sampler=args.sampler, langevin_steps=args.langevin_steps,
                 step_size=args.step_size, noise_ratio=args.noise_ratio)
@@ -183,7 +184,11 @@ def _fit_parser(sub, common, count) -> None:
     p.add_argument("--momentum", type=float, default=0.9, metavar="M",
                    help="momentum of sgd (default 0.9)")
     p.add_argument("--weight-decay", type=_nonnegative, default=0.0, metavar="L2",
-                   help="L2 penalty on the params (default 0)")
+                   help="L2 penalty on the params (default 0; for sm, 0.5 * L2 * |theta|^2 "
+                   "added to J)")
+    p.add_argument("--noise", type=_nonnegative, default=0.0, metavar="SIGMA",
+                   help="sm: denoising score matching with N(0, SIGMA^2) noise, 10 noisy "
+                   "copies per row (default 0: plain score matching)")
     p.add_argument("--schedule", choices=("linear", "constant"), default="linear",
                    help="learning rate schedule (default: linear decay to 0)")
     p.add_argument("--params", metavar="P.json", help="initial params (default: the model's)")

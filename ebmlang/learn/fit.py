@@ -43,6 +43,7 @@ class FitOptions:
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    noise: float = 0.0              # sm: denoising score matching with this noise sd (0: plain sm)
     schedule: str = "linear"        # learning rate: "linear" decays to 0 over the run; "constant"
     backend: str = "auto"           # fused (fused.py) where every term is a contraction, else numba
                                     # per part unless einsum serves it; numba; numpy (the reference)
@@ -84,6 +85,9 @@ class FitOptions:
             raise UserError(f"the step size must be a positive number, got {self.step_size}")
         if self.weight_decay < 0:
             raise UserError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.noise and self.method != "sm":
+            raise UserError(f"--noise is denoising score matching (--method sm); method "
+                            f"{self.method} takes none")
 
 
 class Diverged(UserError):

@@ -32,6 +32,7 @@ class _TermSM:
 
     def __init__(self, model, kernel, families, span_of):
         from ebmlang.middle.derivatives import diff, term_expr, term_symbols
+        import sympy as sp
         from ebmlang.backends.codegen import PRELUDE, _Printer, _deriv_printer, load_module
         t = kernel.term
         consts = model.checked.consts
@@ -54,25 +55,48 @@ class _TermSM:
         names.update({f"I{k}": f"I[{k}]" for k in range(len(t.names))})
         names.update({f"P{k}": pr._param(q.node) for k, q in enumerate(t.preads)})
         pt = _deriv_printer()(names).doprint
+        # the g, dg, h and dh of a tanh unit share most of their subexpressions: computed once
+        shared, flat = sp.cse(g + [e for r in dg for e in r] + h + [e for r in dh for e in r],
+                              symbols=sp.numbered_symbols("_s"), optimizations=None)
+        it = iter(flat)
 
         def lst(es):
-            return "[" + ", ".join(f"({pt(e)})" for e in es) + "]"
-        src = "\n".join([PRELUDE, "def sm(V, P, I, theta):",
-                         f"    return ({lst(g)}, [{', '.join(lst(r) for r in dg)}], {lst(h)}, "
-                         f"[{', '.join(lst(r) for r in dh)}])", ""])
+            return "[" + ", ".join(f"({pt(next(it))})" for _ in es) + "]"
+        ret = (f"    return ({lst(g)}, [{', '.join(lst(r) for r in dg)}], {lst(h)}, "
+               f"[{', '.join(lst(r) for r in dh)}])")
+        src = "\n".join([PRELUDE, "def sm(V, P, I, theta):"] +
+                        [f"    {sym.name} = {pt(e)}" for sym, e in shared] + [ret, ""])
         self.fn = load_module(src)["sm"]
 
 
 class ScoreMatching:
-    """J(theta) and dJ/dtheta on the data rows x (rows, n_state)."""
+    """J(theta) and dJ/dtheta on the data rows x (rows, n_state). With `noise` = sigma > 0,
+    denoising score matching (Vincent 2011) instead: each row is copied COPIES times with
+    N(0, sigma^2) added to its sampled variables (drawn once, from `rng`), and
+    J = mean 0.5 |dF/dx(x~) + (x~ - x) / sigma^2|^2, score matching of the data density
+    smoothed by the noise: no second derivatives, and well-separated modes that plain score
+    matching cannot weigh against each other are joined by the smoothing. `weight_decay`
+    adds 0.5 * weight_decay * |theta|^2."""
 
-    def __init__(self, model, x: np.ndarray):
-        self.model, self.x = model, x
+    def __init__(self, model, x: np.ndarray, noise: float = 0.0, weight_decay: float = 0.0,
+                 rng=None):
         fams = {f.name for f in model.vars.values() if f.sampled}
         for f in fams:
             if model.vars[f].domain.finite:
                 raise UserError(f"score matching is for real variables; '{f}' is "
                                 f"{model.vars[f].domain}: use pcd or pl")
+        if not (noise >= 0 and np.isfinite(noise)):
+            raise UserError(f"the score-matching noise must be a number >= 0, got {noise}")
+        self.model, self.noise, self.decay = model, float(noise), float(weight_decay)
+        self.x, self.target = x, 0.0
+        if noise > 0:
+            ids = model.state_ids()
+            self.x = np.repeat(x, COPIES, axis=0)
+            eps = np.zeros_like(self.x)
+            eps[:, ids] = noise * (rng or np.random.default_rng(0)).standard_normal(
+                (len(self.x), len(ids)))
+            self.x = self.x + eps
+            self.target = eps / noise ** 2        # J = 0.5 |G + target|^2
         spans = {d.name: d.span for d in model.checked.factors}
         self.terms = [_TermSM(model, k, fams, spans.get)
                       for k in model.kernels if k.term.size and
@@ -81,6 +105,7 @@ class ScoreMatching:
             if any(q.dynamic for q in ts.kernel.term.preads):
                 raise UserError(f"score matching does not take params indexed by variables "
                                 f"('{ts.kernel.term.owner}')")
+        self.last = (None, None)
 
     def __call__(self, theta: np.ndarray):
         x, rows = self.x, self.x.shape[0]
@@ -94,11 +119,12 @@ class ScoreMatching:
             for k, e in zip(ts.reads, g):
                 np.add.at(G, (slice(None), t.reads[k].ids), np.broadcast_to(e, (rows, t.size)))
             parts.append((ts, V, dg, h, dh))
-        grad = np.zeros_like(theta)
+        G += self.target
+        grad = self.decay * theta
         n = len(theta)
         for ts, V, dg, h, dh in parts:
             t = ts.kernel.term
-            for (k, l), e, de in zip(ts.pairs, h, dh):
+            for (k, l), e, de in zip(ts.pairs, h, dh) if not self.noise else ():
                 same = t.reads[k].ids == t.reads[l].ids
                 if not same.any():
                     continue
@@ -106,13 +132,23 @@ class ScoreMatching:
                 lap += float((np.broadcast_to(e, (rows, t.size)) * mult).sum())
                 for q, d in enumerate(de):
                     w = (np.broadcast_to(d, (rows, t.size)) * mult).sum(axis=0)
-                    grad += np.bincount(t.preads[q].pos, weights=w, minlength=n)
+                    grad += np.bincount(t.preads[q].pos, weights=w, minlength=n) / rows
             for k, de in zip(ts.reads, dg):
                 gk = G[:, t.reads[k].ids]
                 for q, d in enumerate(de):
                     w = (gk * np.broadcast_to(d, (rows, t.size))).sum(axis=0)
-                    grad += np.bincount(t.preads[q].pos, weights=w, minlength=n)
-        return (0.5 * float((G * G).sum()) + lap) / rows, grad / rows
+                    grad += np.bincount(t.preads[q].pos, weights=w, minlength=n) / rows
+        value = (0.5 * float((G * G).sum()) + lap) / rows + 0.5 * self.decay * float(theta @ theta)
+        self.last = (theta.copy(), value)
+        return value, grad
+
+    def value(self, theta: np.ndarray) -> float:
+        """J at theta: the last evaluation's when it was at theta (L-BFGS's callback)."""
+        at, value = self.last
+        return value if at is not None and np.array_equal(at, theta) else self(theta)[0]
+
+
+COPIES = 10     # noisy copies of each row for denoising score matching
 
 
 def fit_sm(model, data, opts):
@@ -123,11 +159,13 @@ def fit_sm(model, data, opts):
     if np.isnan(data.x[:, ids]).any():
         raise UserError("score matching needs every variable observed in every row (no "
                         "latent families, no empty cells)")
-    sm = ScoreMatching(model, data.x)
+    sm = ScoreMatching(model, data.x, opts.noise, opts.weight_decay,
+                       np.random.default_rng(opts.seed))
     history = []
 
     def record(theta):
-        history.append({"epoch": len(history) + 1, "metric": "SM", "value": sm(theta)[0]})
+        history.append({"epoch": len(history) + 1, "metric": "DSM" if opts.noise else "SM",
+                        "value": sm.value(theta)})
         if opts.progress is not None:
             opts.progress(history[-1], opts)
     res = minimize(sm, model.params.theta.copy(), jac=True, method="L-BFGS-B",

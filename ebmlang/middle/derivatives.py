@@ -7,6 +7,7 @@ import sympy as sp
 
 from ebmlang.middle.lower import Term
 from ebmlang.frontend.printing import expr_text
+from ebmlang.middle.folded import folded_statistics
 from ebmlang.middle.forms import ToSympy, to_text
 
 
@@ -99,6 +100,12 @@ def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
     for t in model.terms:
         if not t.preads:
             continue
+        label = t.owner + (f" term {t.number}" if t.number else "")
+        folded = folded_statistics(model.checked, t) if t.folded is not None else None
+        if folded is not None:      # index form, not one row per written-out summand
+            for family, d in folded:
+                out[family].append((label, to_text(int(t.sign) * d)))
+            continue
         v, p, i = term_symbols(t)
         shown = {s: sp.Symbol(expr_text(r.node)) for s, r in zip(v, t.reads)}
         shown.update({s: sp.Symbol(expr_text(q.node)) for s, q in zip(p, t.preads)})
@@ -107,7 +114,6 @@ def sufficient_statistics(model) -> dict[str, list[tuple[str, str]]]:
         expr = ToSympy(None, {**{n: s for n, s in zip(t.names, i)}, **consts},
                        {**{r.node: s for r, s in zip(t.reads, v)},
                         **{q.node: s for q, s in zip(t.preads, p)}})(t.body)
-        label = t.owner + (f" term {t.number}" if t.number else "")
         for q, sym in zip(t.preads, p):
             d = int(t.sign) * diff(expr, sym)
             out[q.family].append((label, to_text(d.xreplace(shown))))

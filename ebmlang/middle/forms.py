@@ -128,10 +128,13 @@ class _Str(StrPrinter):
         return self._print(c)
 
     def _print_Sum(self, e):
-        body = self._print(e.function)
+        where, function = sum_where(e)
+        body = self._print(function)
         limits = ", ".join(f"{self._print(s)} in {self._print(lo)}..{self._print(hi)}"
                            for s, lo, hi in e.limits)
-        return f"sum({limits}) {body}" if not isinstance(e.function, sp.Add) else \
+        if where is not None:
+            limits += f" where {self._print_cond(where)}"
+        return f"sum({limits}) {body}" if not isinstance(function, sp.Add) else \
             f"sum({limits}) ({body})"
 
     def _print_IndexSum(self, e):
@@ -167,10 +170,34 @@ class _Latex(LatexPrinter):
     def _print_sigmoid(self, e, exp=None):
         return rf"\sigma\left({self._print(e.args[0])}\right)"
 
+    def _print_Sum(self, expr):
+        where, function = sum_where(expr)
+        if where is None or len(expr.limits) != 1:
+            return super()._print_Sum(expr)
+        (s, lo, hi), = expr.limits
+        body = self._print(function)
+        if isinstance(function, sp.Add):
+            body = rf"\left({body}\right)"
+        return (rf"\sum_{{\substack{{{self._print(s)}={self._print(lo)} \\ {self._print(where)}}}}}"
+                rf"^{{{self._print(hi)}}} {body}")
+
     def _print_IndexSum(self, e, exp=None):
         body, binds, cond = e.args
         text = binds.name.replace("..", r"\ldots ")
         return rf"\sum_{{{text},\ {self._print(cond)}}} \left({self._print(body)}\right)"
+
+
+def sum_where(e: sp.Sum):
+    """(condition, body) of a Sum whose body is [condition on its indices] * body, as
+    `sum(i' in 0..N-1 where i' != i) B` is built; (None, the body) otherwise."""
+    f = e.function
+    bound = {s for s, _, _ in e.limits}
+    factors = f.args if isinstance(f, sp.Mul) else (f,)
+    conds = [a for a in factors if isinstance(a, Ind) and a.free_symbols & bound]
+    if not conds:
+        return None, f
+    rest = [a for a in factors if a not in conds]
+    return sp.And(*[c.args[0] for c in conds]), sp.Mul(*rest)
 
 
 def _reads_hidden(e):

@@ -108,6 +108,9 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
     n = np.int64(model.n_state)
     for t in terms:
         ids = [r.ids for r in t.reads if sampled[r.ids[0]]] if t.size else []
+        if len(ids) > WIDE:
+            keys += _wide_keys(np.stack(ids, axis=1), n)
+            continue
         for a, b in itertools.combinations(ids, 2):
             keep = a != b
             a, b = a[keep], b[keep]
@@ -118,6 +121,25 @@ def _ground_edges(model: CheckedModel, terms: list[Term]) -> np.ndarray:
         return np.zeros((0, 2), np.int64)
     key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     return np.column_stack([key // n, key % n])
+
+
+WIDE = 8            # reads per instance above which instances reading the same set are merged
+PAIR_CHUNK = 1 << 22
+
+
+def _wide_keys(rows: np.ndarray, n: np.int64) -> list[np.ndarray]:
+    """The pair keys of instances (rows of ground ids) that each read many variables, once per
+    distinct set of ids: the 500 hidden units of the free-energy RBM all read the same 784
+    visibles, one clique of 306,936 pairs instead of 500 copies of it."""
+    rows = np.unique(np.sort(rows, axis=1), axis=0).astype(np.int64)
+    a, b = np.triu_indices(rows.shape[1], 1)
+    out = []
+    step = max(1, PAIR_CHUNK // max(1, len(a)))
+    for k in range(0, len(rows), step):
+        lo, hi = rows[k:k + step][:, a].ravel(), rows[k:k + step][:, b].ravel()
+        keep = lo != hi
+        out.append(lo[keep] * n + hi[keep])     # rows are sorted: lo <= hi
+    return out
 
 
 def blanket_sizes(edges: np.ndarray, model: CheckedModel) -> dict[str, tuple[int, int]]:
@@ -152,6 +174,8 @@ def _greedy(n: int, local_edges: np.ndarray, name: str) -> np.ndarray:
     if n > MAX_GREEDY:
         raise UserError(f"'{name}' has {n:,} variables that meet each other irregularly; "
                         f"colouring more than {MAX_GREEDY:,} is not supported")
+    if len(local_edges) == n * (n - 1) // 2:    # a clique (edges are unique): one colour each
+        return np.arange(n, dtype=np.int64)
     import networkx as nx
     h = nx.Graph()
     h.add_nodes_from(range(n))

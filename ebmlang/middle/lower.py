@@ -24,6 +24,7 @@ from ebmlang.middle.split import (
     binding_names,
     children,
     expand_sums,
+    has_sum,
     inline_stats,
     map_children,
     merge_pieces,
@@ -60,6 +61,7 @@ class Term:
     preads: list[ParamRead] = field(default_factory=list)
     outer_rows: np.ndarray | None = None   # row of each instance in the owner's space; None: the same
     index: A.Index | None = None           # the bindings that enumerate the instances
+    folded: A.Expr | None = None           # the body with its nonlinear sums not written out
 
     @property
     def size(self) -> int:
@@ -274,9 +276,15 @@ def lower(model: CheckedModel, owner: str, kind: str, index: A.Index | None, exp
     """The terms of one factor, energy or stat, with every read grounded and checked."""
     try:
         path = (owner,) if kind == "stat" else ()
-        pieces = merge_pieces(split(inline_stats(expr, model, path), _Expander(model)))
+        inlined = inline_stats(expr, model, path)
+        pieces = merge_pieces(split(inlined, _Expander(model)))
+        # the same split with sums in nonlinear position kept: the index form the conditionals
+        # and the learning statistics print (the pieces come in the same order)
+        folded = merge_pieces(split(inlined, lambda node: node)) if has_sum(inlined) else pieces
         terms = [_term(model, owner, kind, index, outer, number, piece)
                  for number, piece in enumerate(pieces)]
+        for t, piece in zip(terms, folded):
+            t.folded = piece.body if has_sum(piece.body) else None
         return [t for t in terms if t.size]  # an empty index or sum adds nothing (N = 1 chain)
     except UserError as err:
         raise explain_overrides(err, model.source, model.overrides) from None

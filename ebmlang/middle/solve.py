@@ -164,6 +164,15 @@ def contribution(model, fam, term: Term, read, own, value) -> Contribution:
     sol = _solve(term, read.node, own, conv) if term.index is not None or not term.names else None
     if sol is None:
         return _fallback(model, term, read, own, value)
+    found = assemble(model, fam, term, conv, sol, tsyms, own, lambda: conv(term.body))
+    return found if found is not None else _fallback(model, term, read, own, value)
+
+
+def assemble(model, fam, term, conv, sol: _Solution, tsyms: dict, own, body_of) -> Contribution | None:
+    """The contribution of a solved read: `term` (a Term, or a view of one with more `names`
+    and bindings) has `sol.subs` for some of its names; the others become sums over their
+    ranges, or None when one of them cannot (a set or tuple binding). `body_of()` converts the
+    body with `conv`'s symbols."""
     conds = list(sol.checks)
     display = {}
     for n in term.names:
@@ -176,7 +185,7 @@ def contribution(model, fam, term: Term, read, own, value) -> Contribution:
         if n not in sol.subs:
             b = _binding_of(term, n)
             if isinstance(b, A.TupleBinding) or (isinstance(b, A.NamedBinding) and b.target in model.sets):
-                return _fallback(model, term, read, own, value)
+                return None
             name = n if n not in taken else n + "2"
             display[tsyms[n]] = sp.Symbol(name, integer=True)
             lo, hi = _range_of(conv, term, n)
@@ -184,7 +193,7 @@ def contribution(model, fam, term: Term, read, own, value) -> Contribution:
     subs = {tsyms[n]: v for n, v in sol.subs.items()}
     subs.update(display)
     limits = tuple((s, lo.xreplace(subs), hi.xreplace(subs)) for s, lo, hi in limits)
-    body = conv(term.body).xreplace(subs)
+    body = body_of().xreplace(subs)
     if term.index is not None and term.index.where is not None:
         where = truth(conv(term.index.where)).xreplace(subs)
         if limits:

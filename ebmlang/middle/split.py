@@ -187,3 +187,12 @@ def merge_pieces(pieces: list[Piece]) -> list[Piece]:
             body = A.BinOp("+", body, p.body, span=p.body.span)
         plain = [Piece((), (), body)]
     return plain + rest
+
+
+def occurrences(e: A.Expr, names: set, sums=()) -> list[tuple[A.Expr, tuple]]:
+    """Each read of a family in `names` in e (every occurrence), with the sums enclosing it,
+    outermost first."""
+    if isinstance(e, (A.Indexed, A.Name)) and e.name in names:
+        return [(e, sums)]
+    inner = sums + (e,) if isinstance(e, A.Sum) else sums
+    return [o for c in children(e) for o in occurrences(c, names, inner)]

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ebmlang.errors import UserError
-from ebmlang.middle.forms import IndexSum, sigmoid, to_latex, to_text
+from ebmlang.middle.folded import folded_contribution
+from ebmlang.middle.forms import Ind, IndexSum, sigmoid, sum_where, to_latex, to_text
 from ebmlang.middle.solve import Contribution, contribution
 
 
@@ -70,8 +71,10 @@ def _blanket(e, fam_name, model, own_head) -> list[str]:
     """The blanket's reads as written, each summed index with its range."""
     ranges = {}
     for s in e.atoms(sp.Sum):
+        where = sum_where(s)[0]
         for sym, lo, hi in s.limits:
-            ranges[sym] = f"{to_text(sym)} in {to_text(lo)}..{to_text(hi)}"
+            ranges[sym] = f"{to_text(sym)} in {to_text(lo)}..{to_text(hi)}" + \
+                (f" where {to_text(Ind(where))[1:-1]}" if where is not None else "")
     out = []
     for atom in sorted(e.atoms(sp.Indexed), key=to_text):
         name = atom.base.label.name
@@ -100,13 +103,25 @@ def _value_symbol(model, fam) -> sp.Symbol:
 
 def _contributions(model, fam, own, value) -> list[tuple[Contribution, int]]:
     """Each (term, read of the family) contribution to the local log-potential, with its sign."""
+    return [(c, s) for c, s, _ in _owned_contributions(model, fam, own, value)]
+
+
+def _owned_contributions(model, fam, own, value) -> list[tuple[Contribution, int, object]]:
+    """(contribution, sign, term) for each term and read of the family: a term whose folded
+    body reads the family under one nonlinear sum gives one contribution in index form for all
+    its ground reads of it."""
     out = []
     for t in model.terms:
+        folded = folded_contribution(model.checked, fam, t, own, value) \
+            if t.folded is not None and any(r.family == fam.name for r in t.reads) else None
+        if folded is not None:
+            out.append((folded, int(t.sign), t))
+            continue
         seen = set()
         for r in t.reads:
             if r.family == fam.name and r.node not in seen:
                 seen.add(r.node)
-                out.append((contribution(model.checked, fam, t, r, own, value), int(t.sign)))
+                out.append((contribution(model.checked, fam, t, r, own, value), int(t.sign), t))
     return out
 
 
@@ -194,11 +209,11 @@ def real_form(model, fam) -> RealForm:
     log-potential that cannot be normalized: a UserError at the factor's span; else MH."""
     own = [sp.Symbol(n, integer=True) for n in fam.space.names]
     value = sp.IndexedBase(fam.name)[tuple(own)] if own else sp.Symbol(fam.name)
-    contribs = _contributions(model, fam, own, value)
+    owned = _owned_contributions(model, fam, own, value)
     x = sp.Dummy("x", real=True)
-    parts = [(s * c.at(lambda b: b)).xreplace({value: x}) for c, s in contribs]
+    parts = [(s * c.at(lambda b: b)).xreplace({value: x}) for c, s, _ in owned]
     local = sp.Add(*parts)
-    owners = _contribution_owners(model, fam)
+    owners = [t for _, _, t in owned]
     first = next((t for t, e in zip(owners, parts) if sp.diff(e, x, 2) != 0),
                  owners[0] if owners else None)
     span = _term_span(model, first)
@@ -261,15 +276,6 @@ def _check_polynomial_growth(local, x, value, span) -> None:
         raise UserError(f"the log-density of the real variable {to_text(value)} is a polynomial of "
                         f"degree {poly.degree()} with {why}: it grows without bound and cannot be "
                         "normalized", span)
-
-
-def _contribution_owners(model, fam) -> list:
-    """The term of each contribution `_contributions` returns, in the same order."""
-    out = []
-    for t in model.terms:
-        nodes = {r.node for r in t.reads if r.family == fam.name}
-        out += [t] * len(nodes)
-    return out
 
 
 def _reads_vars(model, e) -> bool:

@@ -94,7 +94,7 @@ def _term_rows(model):
     rows = []
     for t in model.terms:
         label = t.owner + (f" #{t.number}" if counts[t.owner] > 1 else "")
-        reads = ", ".join(expr_text(r.node) for r in t.reads) or "(no variables)"
+        reads = ", ".join(_read_texts(model, t)) or "(no variables)"
         rows.append((label, kinds.get(t.owner, "factor"), f"[{', '.join(t.names)}]"
                      if t.names else "", reads, f"{t.size:,}"))
     from ebmlang.middle.split import binding_names
@@ -104,6 +104,21 @@ def _term_rows(model):
             rows.append((f.name, f.kind, f"[{', '.join(names)}]" if names else "",
                          "(empty index)", "0"))
     return rows
+
+
+def _read_texts(model, t) -> list[str]:
+    """The term's variable reads as written: under a sum in nonlinear position, the read with
+    the sum's range (`v[i] for i in 0..N - 1`), not every ground read it was written out to."""
+    if t.folded is None:
+        return [expr_text(r.node) for r in t.reads]
+    from ebmlang.frontend.printing import index_text
+    from ebmlang.middle.split import occurrences
+    out = []
+    for read, sums in occurrences(t.folded, set(model.checked.vars)):
+        text = expr_text(read) + "".join(f" for {index_text(s.index)}" for s in reversed(sums))
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def _sampler_text(model, f) -> str:
