@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -459,20 +458,21 @@ def test_write_samples_csv_is_atomic(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
-def test_write_samples_csv_is_fast(tmp_path):
+def test_write_samples_csv_round_trips(tmp_path):
+    """Every cell written by the vectorized writer reads back exactly: integer columns as
+    integers, real columns to the last bit (no timing here: the writer's speed is a bench)."""
     rng = np.random.default_rng(0)
-    rows, cols = 100_000, 100
+    rows, cols = 20_000, 30
     data = rng.integers(0, 3, size=(rows, cols)).astype(float)
     data[:, -10:] = rng.normal(size=(rows, 10))
     ints = np.arange(cols) < cols - 10
-    start = time.perf_counter()
     write_samples_csv(tmp_path / "s.csv", [f"v[{i}]" for i in range(cols)], data, ints)
-    assert time.perf_counter() - start < 10.0  # about 1 s; a per-cell Python loop takes far longer
     with open(tmp_path / "s.csv") as f:
-        f.readline()
-        first = f.readline().rstrip("\n").split(",")
-    assert first[:3] == [str(int(v)) for v in data[0, :3]]
-    assert float(first[-1]) == data[0, -1]
+        assert f.readline().rstrip("\n").split(",") == [f"v[{i}]" for i in range(cols)]
+        cells = [line.rstrip("\n").split(",") for line in f]
+    assert len(cells) == rows
+    assert all(c.isdigit() for row in cells[:100] for c in row[:cols - 10])
+    np.testing.assert_array_equal(np.array(cells, dtype=float), data)
 
 
 # ------------------------------------------------------------------ read_set_csv
