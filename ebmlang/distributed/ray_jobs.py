@@ -32,35 +32,60 @@ def runner(recipe, address):
     """jobs(fn, model, kwargs) running fn(model, **kw) for each kw as Ray tasks, results in order.
     `recipe`: (build, key, theta): build(**key) compiles the model, key["ident"] names it; `address`: True for
     RAY_ADDRESS or a local Ray started for the run, or a cluster address."""
-    ray = import_ray()
-    build, key, theta = recipe
-
     def jobs(fn, model, kwargs):
-        started = _connect(ray, None if address is True else address)
-        try:
-            ref = ray.put(theta)
-            task = ray.remote(_run).options(max_retries=RETRIES)
-            refs = [task.remote(build, key, ref, fn, kw) for kw in kwargs]
-            try:
-                return ray.get(refs)
-            except KeyboardInterrupt:
-                for r in refs:
-                    ray.cancel(r, force=True)
-                raise
-        finally:
-            if started:
-                ray.shutdown()
+        return run_tasks(address, fn, [(recipe, kw, {}) for kw in kwargs])
     return jobs
 
 
-def _run(build, key, theta, fn, kw):
-    """On a worker: the model of `key` (compiled on first use), at params theta, then the job."""
+def model_tasks(address):
+    """run(fn, tasks) running fn(model, **kw, **shared) for each (model, kw, shared) of tasks
+    as Ray tasks, each model shipped as its recipe and params (`Model._recipe`); None shared
+    values are left out."""
+    def run(fn, tasks):
+        recipes = {id(m): m._recipe() for m, _, _ in tasks}
+        return run_tasks(address, fn, [(recipes[id(m)], kw, {k: v for k, v in sh.items()
+                                                              if v is not None})
+                                       for m, kw, sh in tasks])
+    return run
+
+
+def run_tasks(address, fn, tasks):
+    """fn(model, **kw, **shared) as one Ray task per (recipe, kw, shared) of `tasks`, results in
+    order. Each distinct params vector and each `shared` value (a data set, by identity) is put
+    in the object store once; Ctrl-C cancels every task."""
+    ray = import_ray()
+    started = _connect(ray, None if address is True else address)
+    try:
+        refs, put = [], {}
+
+        def ref(obj):
+            if id(obj) not in put:
+                put[id(obj)] = (ray.put(obj), obj)   # the object is kept so its id stays its own
+            return put[id(obj)][0]
+        task = ray.remote(_run).options(max_retries=RETRIES)
+        try:
+            for (build, key, theta), kw, shared in tasks:
+                refs.append(task.remote(build, key, ref(theta), fn, kw, tuple(shared),
+                                        *(ref(v) for v in shared.values())))
+            return ray.get(refs)
+        except KeyboardInterrupt:
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(build, key, theta, fn, kw, names=(), *values):
+    """On a worker: the model of `key` (compiled on first use), at params theta, then the job
+    with the shared values (resolved by Ray) added to its arguments."""
     ident = key["ident"]
     model = _models.get(ident)
     if model is None:
         model = _models[ident] = build(**key)
     model.params.theta[:] = theta
-    return fn(model, **kw)
+    return fn(model, **kw, **dict(zip(names, values)))
 
 
 def _connect(ray, address) -> bool:

@@ -15,9 +15,9 @@ MAX_METRIC_ROWS = 500   # rows the per-epoch metric looks at (it is a progress r
 
 
 class Metric:
-    def __init__(self, model, data, phases, rng):
+    def __init__(self, model, data, phases, rng, max_rows: int = MAX_METRIC_ROWS):
         self.model, self.phases, self.rng = model, phases, rng
-        self.x = data.x[:MAX_METRIC_ROWS] if data.rows > MAX_METRIC_ROWS else data.x
+        self.x = data.x[:max_rows] if data.rows > max_rows else data.x
         complete = ~np.isnan(self.x[:, model.state_ids(("var",))]).any(axis=1)
         self.x = self.x[complete]
         self.kind = None
