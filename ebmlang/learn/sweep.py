@@ -121,7 +121,7 @@ class Outcome:
     diverged: str | None = None
 
 
-def fit_job(model, options: dict, seed, data, valid=None) -> Outcome:
+def fit_job(model, options: dict, seed, exact: bool, data, valid=None) -> Outcome:
     """One fit from the model's current params (here or on a Ray worker): its params, its
     history without timings (so that runs anywhere give the same files), its final metric and
     that metric on the held-out data."""
@@ -136,7 +136,7 @@ def fit_job(model, options: dict, seed, data, valid=None) -> Outcome:
                   _number(last.get("value")), diverged=diverged)
     if valid is not None and diverged is None:
         with np.errstate(all="ignore"):
-            got = held_out(model, valid, seed)
+            got = held_out(model, valid, seed, exact)
         out.valid_metric, out.valid = got["metric"], _number(got["value"])
     return out
 
@@ -145,15 +145,17 @@ def _number(v):
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def held_out(model, data, seed) -> dict:
-    """The fit's own kind of metric (exact LL, else pseudo-LL) on every row of `data`."""
+def held_out(model, data, seed, exact: bool = True) -> dict:
+    """The fit's own kind of metric (exact LL where `exact` and the states can be enumerated,
+    else pseudo-LL) on every row of `data`."""
     from ebmlang.infer.summed import SummedOut
     latent = model.state_ids(("latent",))
     summed = SummedOut(model, latent) if len(latent) and SummedOut.independent(model, latent) \
         else None
     phases = SimpleNamespace(has_inputs=len(model.state_ids(("input",))) > 0, latent=latent,
                              summed=summed, marginal=summed, pl_parts=None, model_states=None)
-    metric = Metric(model, data, phases, np.random.default_rng(seed), max_rows=data.rows)
+    metric = Metric(model, data, phases, np.random.default_rng(seed), max_rows=data.rows,
+                    exact=exact)
     return metric.evaluate()
 
 
@@ -236,7 +238,8 @@ def summarize(fits: list, plan: list[Setting], valid: bool) -> SweepResult:
         name = kinds.pop()
     elif kinds:
         notes.append(f"the settings report different metrics ({', '.join(sorted(kinds))}): "
-                     "they are not ranked (give --valid to compare them on held-out data)")
+                     "they are not ranked (--valid FILE ranks them by one metric on FILE; "
+                     "the training file will do)")
     elif fits:
         notes.append("no fit reported a metric: the settings are not ranked")
     higher = HIGHER_IS_BETTER.get(name, True)
@@ -268,16 +271,23 @@ def fit_grid(model, variant, data, grid: dict, seeds: int, seed, valid, params, 
     with `params` assigned, the data read for each, then `sweep` (here, or by `run`)."""
     from ebmlang.io.data import load_data
     plan = settings(grid, list(model.checked.consts))
-    models = {(): model}
+    models = {}
     for s in plan:
         if s.consts not in models:
-            models[s.consts] = variant(dict(s.consts))
+            models[s.consts] = variant(dict(s.consts)) if s.consts else model
     for m in models.values():
         m.params.update(params)
     held = None if valid is None else {c: load_data(m, valid, "held-out data")
                                        for c, m in models.items()}
     return sweep(models, plan, {c: load_data(m, data) for c, m in models.items()}, held,
                  options, seeds, seed, run or run_here)
+
+
+def enumerable(model) -> bool:
+    """Whether the held-out metric of this model is the exact LL (else pseudo-LL)."""
+    from ebmlang.infer.exact import state_count
+    from ebmlang.learn.metrics import MAX_METRIC_STATES
+    return not len(model.state_ids(("input",))) and 0 < state_count(model) <= MAX_METRIC_STATES
 
 
 def sweep(models: dict, plan: list[Setting], data: dict, valid: dict | None, base: dict,
@@ -287,14 +297,15 @@ def sweep(models: dict, plan: list[Setting], data: dict, valid: dict | None, bas
     options every setting starts from; `run(fn, tasks)` runs fn(model, **kw, **shared) for
     each (model, kw, shared) of tasks, results in order (`run_here`, or on Ray)."""
     streams = seed_streams(seed, seeds)
+    exact = all(enumerable(m) for m in models.values())   # one held-out metric for all
     for s in plan:
         FitOptions(**dict(base, **dict(s.fit))).check()
     tasks, index = [], []
     for s in plan:
         shared = dict(data=data[s.consts], valid=None if valid is None else valid[s.consts])
         for k, stream in enumerate(streams):
-            tasks.append((models[s.consts], dict(options=dict(base, **dict(s.fit)), seed=stream),
-                          shared))
+            tasks.append((models[s.consts], dict(options=dict(base, **dict(s.fit)), seed=stream,
+                                                 exact=exact), shared))
             index.append((s, k))
     outcomes = run(fit_job, tasks)
     fits = [(s, k, o) for (s, k), o in zip(index, outcomes)]
