@@ -108,16 +108,42 @@ def _connect(ray, address) -> bool:
 
 def _probe(address: str) -> None:
     """A TCP connection to host:port (the GCS), so a wrong address fails fast, not in Ray's
-    own retry loop."""
+    own retry loop; then the HTTP/2 handshake every gRPC server (Ray's GCS is one) answers at
+    once, so that a port where something else listens is an error too, not a hang in
+    `ray.init` (it retries such a port for minutes)."""
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise UserError(f"bad Ray address '{address}': expected HOST:PORT")
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5) as s:
+                if not _speaks_grpc(s, deadline):
+                    raise UserError(f"cannot reach the Ray cluster at {address}: something "
+                                    "listens there, but it is not a Ray cluster (no gRPC "
+                                    f"answer within {CONNECT_TIMEOUT:g} s)")
                 return
         except OSError as exc:
             if time.monotonic() > deadline:
                 raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
             time.sleep(1.0)
+
+
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock, deadline: float) -> bool:
+    """Whether the server answers the HTTP/2 client preface (and an empty SETTINGS frame)
+    with a frame of its own, as an HTTP/2 (gRPC) server does, before the deadline."""
+    sock.sendall(_PREFACE)
+    head = b""
+    while len(head) < 9:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(9 - len(head))
+        except socket.timeout:
+            return False
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 4     # a SETTINGS frame
