@@ -250,17 +250,18 @@ class Model:
             raise err.with_source(self.checked.source) from None
 
     def fit_grid(self, data, grid: dict, seeds: int = 1, seed: int = 0, valid=None, ray=None,
-                 params=None, **options):
+                 params=None, progress=None, **options):
         """Fit every setting of `grid` ({fit option or const: [values]}) once per seed, from
         the same start (`params`, a mapping, assigned to every setting's model; else the
         model's); `options` are the fit options every setting shares; `valid`: held-out data
-        that ranks the settings; `ray`: True or an address runs the fits as Ray tasks. Returns
+        that ranks the settings; `ray`: True or an address runs the fits as Ray tasks;
+        `progress(done, total, outcome)` is called after each fit run here. Returns
         a `SweepResult` (`.rows` best first, `.best`, `.fits`, `.table()`); see
         `ebmlang.learn.sweep`."""
         from ebmlang.learn.sweep import fit_grid
         try:
             return fit_grid(self, self._variant, data, grid, seeds, seed, valid, params, options,
-                            None if ray in (None, False) else _ray_tasks(ray))
+                            None if ray in (None, False) else _ray_tasks(ray), progress)
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 

@@ -139,7 +139,8 @@ def cmd_sweep(args) -> int:
           f"{counted(len(paths), 'fit')}, {where}", flush=True)
     start = time.perf_counter()
     result = model.fit_grid(args.data, grid, seeds=args.seeds, seed=args.seed, valid=args.valid,
-                            ray=args.ray, params=params, **base)
+                            ray=args.ray, params=params, progress=_progress(args, list(paths)),
+                            **base)
     _write(model, result, paths, args.seeds, args.seed)
     if len(paths) > 1:
         print(result.table())
@@ -161,6 +162,22 @@ def cmd_sweep(args) -> int:
           (f" in {folder}" if len(paths) > 1 else f": {next(iter(paths.values()))}") +
           (f" and {table}" if table else "") + f" ({time.perf_counter() - start:.1f} s)")
     return 0 if any(o.diverged is None for _, _, o in result.fits) else 1
+
+
+def _progress(args, jobs: list):
+    """A line per finished fit of a local sweep (none with --quiet, or for one fit); `jobs`:
+    the (setting, seed index) of each fit, in the order they run."""
+    if args.quiet or len(jobs) == 1:
+        return None
+
+    def line(done, n, o):
+        shown = f"{o.metric} {o.value:.5g}" if o.value is not None else "no metric"
+        if o.valid is not None:
+            shown += f", valid {o.valid_metric} {o.valid:.5g}"
+        s, k = jobs[done - 1]
+        print(f"fit {done}/{n}: {s.label} seed {k}: {shown}" +
+              (" (diverged)" if o.diverged else ""), flush=True)
+    return line
 
 
 def _initial(model, path):

@@ -68,6 +68,10 @@ def run_tasks(address, fn, tasks):
                 refs.append(task.remote(build, key, ref(theta), fn, kw, tuple(shared),
                                         *(ref(v) for v in shared.values())))
             return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, UserError):   # the job's own message, not Ray's wrapper
+                raise exc.cause from None
+            raise
         except KeyboardInterrupt:
             for r in refs:
                 ray.cancel(r, force=True)

@@ -266,9 +266,10 @@ def summarize(fits: list, plan: list[Setting], valid: bool) -> SweepResult:
 
 
 def fit_grid(model, variant, data, grid: dict, seeds: int, seed, valid, params, options: dict,
-             run=None) -> SweepResult:
+             run=None, progress=None) -> SweepResult:
     """`Model.fit_grid`: the plan of `grid`, a model per distinct const setting (`variant(consts)`)
-    with `params` assigned, the data read for each, then `sweep` (here, or by `run`)."""
+    with `params` assigned, the data read for each, then `sweep` (here, or by `run`);
+    `progress(done, total, outcome)` after each fit run here."""
     from ebmlang.io.data import load_data
     plan = settings(grid, list(model.checked.consts))
     models = {}
@@ -280,7 +281,7 @@ def fit_grid(model, variant, data, grid: dict, seeds: int, seed, valid, params, 
     held = None if valid is None else {c: load_data(m, valid, "held-out data")
                                        for c, m in models.items()}
     return sweep(models, plan, {c: load_data(m, data) for c, m in models.items()}, held,
-                 options, seeds, seed, run or run_here)
+                 options, seeds, seed, run or (lambda fn, tasks: run_here(fn, tasks, progress)))
 
 
 def enumerable(model) -> bool:
@@ -312,15 +313,17 @@ def sweep(models: dict, plan: list[Setting], data: dict, valid: dict | None, bas
     return summarize(fits, plan, valid is not None)
 
 
-def run_here(fn, tasks: list) -> list:
+def run_here(fn, tasks: list, progress=None) -> list:
     """Each task in turn, every one from its model's params as they were at the start (and
-    the params left there after)."""
+    the params left there after); `progress(done, total, result)` after each."""
     starts = {id(m): m.params.theta.copy() for m, _, _ in tasks}
     out = []
     try:
         for model, kw, shared in tasks:
             model.params.theta[:] = starts[id(model)]
             out.append(fn(model, **kw, **shared))
+            if progress is not None:
+                progress(len(out), len(tasks), out[-1])
     finally:
         for model, _, _ in tasks:
             model.params.theta[:] = starts[id(model)]
