@@ -150,3 +150,13 @@ def test_a_fit_sweep_on_one_worker_writes_the_local_files(one_worker, tmp_path):
     assert main(one + ["-o", str(tmp_path / "one_ray.json"), "--ray"]) == 0
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("one.json", "one_ray.json"))
     assert a["params"] == b["params"]
+
+
+def test_a_user_error_inside_a_ray_task_is_its_own_message(one_worker, capsys):
+    """`method exact` refuses 2^22 states when the fit runs, on the worker: the message is the
+    local one, exit status 1, no traceback."""
+    argv = ["fit", str(ROOT / "examples" / "rbm.ebm"), str(ROOT / "examples" / "data" / "bars.csv"),
+            "--set", "N=10", "--set", "M=12", "--grid", "method=exact,pl", "--ray"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "method exact" in err and "Traceback" not in err and "RayTaskError" not in err
