@@ -45,7 +45,7 @@ def kind_of(key: str, consts) -> tuple[str, str]:
         return "fit", name
     if key in consts:
         return "const", key
-    if key in NOT_GRID:
+    if key == "seed":
         raise UserError(f"--grid {key}: the seeds of a sweep are --seeds N (spawned from --seed)")
     known = fit_keys() + list(consts)
     raise UserError(f"--grid {key}: not a fit option nor a const of the model"
