@@ -65,6 +65,7 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_output(cluster, tmp_path):
     traceback, no out.csv (nor its temp file), and the cluster's CPU is free again (the task
     was cancelled, not left running)."""
     out = tmp_path / "out.csv"
+    _wait_for_free_cpu(30)       # so that a busy CPU below is this run's task, not a last one
     proc = subprocess.Popen(
         [sys.executable, "-m", "ebmlang", "sample", str(ISING), "--set", "L=64", "--chains", "8",
          "-n", "5", "--burn-in", "100000000", "--seed", "1", "--quiet", "--no-progress", "--ray", cluster, "-o",
@@ -72,7 +73,9 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_output(cluster, tmp_path):
         text=True)
     try:
         deadline = time.monotonic() + 120
-        while ray.available_resources().get("CPU", 0) > 0:   # until its task holds the CPU
+        # until the run is in its command (the CSV's temp file is open) and its task holds the
+        # CPU (available_resources leaves out a resource none of which is free)
+        while ray.available_resources().get("CPU", 0) > 0 or not list(tmp_path.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the task never started"
             time.sleep(0.5)
@@ -84,9 +87,13 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_output(cluster, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
-    deadline = time.monotonic() + 30
+    _wait_for_free_cpu(30)
+
+
+def _wait_for_free_cpu(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     while ray.available_resources().get("CPU", 0) < 1:
-        assert time.monotonic() < deadline, "the cancelled task still holds the CPU"
+        assert time.monotonic() < deadline, "a task still holds the CPU (not cancelled)"
         time.sleep(0.5)
 
 
