@@ -46,6 +46,7 @@ if __name__ == "__main__":
         fn()                                       # compile and warm up
     for name, fn in jobs(big, small, sweeps, particles, steps, None).items():
         times[name, "local"], ref[name] = timed(fn)
+        print(f"{name}, local: {times[name, 'local']:.2f} s", flush=True)
     for workers in (1, 2):
         t0 = time.perf_counter()
         ray.init(num_cpus=workers, runtime_env=env, include_dashboard=False)
@@ -56,6 +57,7 @@ if __name__ == "__main__":
                 fn()                               # workers compile once, then stay warm
             for name, fn in jobs(big, small, sweeps, particles, steps, True).items():
                 times[name, workers], out = timed(fn)
+                print(f"{name}, Ray {workers}: {times[name, workers]:.2f} s", flush=True)
                 assert np.array_equal(out, ref[name]), name
         finally:
             ray.shutdown()
