@@ -1,7 +1,9 @@
 """Ray scaling: 8 chains of the L = 256 Ising model for SWEEPS sweeps and PARTICLES AIS particles
 on the L = 32 model, local against Ray with 1 and 2 workers (a local Ray with num_cpus = 1, 2),
-and Ray's fixed overhead for a tiny job (L = 8, one group). Every Ray result is checked equal to
-the local one. Run: PYTHONPATH=. python bench/ray_scaling.py [SWEEPS] [PARTICLES] [AIS_STEPS]"""
+and Ray's fixed overhead: a tiny job (L = 8, one group) on warm workers, and the start of a local
+Ray with its workers' first compile (`ray.init` and the first tiny job). Every Ray result is
+checked equal to the local one. The defaults are the issue's sizes (4,000 sweeps, 4,096
+particles of 200 steps). Run: PYTHONPATH=. python bench/ray_scaling.py [SWEEPS] [PARTICLES] [AIS_STEPS]"""
 from __future__ import annotations
 
 import os
@@ -44,13 +46,18 @@ if __name__ == "__main__":
         fn()                                       # compile and warm up
     for name, fn in jobs(big, small, sweeps, particles, steps, None).items():
         times[name, "local"], ref[name] = timed(fn)
+        print(f"{name}, local: {times[name, 'local']:.2f} s", flush=True)
     for workers in (1, 2):
+        t0 = time.perf_counter()
         ray.init(num_cpus=workers, runtime_env=env, include_dashboard=False)
         try:
+            tiny.sample(draws=10, chains=4, seed=1, ray=True)
+            times["start", workers] = time.perf_counter() - t0
             for fn in jobs(big, small, 4, particles, 2, True).values():
                 fn()                               # workers compile once, then stay warm
             for name, fn in jobs(big, small, sweeps, particles, steps, True).items():
                 times[name, workers], out = timed(fn)
+                print(f"{name}, Ray {workers}: {times[name, workers]:.2f} s", flush=True)
                 assert np.array_equal(out, ref[name]), name
         finally:
             ray.shutdown()
@@ -59,3 +66,5 @@ if __name__ == "__main__":
     for name in ref:
         l, a, b = times[name, "local"], times[name, 1], times[name, 2]
         print(f"| {name} | {l:.2f} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+    print(f"| start: ray.init + first tiny job (workers compile) | - | {times['start', 1]:.2f} | "
+          f"{times['start', 2]:.2f} | - |")

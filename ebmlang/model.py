@@ -250,17 +250,40 @@ class Model:
         except UserError as err:
             raise err.with_source(self.checked.source) from None
 
+    def fit_grid(self, data, grid: dict, seeds: int = 1, seed: int = 0, valid=None, ray=None,
+                 params=None, progress=None, **options):
+        """Fit every setting of `grid` ({fit option or const: [values]}) once per seed, from
+        the same start (`params`, a mapping, assigned to every setting's model; else the
+        model's); `options` are the fit options every setting shares; `valid`: held-out data
+        that ranks the settings; `ray`: True or an address runs the fits as Ray tasks;
+        `progress(done, total, outcome)` is called after each fit run here. Returns
+        a `SweepResult` (`.rows` best first, `.best`, `.fits`, `.table()`); see
+        `ebmlang.learn.sweep`."""
+        from ebmlang.learn.sweep import fit_grid
+        try:
+            return fit_grid(self, self._variant, data, grid, seeds, seed, valid, params, options,
+                            None if ray in (None, False) else _ray_tasks(ray), progress)
+        except UserError as err:
+            raise err.with_source(self.checked.source) from None
+
+    def _variant(self, consts: dict) -> "Model":
+        """This model with some consts overridden (a sweep's setting)."""
+        return _rebuild(**dict(self.recipe, consts=dict(self.recipe["consts"], **consts)))
+
     def ray_jobs(self, ray):
         """None (run here) or a job runner on Ray (`ray`: True or an address), which ships
         this model's recipe and params to the workers (`ebmlang.distributed.ray_jobs`)."""
         if ray is None or ray is False:
             return None
         from ebmlang.distributed.ray_jobs import runner
+        return runner(self._recipe(), _address(ray))
+
+    def _recipe(self):
+        """(build, recipe, params): what a Ray worker compiles this model from."""
         if getattr(self, "recipe", None) is None:
             raise UserError("this model cannot be sent to Ray workers (it was not compiled "
                             "from text)")
-        return runner((_rebuild, self.recipe, self.params.theta.copy()),
-                      True if ray is True or ray == "" else str(ray))
+        return _rebuild, self.recipe, self.params.theta.copy()
 
     def conditionals(self):
         """Each sampled family's full conditional, derived symbolically in index form."""
@@ -276,6 +299,15 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<ebmlang.Model {self.name}: {self.checked.n_state} ground variables>"
+
+
+def _address(ray):
+    return True if ray is True or ray == "" else str(ray)
+
+
+def _ray_tasks(ray):
+    from ebmlang.distributed.ray_jobs import model_tasks
+    return model_tasks(_address(ray))
 
 
 def _owner_space(checked, index, name):

@@ -3,6 +3,7 @@ of a missing Ray and an unreachable cluster are clean. Each test starts and stop
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import sys
 import time
@@ -128,3 +129,34 @@ def test_gibbs_marginals_on_one_worker_are_the_local_ones(one_worker, tmp_path):
     assert main(base + ["-o", str(tmp_path / "local.csv")]) == 0
     assert main(base + ["-o", str(tmp_path / "ray.csv"), "--ray"]) == 0
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "ray.csv").read_bytes()
+
+
+def test_a_fit_sweep_on_one_worker_writes_the_local_files(one_worker, tmp_path):
+    """`fit --grid ... --seeds 2 --ray`: every params file and the table CSV byte for byte the
+    local run's (the fits' seeds are spawned from --seed, not drawn where they run); a single
+    `fit --ray` writes the local fit's params."""
+    data = ROOT / "examples" / "data" / "bars.csv"
+    base = ["fit", str(ROOT / "examples" / "rbm.ebm"), str(data), "--set", "N=10", "--grid",
+            "M=2,3", "--grid", "lr=0.02,0.05", "--seeds", "2", "--epochs", "2", "--chains", "20",
+            "--seed", "4", "--valid", str(data)]
+    assert main(base + ["-o", str(tmp_path / "here")]) == 0
+    assert main(base + ["-o", str(tmp_path / "ray"), "--ray"]) == 0
+    here = sorted((tmp_path / "here").iterdir())
+    assert len(here) == 9
+    for path in here:
+        assert path.read_bytes() == (tmp_path / "ray" / path.name).read_bytes(), path.name
+    one = base[:5] + ["--epochs", "2", "--quiet"]
+    assert main(one + ["-o", str(tmp_path / "one.json")]) == 0
+    assert main(one + ["-o", str(tmp_path / "one_ray.json"), "--ray"]) == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("one.json", "one_ray.json"))
+    assert a["params"] == b["params"]
+
+
+def test_a_user_error_inside_a_ray_task_is_its_own_message(one_worker, capsys):
+    """`method exact` refuses 2^22 states when the fit runs, on the worker: the message is the
+    local one, exit status 1, no traceback."""
+    argv = ["fit", str(ROOT / "examples" / "rbm.ebm"), str(ROOT / "examples" / "data" / "bars.csv"),
+            "--set", "N=10", "--set", "M=12", "--grid", "method=exact,pl", "--ray"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "method exact" in err and "Traceback" not in err and "RayTaskError" not in err

@@ -61,6 +61,9 @@ def cmd_fit(args) -> int:
     from ebmlang.io.csvio import write_params_json
     from ebmlang.learn.fit import Diverged, FitOptions
     from ebmlang.learn.optim import DEFAULT_LR
+    from ebmlang.cli.sweep import cmd_sweep, wanted
+    if wanted(args):   # --grid, --seeds, --valid, --ray
+        return cmd_sweep(args)
     _claim(args, [(args.output, "params"), (args.plot, "picture")])  # before any work
     model = _load(args)
     out = args.output or f"{model.name}.json"
@@ -198,6 +201,8 @@ def _fit_parser(sub, common, count) -> None:
     p.add_argument("--seed", type=count(0), default=0, metavar="S",
                    help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no line per epoch")
+    from ebmlang.cli.sweep import add_sweep_arguments
+    add_sweep_arguments(p)
     p.add_argument("--plot", metavar="FILE.png", help="learning curve and moment gaps "
                    "(needs matplotlib)")
     add_force(p)

@@ -18,6 +18,8 @@ def cmd_logz(args) -> int:
     res = logz(model, method=args.method, inputs=inputs, seed=args.seed, chains=args.chains,
                steps=args.steps, schedule=args.schedule,
                progress=False if args.no_progress else None, jobs=model.ray_jobs(args.ray))
+    from ebmlang.cli.rayflag import note_if_unused
+    note_if_unused(args, res.method, ("ais",))
     print(format_value(res))
     print(f"method: {res.method}, {res.detail}")
     print(f"because: {res.why}" if res.why != "requested" else "because: --method " + res.method)

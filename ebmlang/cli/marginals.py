@@ -26,6 +26,8 @@ def cmd_marginals(args) -> int:
     res = model.marginals(method=args.method, inputs=inputs, evidence=evidence, seed=args.seed,
                           sweeps=args.sweeps, chains=args.chains, damping=args.damping,
                           max_iter=args.max_iter, tol=args.tol, ray=args.ray)
+    from ebmlang.cli.rayflag import note_if_unused
+    note_if_unused(args, res.method, ("gibbs",))
     print(f"{model.name}: marginals by {res.method}, {res.detail}")
     print(f"because: {res.why}" if res.why != "requested" else "because: --method " + res.method)
     if res.log_z is not None:

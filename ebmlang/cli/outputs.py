@@ -58,6 +58,7 @@ KINDS: dict[str, tuple[str, Callable[[str], bool]]] = {
                 lambda p: re.match(r"chain,draw(,|$)", _first_line(p)) is not None),
     "scores": ("a scores CSV ebmlang wrote", lambda p: _first_line(p) in ("score", "score,logp")),
     "map": ("a MAP CSV ebmlang wrote", lambda p: _first_line(p).endswith("log_potential")),
+    "sweep": ("a sweep table ebmlang wrote", lambda p: _first_line(p).startswith("rank,setting,")),
     "set": ("a set file ebmlang wrote",
             lambda p: re.fullmatch(r"f(,u[0-9]+)*", _first_line(p)) is not None),
     "marginals": ("a marginals CSV or MAR file ebmlang wrote",

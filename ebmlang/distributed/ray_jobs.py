@@ -32,35 +32,64 @@ def runner(recipe, address):
     """jobs(fn, model, kwargs) running fn(model, **kw) for each kw as Ray tasks, results in order.
     `recipe`: (build, key, theta): build(**key) compiles the model, key["ident"] names it; `address`: True for
     RAY_ADDRESS or a local Ray started for the run, or a cluster address."""
-    ray = import_ray()
-    build, key, theta = recipe
-
     def jobs(fn, model, kwargs):
-        started = _connect(ray, None if address is True else address)
-        try:
-            ref = ray.put(theta)
-            task = ray.remote(_run).options(max_retries=RETRIES)
-            refs = [task.remote(build, key, ref, fn, kw) for kw in kwargs]
-            try:
-                return ray.get(refs)
-            except KeyboardInterrupt:
-                for r in refs:
-                    ray.cancel(r, force=True)
-                raise
-        finally:
-            if started:
-                ray.shutdown()
+        return run_tasks(address, fn, [(recipe, kw, {}) for kw in kwargs])
     return jobs
 
 
-def _run(build, key, theta, fn, kw):
-    """On a worker: the model of `key` (compiled on first use), at params theta, then the job."""
+def model_tasks(address):
+    """run(fn, tasks) running fn(model, **kw, **shared) for each (model, kw, shared) of tasks
+    as Ray tasks, each model shipped as its recipe and params (`Model._recipe`); None shared
+    values are left out."""
+    def run(fn, tasks):
+        recipes = {id(m): m._recipe() for m, _, _ in tasks}
+        return run_tasks(address, fn, [(recipes[id(m)], kw, {k: v for k, v in sh.items()
+                                                              if v is not None})
+                                       for m, kw, sh in tasks])
+    return run
+
+
+def run_tasks(address, fn, tasks):
+    """fn(model, **kw, **shared) as one Ray task per (recipe, kw, shared) of `tasks`, results in
+    order. Each distinct params vector and each `shared` value (a data set, by identity) is put
+    in the object store once; Ctrl-C cancels every task."""
+    ray = import_ray()
+    started = _connect(ray, None if address is True else address)
+    try:
+        refs, put = [], {}
+
+        def ref(obj):
+            if id(obj) not in put:
+                put[id(obj)] = (ray.put(obj), obj)   # the object is kept so its id stays its own
+            return put[id(obj)][0]
+        task = ray.remote(_run).options(max_retries=RETRIES)
+        try:
+            for (build, key, theta), kw, shared in tasks:
+                refs.append(task.remote(build, key, ref(theta), fn, kw, tuple(shared),
+                                        *(ref(v) for v in shared.values())))
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, UserError):   # the job's own message, not Ray's wrapper
+                raise exc.cause from None
+            raise
+        except KeyboardInterrupt:
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(build, key, theta, fn, kw, names=(), *values):
+    """On a worker: the model of `key` (compiled on first use), at params theta, then the job
+    with the shared values (resolved by Ray) added to its arguments."""
     ident = key["ident"]
     model = _models.get(ident)
     if model is None:
         model = _models[ident] = build(**key)
     model.params.theta[:] = theta
-    return fn(model, **kw)
+    return fn(model, **kw, **dict(zip(names, values)))
 
 
 def _connect(ray, address) -> bool:
@@ -83,16 +112,42 @@ def _connect(ray, address) -> bool:
 
 def _probe(address: str) -> None:
     """A TCP connection to host:port (the GCS), so a wrong address fails fast, not in Ray's
-    own retry loop."""
+    own retry loop; then the HTTP/2 handshake every gRPC server (Ray's GCS is one) answers at
+    once, so that a port where something else listens is an error too, not a hang in
+    `ray.init` (it retries such a port for minutes)."""
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise UserError(f"bad Ray address '{address}': expected HOST:PORT")
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5) as s:
+                if not _speaks_grpc(s, deadline):
+                    raise UserError(f"cannot reach the Ray cluster at {address}: something "
+                                    "listens there, but it is not a Ray cluster (no gRPC "
+                                    f"answer within {CONNECT_TIMEOUT:g} s)")
                 return
         except OSError as exc:
             if time.monotonic() > deadline:
                 raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
             time.sleep(1.0)
+
+
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock, deadline: float) -> bool:
+    """Whether the server answers the HTTP/2 client preface (and an empty SETTINGS frame)
+    with a frame of its own, as an HTTP/2 (gRPC) server does, before the deadline."""
+    sock.sendall(_PREFACE)
+    head = b""
+    while len(head) < 9:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(9 - len(head))
+        except socket.timeout:
+            return False
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 4     # a SETTINGS frame

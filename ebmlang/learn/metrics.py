@@ -15,14 +15,17 @@ MAX_METRIC_ROWS = 500   # rows the per-epoch metric looks at (it is a progress r
 
 
 class Metric:
-    def __init__(self, model, data, phases, rng):
+    """`exact=False`: pseudo-LL even where the states could be enumerated (so that a sweep's
+    settings are compared by one metric)."""
+    def __init__(self, model, data, phases, rng, max_rows: int = MAX_METRIC_ROWS,
+                 exact: bool = True):
         self.model, self.phases, self.rng = model, phases, rng
-        self.x = data.x[:MAX_METRIC_ROWS] if data.rows > MAX_METRIC_ROWS else data.x
+        self.x = data.x[:max_rows] if data.rows > max_rows else data.x
         complete = ~np.isnan(self.x[:, model.state_ids(("var",))]).any(axis=1)
         self.x = self.x[complete]
         self.kind = None
         n_states = state_count(model)
-        if not phases.has_inputs and 0 < n_states <= MAX_METRIC_STATES:
+        if exact and not phases.has_inputs and 0 < n_states <= MAX_METRIC_STATES:
             self.kind = "LL"
             self.states = enumerate_states(model)
             self.groups = _groups(model, self.states, self.x)
