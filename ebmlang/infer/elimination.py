@@ -221,23 +221,16 @@ def ground_factors(model, x0: np.ndarray) -> tuple[dict[tuple, np.ndarray], floa
     """({sorted variable ids: log-potential table, axes in that order}, the constant part):
     every ground instance's log-potential over the distinct sampled variables it reads, with
     the inputs (and every other variable of no consequence) taken from the state x0 (1, n)."""
-    theta = model.params.theta
     tables: dict[tuple, np.ndarray] = {}
     const = 0.0
     for kernel in model.kernels:
-        t = kernel.term
-        if not t.size:
+        if not kernel.term.size:
             continue
-        sampled = [k for k, r in enumerate(t.reads) if model.vars[r.family].sampled]
-        if not sampled:
-            const += _finite(kernel.values(x0, theta), t).sum()
-            continue
-        ids = np.stack([t.reads[k].ids for k in sampled]).astype(np.int64)
-        slots = _slots(ids)
-        pats, which = np.unique(slots.T, axis=0, return_inverse=True)
-        for p, pattern in enumerate(pats):
-            rows = np.flatnonzero(which.ravel() == p)
-            _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables)
+        for _, key, table in term_tables(model, kernel, x0):
+            if not key:
+                const += float(table)
+            else:
+                tables[key] = tables[key] + table if key in tables else table
     return tables, float(const)
 
 
@@ -252,7 +245,23 @@ def _slots(ids: np.ndarray) -> np.ndarray:
     return slots
 
 
-def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None:
+def term_tables(model, kernel, x0: np.ndarray):
+    """(instance row, sorted variable ids, table) of every instance of one kernel's term, as
+    `ground_factors` builds them (scope () and a 0-d table when it reads no sampled variable)."""
+    t = kernel.term
+    sampled = [k for k, r in enumerate(t.reads) if model.vars[r.family].sampled]
+    if not sampled:
+        vals = _finite(kernel.values(x0, model.params.theta), t)[0]
+        yield from ((r, (), np.asarray(v)) for r, v in enumerate(vals))
+        return
+    ids = np.stack([t.reads[k].ids for k in sampled]).astype(np.int64)
+    pats, which = np.unique(_slots(ids).T, axis=0, return_inverse=True)
+    for p, pattern in enumerate(pats):
+        rows = np.flatnonzero(which.ravel() == p)
+        yield from _pattern_tables(model, kernel, x0, sampled, ids, pattern, rows)
+
+
+def _pattern_tables(model, kernel, x0, sampled, ids, pattern, rows):
     """Tables for the instances `rows` of a term whose reads coincide as `pattern` says."""
     t = kernel.term
     firsts = sorted({int(s) for s in pattern})
@@ -274,8 +283,7 @@ def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None
             table = vals[:, j].reshape(shape)
             perm = np.argsort(scope_ids[:, j])
             key = tuple(int(v) for v in scope_ids[perm, j])
-            table = np.transpose(table, perm)
-            tables[key] = tables[key] + table if key in tables else table
+            yield int(chunk[j]), key, np.transpose(table, perm)
 
 
 def _evaluate(model, kernel, x0, sampled, pattern, column, grid, chunk) -> np.ndarray:

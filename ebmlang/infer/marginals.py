@@ -181,30 +181,50 @@ def _by_enumeration(model, x0, clamp, why) -> Marginals:
 def _by_tables(model, x0, clamp, why, method, bp_options) -> Marginals:
     """The clique tree (ve) or loopy BP (bp) on the ground factor tables, the clamped
     variables substituted."""
-    from ebmlang.infer.elimination import ground_factors, plan, sampled_sizes
+    from ebmlang.infer.elimination import (
+        MAX_TABLE,
+        MAX_WORK,
+        ground_factors,
+        plan,
+        sampled_sizes,
+    )
     sizes = sampled_sizes(model)
     tables, const = ground_factors(model, x0)
     index = {i: {v: k for k, v in enumerate(family_of(model, i).domain.values.tolist())}
              for i in clamp}
-    tables, const = condition_tables(tables, {i: index[i][v] for i, v in clamp.items()}, const)
+    clamp_index = {i: index[i][v] for i, v in clamp.items()}
+    tables, const = condition_tables(tables, clamp_index, const)
     free = {i: n for i, n in sizes.items() if i not in clamp}
     res = Marginals([], [], [], method, why, "")
     if method == "ve":
+        from ebmlang.infer import stat_means as sm
         from ebmlang.infer.cliquetree import calibrate
         the_plan = plan(model)
         if not the_plan.feasible:
             raise UserError(the_plan.refusal().replace("--method ais", "--method bp or gibbs"))
-        log_z, probs = calibrate(tables, [v for v in the_plan.order if v in free], free)
+        terms = sm.stat_terms(model, x0, clamp_index) if model.checked.stats else []
+        covered, extra = sm.cover(tables, terms, free)
+        if extra:
+            largest, work = sm.cost(model, the_plan.order, extra)
+            if largest > MAX_TABLE or work > max(MAX_WORK, 2 * the_plan.work):
+                res.stats_note = sm.too_costly(largest, work) + "; stat means omitted"
+                covered, terms = tables, []
+        joints = dict.fromkeys(s for _, _, s, _ in terms if s)
+        log_z, probs = calibrate(covered, [v for v in the_plan.order if v in free], free,
+                                 joints)
         res.log_z, res.detail = const + log_z, "clique tree: " + the_plan.describe()
+        if model.checked.stats and not res.stats_note:
+            res.stats = sm.means(model, terms, joints)
     else:
         probs = _by_bp(tables, free, bp_options, res)
         res.log_z = const + res.log_z
+        if model.checked.stats:
+            res.stats_note = ("stat means are exact by enumeration or the clique tree "
+                              "(--method exact or ve); BP's would be approximate: omitted")
     ids, res.names, res.values = _domains(model)
     for i, vals in zip(ids, res.values):
         i = int(i)
         res.probs.append(probs[i] if i not in clamp else (vals == clamp[i]).astype(float))
-    if model.checked.stats:
-        res.stats_note = "stat means need --method exact (enumeration); omitted"
     return res
 
 
