@@ -273,3 +273,35 @@ def test_stat_means_omitted_when_their_terms_would_widen_the_tree(monkeypatch):
     assert seen and seen[0]                       # (b[0], c[1]) and (b[2], c[1]) were added
     _agree(res, want)
     assert not res.stats and "stat means omitted" in res.stats_note
+
+
+def test_auto_falls_back_to_bp_when_the_messages_would_not_fit(monkeypatch):
+    """auto weighs the clique tree's messages (all the tables it keeps), not only its largest
+    table: above MAX_MESSAGES it takes BP and its reason gives the numbers."""
+    import ebmlang.infer.elimination as el
+    from ebmlang.infer.marginals import choose
+    ising = ebmlang.load(ROOT / "examples" / "ising.ebm", L=8)
+    method, why = choose(ising, {})
+    the_plan = el.plan(ising)
+    assert method == "ve" and el.memory_text(the_plan.messages) in why
+    monkeypatch.setattr(el, "MAX_MESSAGES", the_plan.messages - 1)
+    method, why = choose(ising, {})
+    assert method == "bp" and el.count_text(the_plan.messages) in why and "messages" in why
+
+
+# two integers tied together: single-site Gibbs moves them a step or two a sweep, a random
+# walk over 0..40 (the sampler's cluster moves are for spins and bools)
+STICKY = """
+var a : 0..40
+var b : 0..40
+factor tie : -2.0 * (a - b) * (a - b)
+"""
+
+
+def test_gibbs_warns_on_few_effective_draws():
+    """2 chains x 100 draws of the slow random walk: a bulk ESS of a few (measured 3 for
+    seeds 1-3), far below 100, so the low-ESS warning names the variables (R-hat warns
+    too); the well-mixed MIXED run above gives no warning."""
+    res = ebmlang.compile(STICKY).marginals(method="gibbs", seed=3, sweeps=100, chains=2)
+    assert any("few effective draws for 2 variables" in w and "bulk ESS" in w
+               for w in res.warnings)

@@ -27,6 +27,7 @@ from ebmlang.backends.numeric import logsumexp
 MAX_TABLE = 1 << 26       # entries of the largest table elimination produces (8 bytes each)
 BUCKET_CHUNK = 1 << 23    # entries of a bucket's product built at once: a larger one is summed
                           # out over chunks of the eliminated variable's values
+MAX_MESSAGES = 1 << 29    # `auto` marginals: the clique tree keeps at most this (4 GiB) of messages
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)
 SCREEN_WIDTH = 40         # `auto` plans no order when greedy min-degree is wider than this
 MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
@@ -44,6 +45,7 @@ class Plan:
     heuristic: str            # "min-fill" or "min-degree"
     work: int = 0             # entries of all the buckets' products together (never all built)
     product: int = 1          # entries of the largest bucket product (summed out in chunks)
+    messages: int = 0         # entries of all the tables produced (the clique tree keeps them)
 
     @property
     def feasible(self) -> bool:
@@ -148,9 +150,9 @@ def plan(model) -> Plan:
     candidates.append((sorted(g), "index order"))
     best = None
     for order, name in candidates:
-        width, largest, work, product = _cost(g, order, sizes)
+        width, largest, work, product, messages = _cost(g, order, sizes)
         if best is None or (largest, work) < (best.largest, best.work):
-            best = Plan(order, width, largest, name, work, product)
+            best = Plan(order, width, largest, name, work, product, messages)
     return best
 
 
@@ -196,11 +198,11 @@ def _peel(tree: nx.Graph) -> list[int]:
     return order
 
 
-def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int, int, int]:
-    """(width, largest table produced, all buckets' products, largest product) of eliminating
-    in `order`, by simulating the fill-in."""
+def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, ...]:
+    """(width, largest table produced, all buckets' products, largest product, all tables
+    produced) of eliminating in `order`, by simulating the fill-in."""
     adj = {v: set(g[v]) for v in g}
-    width, largest, work, product = 0, 1, 0, 1
+    width, largest, work, product, messages = 0, 1, 0, 1, 0
     for v in order:
         nbrs = adj.pop(v)
         out = 1
@@ -212,7 +214,8 @@ def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, in
         largest = max(largest, out)
         product = max(product, out * sizes[v])
         work += out * sizes[v]
-    return width, largest, work, product
+        messages += out
+    return width, largest, work, product, messages
 
 
 # ---------------------------------------------------------------- ground factor tables

@@ -128,9 +128,16 @@ def family_of(model, i: int):
 def choose(model, clamp) -> tuple[str, str]:
     """(method, why): enumeration when small, the clique tree when the elimination tables are
     small, else loopy BP; Gibbs when a variable is real-valued (or unbounded)."""
-    from ebmlang.infer.elimination import SCREEN_WIDTH, interaction_graph, plan, wider_than
+    from ebmlang.infer.elimination import (
+        MAX_MESSAGES,
+        SCREEN_WIDTH,
+        count_text,
+        interaction_graph,
+        memory_text,
+        plan,
+        wider_than,
+    )
     from ebmlang.infer.exact import MAX_STATES, state_count
-    from ebmlang.infer.elimination import count_text
     count = state_count(model)
     if count < 0:
         return "gibbs", "real-valued variables: exact methods and BP need finite domains"
@@ -145,8 +152,14 @@ def choose(model, clamp) -> tuple[str, str]:
     if the_plan is None:
         return "bp", (f"{states}, and greedy min-degree elimination is wider than "
                       f"{SCREEN_WIDTH}: too wide for an exact clique tree")
+    if the_plan.quick and the_plan.messages > MAX_MESSAGES:
+        return "bp", (f"{states}, and the clique tree would keep {count_text(the_plan.messages)} "
+                      f"entries of messages ({memory_text(the_plan.messages)}; at most "
+                      f"{count_text(MAX_MESSAGES)}, {memory_text(MAX_MESSAGES)}): "
+                      f"{the_plan.describe()}")
     if the_plan.quick:
-        return "ve", f"{states}, but the clique tree's tables are small"
+        return "ve", (f"{states}, but the clique tree's tables are small ("
+                      f"{memory_text(the_plan.messages)} of messages)")
     return "bp", (f"{states}, and the clique tree is too costly ({the_plan.describe()}, "
                   f"{count_text(the_plan.work)} entries in all)")
 

@@ -48,7 +48,7 @@ def cost(model, order: list[int], extra) -> tuple[int, int]:
     g = interaction_graph(model).copy()
     for s in extra:
         g.add_edges_from((a, b) for k, a in enumerate(s) for b in s[k + 1:])
-    _, largest, work, _ = _cost(g, [v for v in order if v in g], sampled_sizes(model))
+    _, largest, work, _, _ = _cost(g, [v for v in order if v in g], sampled_sizes(model))
     return largest, work
 
 
