@@ -182,10 +182,12 @@ factor pair[i in 0..N-2] : J * s[i] * s[i + 1]
 factor field[i in 0..N-1] : h * (i + 1) * s[i] / N
 """)
     evidence = {"s[3]": -1}
-    res = model.marginals(method="bp", evidence=evidence, tol=1e-12)
     want, _, _ = brute(model, evidence=evidence)
-    assert res.method == "bp" and res.iterations >= 1 and res.converged
-    _agree(res, want, tol=1e-9)
+    for schedule in ("residual", "parallel"):   # parallel: the binary pairwise kernel
+        res = model.marginals(method="bp", evidence=evidence, tol=1e-12, schedule=schedule)
+        assert res.method == "bp" and res.iterations >= 1 and res.converged
+        assert f"{schedule} schedule" in res.detail
+        _agree(res, want, tol=1e-9)
 
 
 def test_mar_writer_round_trips(tmp_path):

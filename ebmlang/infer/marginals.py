@@ -68,7 +68,7 @@ class Marginals:
 
 def marginals(model, method: str = "auto", inputs=None, evidence=None, params=None, seed=None,
               sweeps: int = 1000, chains: int = 4, damping: float = 0.5, max_iter: int = 1000,
-              tol: float = 1e-6, ray=None) -> Marginals:
+              tol: float = 1e-6, schedule: str = "residual", ray=None) -> Marginals:
     """Every sampled variable's marginal given `inputs` (one row, conditional models) and
     `evidence` ({ground name: value} or a state row with NaN where free: clamped variables).
     `ray` (gibbs only): True or a cluster address runs the chain groups as Ray tasks."""
@@ -89,7 +89,7 @@ def marginals(model, method: str = "auto", inputs=None, evidence=None, params=No
     if method == "exact":
         return _by_enumeration(model, x0, clamp, why)
     return _by_tables(model, x0, clamp, why, method, dict(damping=damping, max_iter=max_iter,
-                                                           tol=tol))
+                                                           tol=tol, schedule=schedule))
 
 
 def _clamp(model, evidence) -> dict[int, float]:
@@ -247,7 +247,8 @@ def _by_bp(tables, sizes, options, res) -> dict[int, np.ndarray]:
     res.log_z, res.iterations, res.converged = out.log_z, out.iterations, out.converged
     state = "converged" if out.converged else "did NOT converge"
     res.detail = (f"loopy belief propagation {state} after {out.iterations:,} iterations "
-                  f"(largest residual {out.max_residual:.2g}, damping {options['damping']}); "
+                  f"(largest residual {out.max_residual:.2g}, damping {options['damping']}, "
+                  f"{options['schedule']} schedule); "
                   "approximate marginals")
     if not out.converged:
         res.warnings.append(f"warning: belief propagation did not converge in "
