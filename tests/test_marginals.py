@@ -199,7 +199,7 @@ def test_mar_writer_round_trips(tmp_path):
 
 # ---------------------------------------------------------------- UAI networks
 
-FAST = {"Promedus_24", "Pedigree_12"}
+FAST = {"Promedus_24", "Pedigree_12", "Grids_12", "CSP_12"}   # a second or two each
 NETWORKS = sorted(p.name[:-4] for p in UAI.glob("*.uai")) if UAI.is_dir() else list(FAST)
 
 
