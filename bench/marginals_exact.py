@@ -8,7 +8,7 @@ varying share of a core); networks go by family, smallest first, and a family's 
 networks are skipped once pgmpy times out on a smaller one (--keep-going runs them). Prints a
 markdown table for bench/RESULTS.md.
 
-    python bench/marginals_exact.py [--timeout 600] [--only Grids_11 Promedus_24 ...]
+    python bench/marginals_exact.py [--timeout 600] [--cpu-limit 600] [--only Grids_11 ...]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ def ebmlang_run(path: Path):
     return res, (seconds, cpu), err, got
 
 
-def pgmpy_run(path: Path, timeout: float, got):
+def pgmpy_run(path: Path, timeout: float, got, cpu_limit: float | None = None):
     """pgmpy's query time (after building its model), the table cell, and the largest
     absolute difference between its marginals and ebmlang's (`got`, or None)."""
     ev = path.with_name(path.name + ".evid")
@@ -83,11 +84,15 @@ def pgmpy_run(path: Path, timeout: float, got):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run([sys.executable, "-c", PGMPY, str(path), json.dumps(evidence), repo],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout,
+                             preexec_fn=None if cpu_limit is None else lambda: resource.setrlimit(
+                                 resource.RLIMIT_CPU, (int(cpu_limit), int(cpu_limit) + 5)))
     except subprocess.TimeoutExpired:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         return None, f"> {timeout:g} s wall (killed after {used:.0f} s CPU)", None
+    if out.returncode == -signal.SIGXCPU or out.returncode == -signal.SIGKILL:
+        return None, f"> {cpu_limit:g} s CPU (killed)", None
     if out.returncode != 0:
         return None, "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:60], None
     doc = json.loads(out.stdout)
@@ -110,7 +115,9 @@ def ordered(names: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for pgmpy")
+    ap.add_argument("--cpu-limit", type=float, help="CPU-seconds limit for pgmpy (fair on a "
+                    "loaded machine, where a niced run gets a small share of a core)")
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--no-pgmpy", action="store_true")
     ap.add_argument("--keep-going", action="store_true",
@@ -137,7 +144,7 @@ def main() -> None:
         if args.no_pgmpy:
             theirs, text, diff = None, "not run", None
         else:
-            theirs, text, diff = pgmpy_run(path, args.timeout, got)
+            theirs, text, diff = pgmpy_run(path, args.timeout, got, args.cpu_limit)
             if text.startswith(">"):
                 timed_out[family] = name
         ratio = f"{theirs / seconds:.1f}x" if theirs and seconds else "-"
