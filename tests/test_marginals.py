@@ -84,10 +84,39 @@ def test_exact_marginals_match_enumeration_on_every_domain(method, evidence):
     res = model.marginals(method=method, evidence=evidence)
     assert res.method == method and res.why == "requested"
     _agree(res, want)
-    if method == "exact":    # stat means by enumeration: exact
-        assert res.stats["total"] == pytest.approx(p @ model.stat_values(x)["total"], abs=1e-10)
-    else:
-        assert "omitted" in res.stats_note
+    # stat means, by enumeration or from the calibrated clique tree: exact
+    assert res.stats["total"] == pytest.approx(p @ model.stat_values(x)["total"], abs=1e-10)
+    assert not res.stats_note
+
+
+# stats of every kind: scalar and indexed, over one variable, over variables no factor reads
+# together (b[0] and c[1]: a zero table puts them in one cluster), with sums inside, on every
+# domain; the stat x * x of `s` is a constant 1
+STATS = MIXED + """stat pair = b[0] * (c[1] == 2) - n * s[2]
+stat per[i in 0..2] = s[i] * b[i] + 0.5 * (i == 1) * n
+stat sq = sum(i in 0..2) s[i] * s[i]
+stat far[k in 0..1] = c[k] * b[2 * k] + n * n
+"""
+
+
+@pytest.mark.parametrize("evidence", [None, {"s[1]": -1, "c[0]": 2}, {"b[2]": 0, "n": 1}])
+def test_clique_tree_stat_means_match_enumeration(evidence):
+    """Every stat mean from the clique tree against E[stat] summed over every state (the
+    same numbers up to rounding: tol 1e-10)."""
+    model = ebmlang.compile(STATS)
+    _, x, p = brute(model, evidence=evidence)
+    want = {k: np.tensordot(p, v, axes=1) for k, v in model.stat_values(x).items()}
+    res = model.marginals(method="ve", evidence=evidence)
+    assert set(res.stats) == set(want) and not res.stats_note
+    for k, v in want.items():
+        assert np.shape(res.stats[k]) == np.shape(v), k
+        assert np.abs(res.stats[k] - v).max() < 1e-10, k
+    assert res.stats["sq"] == pytest.approx(3.0, abs=1e-12)
+
+
+def test_bp_says_its_stat_means_are_omitted():
+    res = ebmlang.compile(STATS).marginals(method="bp")
+    assert not res.stats and "approximate: omitted" in res.stats_note
 
 
 def test_inputs_condition_the_clique_tree():
@@ -153,10 +182,12 @@ factor pair[i in 0..N-2] : J * s[i] * s[i + 1]
 factor field[i in 0..N-1] : h * (i + 1) * s[i] / N
 """)
     evidence = {"s[3]": -1}
-    res = model.marginals(method="bp", evidence=evidence, tol=1e-12)
     want, _, _ = brute(model, evidence=evidence)
-    assert res.method == "bp" and res.iterations >= 1 and res.converged
-    _agree(res, want, tol=1e-9)
+    for schedule in ("residual", "parallel"):   # parallel: the binary pairwise kernel
+        res = model.marginals(method="bp", evidence=evidence, tol=1e-12, schedule=schedule)
+        assert res.method == "bp" and res.iterations >= 1 and res.converged
+        assert f"{schedule} schedule" in res.detail
+        _agree(res, want, tol=1e-9)
 
 
 def test_mar_writer_round_trips(tmp_path):
@@ -168,7 +199,7 @@ def test_mar_writer_round_trips(tmp_path):
 
 # ---------------------------------------------------------------- UAI networks
 
-FAST = {"Promedus_24", "Pedigree_12"}
+FAST = {"Promedus_24", "Pedigree_12", "Grids_12", "CSP_12"}   # a second or two each
 NETWORKS = sorted(p.name[:-4] for p in UAI.glob("*.uai")) if UAI.is_dir() else list(FAST)
 
 
@@ -229,3 +260,50 @@ def test_a_missing_uai_evidence_file_is_a_clean_error(tmp_path, capsys):
     assert main(["marginals", str(net), "--evidence", str(ev), "-o", str(tmp_path / "o.MAR")]) == 0
     got = read_marginals(str(tmp_path / "o.MAR"))
     assert np.allclose(got[0], [0, 1]) and np.allclose(got[1], [3 / 7, 4 / 7], atol=1e-9)
+
+
+def test_stat_means_omitted_when_their_terms_would_widen_the_tree(monkeypatch):
+    """Stat terms over variables no factor joins cost zero tables; when those would make the
+    clique tree too costly, the marginals are still given and the stat means omitted."""
+    import ebmlang.infer.stat_means as sm
+    seen = []
+    monkeypatch.setattr(sm, "cost", lambda model, order, extra: seen.append(extra) or
+                        (1 << 40, 1 << 41))
+    model = ebmlang.compile(STATS)
+    want, _, _ = brute(model)
+    res = model.marginals(method="ve")
+    assert seen and seen[0]                       # (b[0], c[1]) and (b[2], c[1]) were added
+    _agree(res, want)
+    assert not res.stats and "stat means omitted" in res.stats_note
+
+
+def test_auto_falls_back_to_bp_when_the_messages_would_not_fit(monkeypatch):
+    """auto weighs the clique tree's messages (all the tables it keeps), not only its largest
+    table: above MAX_MESSAGES it takes BP and its reason gives the numbers."""
+    import ebmlang.infer.elimination as el
+    from ebmlang.infer.marginals import choose
+    ising = ebmlang.load(ROOT / "examples" / "ising.ebm", L=8)
+    method, why = choose(ising, {})
+    the_plan = el.plan(ising)
+    assert method == "ve" and el.memory_text(the_plan.messages) in why
+    monkeypatch.setattr(el, "MAX_MESSAGES", the_plan.messages - 1)
+    method, why = choose(ising, {})
+    assert method == "bp" and el.count_text(the_plan.messages) in why and "messages" in why
+
+
+# two integers tied together: single-site Gibbs moves them a step or two a sweep, a random
+# walk over 0..40 (the sampler's cluster moves are for spins and bools)
+STICKY = """
+var a : 0..40
+var b : 0..40
+factor tie : -2.0 * (a - b) * (a - b)
+"""
+
+
+def test_gibbs_warns_on_few_effective_draws():
+    """2 chains x 100 draws of the slow random walk: a bulk ESS of a few (measured 3 for
+    seeds 1-3), far below 100, so the low-ESS warning names the variables (R-hat warns
+    too); the well-mixed MIXED run above gives no warning."""
+    res = ebmlang.compile(STICKY).marginals(method="gibbs", seed=3, sweeps=100, chains=2)
+    assert any("few effective draws for 2 variables" in w and "bulk ESS" in w
+               for w in res.warnings)

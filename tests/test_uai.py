@@ -182,8 +182,10 @@ def test_every_problem_loads_and_checks(name, capsys):
 
 # ---------------------------------------------------------------- the peer suite's answers
 
+# > ~10 s each (measured under load 10, 2026-12-02: ObjectDetection_13 180 s, CSP_11 66 s,
+# DBN_16 56 s, DBN_13 49 s, ObjectDetection_14 24 s; Pedigree_11, 5.8-10 s, runs by default)
 SLOW_LOGZ = {"CSP_11", "DBN_13", "DBN_16", "Grids_15", "Grids_16", "Grids_17", "Grids_18",
-             "Pedigree_11", "ObjectDetection_13", "ObjectDetection_14"}
+             "ObjectDetection_13", "ObjectDetection_14"}
 SLOW_MAP = {"CSP_11", "Grids_15"}
 SLOW_GIBBS = {"Alchemy_11", "CSP_11", "CSP_12", "CSP_13", "ObjectDetection_11",
               "ObjectDetection_12", "ObjectDetection_13", "ObjectDetection_14"}

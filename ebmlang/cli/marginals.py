@@ -1,7 +1,8 @@
 """`ebmlang marginals`: every ground variable's marginal distribution.
 
     ebmlang marginals MODEL [--method auto|exact|ve|bp|gibbs] [--evidence E.evid]
-                      [--input X.csv] [--params P.json] [-o OUT.csv | -o OUT.MAR]
+                      [--input X.csv] [--params P.json] [--schedule residual|parallel]
+                      [-o OUT.csv | -o OUT.MAR]
 
 The method and why go first; BP's non-convergence and unmixed Gibbs chains are warned about
 whatever the flags. Without -o a short table is printed (the first variables, the rest
@@ -25,7 +26,8 @@ def cmd_marginals(args) -> int:
     inputs, evidence = _inputs(model, args.input) if args.input is not None else (None, None)
     res = model.marginals(method=args.method, inputs=inputs, evidence=evidence, seed=args.seed,
                           sweeps=args.sweeps, chains=args.chains, damping=args.damping,
-                          max_iter=args.max_iter, tol=args.tol, ray=args.ray)
+                          max_iter=args.max_iter, tol=args.tol, schedule=args.schedule,
+                          ray=args.ray)
     from ebmlang.cli.rayflag import note_if_unused
     note_if_unused(args, res.method, ("gibbs",))
     print(f"{model.name}: marginals by {res.method}, {res.detail}")
@@ -91,6 +93,9 @@ def add_parsers(sub, common, count) -> None:
                    help="Gibbs chains (default 4)")
     p.add_argument("--damping", type=float, default=0.5, metavar="D",
                    help="BP message damping in [0, 1) (default 0.5)")
+    p.add_argument("--schedule", choices=("residual", "parallel"), default="residual",
+                   help="BP message schedule: residual (the largest change first) or "
+                        "parallel (flooding; a fast kernel on binary pairwise graphs)")
     p.add_argument("--max-iter", type=count(1), default=1000, metavar="T",
                    help="BP iterations at most (default 1000)")
     p.add_argument("--tol", type=float, default=1e-6, metavar="EPS",

@@ -125,6 +125,9 @@ def run(g: Graph, m: np.ndarray, damping: float, max_iter: int, tol: float,
     E = m.shape[0]
     if E == 0:
         return 0, 0.0
+    pairs = pairwise(g) if schedule == "parallel" else None
+    if pairs is not None:
+        return flood_pairs(g, m, pairs, damping, max_iter, tol)
     if schedule == "parallel":
         it, worst = numba_bp.flood(max_iter, tol, damping, g.unary, g.tab, g.tab_off,
                                    g.edge_off, g.evar, g.estride, g.esize, g.vedge_off,
@@ -134,6 +137,49 @@ def run(g: Graph, m: np.ndarray, damping: float, max_iter: int, tol: float,
                                     g.edge_off, g.evar, g.efac, g.estride, g.esize,
                                     g.vedge_off, g.vedges, m)
     return int(math.ceil(done / E)), float(worst)
+
+
+# Every ratio stays within exp(+-RATIO_BOUND) (a bound of the fast kernel's overflow margin).
+RATIO_BOUND = 600.0
+
+
+def pairwise(g: Graph):
+    """(unary ratios, psi) when `numba_bp_pairs` applies to g (binary variables, factors of two
+    variables, finite tables whose log ranges keep every ratio within exp(+-RATIO_BOUND)),
+    else None. A message's log ratio is bounded by its factor's log range R_f, a belief's by
+    |u_1 - u_0| plus the R_f of its factors, a cavity's by that plus R_f."""
+    if not len(g.ids) or np.any(g.sizes != 2) or np.any(np.diff(g.edge_off) != 2):
+        return None
+    if not (np.all(np.isfinite(g.unary)) and np.all(np.isfinite(g.tab))):
+        return None
+    e0 = g.edge_off[:-1]
+    x, y = np.divmod(np.arange(4), 2)
+    t = g.tab[g.tab_off[:-1, None] + x[None, :] * g.estride[e0, None]
+              + y[None, :] * g.estride[e0 + 1, None]]          # (F, 4): T[x_u, x_w], C order
+    spread = t.max(axis=1) - t.min(axis=1)
+    du = g.unary[:, 1] - g.unary[:, 0]
+    bound = np.abs(du) + np.bincount(g.evar, np.repeat(spread, 2), minlength=len(g.ids))
+    if bound.max() + 2 * spread.max(initial=0.0) > RATIO_BOUND:
+        return None
+    return np.exp(du), np.exp(t - t.max(axis=1, keepdims=True))
+
+
+def flood_pairs(g: Graph, m: np.ndarray, pairs, damping: float, max_iter: int,
+                tol: float) -> tuple[int, float]:
+    """The flooding schedule by `numba_bp_pairs`, from and back into the messages m."""
+    from ebmlang.backends.numba_bp_pairs import flood_pairs as kernel
+    bu, psi = pairs
+    d = m[:, 1] - m[:, 0]                       # log ratios, edges (u, w) of each factor
+    r = np.exp(d)
+    p = r / (1.0 + r)
+    ru, rw, pu, pw = (np.ascontiguousarray(a) for a in (r[0::2], r[1::2], p[0::2], p[1::2]))
+    it, worst = kernel(max_iter, tol, damping, bu, g.evar[0::2].copy(), g.evar[1::2].copy(),
+                       psi, ru, rw, pu, pw)
+    r[0::2], r[1::2] = ru, rw
+    d = np.log(r)
+    m[:, 0], m[:, 1] = -np.logaddexp(0.0, d), -np.logaddexp(0.0, -d)
+    m[:, 2], m[:, 3] = 1.0 / (1.0 + r), r / (1.0 + r)
+    return int(it), float(worst)
 
 
 def beliefs(g: Graph, m: np.ndarray) -> np.ndarray:

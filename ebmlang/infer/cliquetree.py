@@ -28,26 +28,40 @@ from ebmlang.errors import UserError
 from ebmlang.infer.elimination import BUCKET_CHUNK, _combine, sum_out
 
 
-def calibrate(tables: dict[tuple, np.ndarray], order: list[int],
-              sizes: dict[int, int]) -> tuple[float, dict[int, np.ndarray]]:
+def calibrate(tables: dict[tuple, np.ndarray], order: list[int], sizes: dict[int, int],
+              scopes=None) -> tuple[float, dict[int, np.ndarray]]:
     """(log of the sum of exp(sum of the tables) over every variable in `order`, each
-    variable's marginal probabilities). Every variable of every table must be in `order`."""
+    variable's marginal probabilities). Every variable of every table must be in `order`.
+    `scopes` (sorted tuples of variables, each the scope of some table): their joint
+    marginals, axes in scope order, are put into that dict, read from the bucket of each
+    scope's first-eliminated variable (whose cluster holds the whole scope)."""
     log_z, buckets, rest = _upward(tables, order, sizes)
     if log_z == -math.inf:
         raise UserError("every state has probability 0 (the evidence is impossible): no "
                         "marginals")
+    wanted = defaultdict(list)
+    rank = {v: k for k, v in enumerate(order)}
+    for scope in scopes or ():
+        wanted[min(scope, key=rank.__getitem__)].append(scope)
     down: dict[int, np.ndarray] = {}
     out = {}
     for v in reversed(order):
         facs = buckets.pop(v)
         if not facs:                      # read by no factor: uniform
             out[v] = np.full(sizes[v], 1.0 / sizes[v])
+            for scope in wanted.pop(v, ()):
+                scopes[scope] = out[v]    # a table over more would be in this bucket
             continue
         base = [(s, t) for s, t, _ in facs]
         if v in down:
             base.append((rest[v], down.pop(v)))
         logm = _reduce(base, (v,), v, sizes)
         out[v] = _normalized(logm)
+        for scope in wanted.pop(v, ()):
+            if not set(scope) <= {v, *rest[v]}:
+                raise ValueError(f"scope {scope} is not in the cluster of bucket {v}")
+            scopes[scope] = out[v] if len(scope) == 1 else \
+                _normalized(_reduce(base, scope, v, sizes))
         for k, (s, _, child) in enumerate(facs):
             if child is not None:
                 others = base[:k] + base[k + 1:]

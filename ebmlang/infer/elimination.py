@@ -27,6 +27,7 @@ from ebmlang.backends.numeric import logsumexp
 MAX_TABLE = 1 << 26       # entries of the largest table elimination produces (8 bytes each)
 BUCKET_CHUNK = 1 << 23    # entries of a bucket's product built at once: a larger one is summed
                           # out over chunks of the eliminated variable's values
+MAX_MESSAGES = 1 << 29    # `auto` marginals: the clique tree keeps at most this (4 GiB) of messages
 MAX_WORK = 1 << 31        # `auto` eliminates when all tables together stay below this (~20 s)
 SCREEN_WIDTH = 40         # `auto` plans no order when greedy min-degree is wider than this
 MAX_FILL_IN_VARS = 1000   # above this, the faster min-degree heuristic plans the order
@@ -44,6 +45,7 @@ class Plan:
     heuristic: str            # "min-fill" or "min-degree"
     work: int = 0             # entries of all the buckets' products together (never all built)
     product: int = 1          # entries of the largest bucket product (summed out in chunks)
+    messages: int = 0         # entries of all the tables produced (the clique tree keeps them)
 
     @property
     def feasible(self) -> bool:
@@ -148,9 +150,9 @@ def plan(model) -> Plan:
     candidates.append((sorted(g), "index order"))
     best = None
     for order, name in candidates:
-        width, largest, work, product = _cost(g, order, sizes)
+        width, largest, work, product, messages = _cost(g, order, sizes)
         if best is None or (largest, work) < (best.largest, best.work):
-            best = Plan(order, width, largest, name, work, product)
+            best = Plan(order, width, largest, name, work, product, messages)
     return best
 
 
@@ -196,11 +198,11 @@ def _peel(tree: nx.Graph) -> list[int]:
     return order
 
 
-def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, int, int, int]:
-    """(width, largest table produced, all buckets' products, largest product) of eliminating
-    in `order`, by simulating the fill-in."""
+def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, ...]:
+    """(width, largest table produced, all buckets' products, largest product, all tables
+    produced) of eliminating in `order`, by simulating the fill-in."""
     adj = {v: set(g[v]) for v in g}
-    width, largest, work, product = 0, 1, 0, 1
+    width, largest, work, product, messages = 0, 1, 0, 1, 0
     for v in order:
         nbrs = adj.pop(v)
         out = 1
@@ -212,7 +214,8 @@ def _cost(g: nx.Graph, order: list[int], sizes: dict[int, int]) -> tuple[int, in
         largest = max(largest, out)
         product = max(product, out * sizes[v])
         work += out * sizes[v]
-    return width, largest, work, product
+        messages += out
+    return width, largest, work, product, messages
 
 
 # ---------------------------------------------------------------- ground factor tables
@@ -221,23 +224,16 @@ def ground_factors(model, x0: np.ndarray) -> tuple[dict[tuple, np.ndarray], floa
     """({sorted variable ids: log-potential table, axes in that order}, the constant part):
     every ground instance's log-potential over the distinct sampled variables it reads, with
     the inputs (and every other variable of no consequence) taken from the state x0 (1, n)."""
-    theta = model.params.theta
     tables: dict[tuple, np.ndarray] = {}
     const = 0.0
     for kernel in model.kernels:
-        t = kernel.term
-        if not t.size:
+        if not kernel.term.size:
             continue
-        sampled = [k for k, r in enumerate(t.reads) if model.vars[r.family].sampled]
-        if not sampled:
-            const += _finite(kernel.values(x0, theta), t).sum()
-            continue
-        ids = np.stack([t.reads[k].ids for k in sampled]).astype(np.int64)
-        slots = _slots(ids)
-        pats, which = np.unique(slots.T, axis=0, return_inverse=True)
-        for p, pattern in enumerate(pats):
-            rows = np.flatnonzero(which.ravel() == p)
-            _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables)
+        for _, key, table in term_tables(model, kernel, x0):
+            if not key:
+                const += float(table)
+            else:
+                tables[key] = tables[key] + table if key in tables else table
     return tables, float(const)
 
 
@@ -252,7 +248,23 @@ def _slots(ids: np.ndarray) -> np.ndarray:
     return slots
 
 
-def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None:
+def term_tables(model, kernel, x0: np.ndarray):
+    """(instance row, sorted variable ids, table) of every instance of one kernel's term, as
+    `ground_factors` builds them (scope () and a 0-d table when it reads no sampled variable)."""
+    t = kernel.term
+    sampled = [k for k, r in enumerate(t.reads) if model.vars[r.family].sampled]
+    if not sampled:
+        vals = _finite(kernel.values(x0, model.params.theta), t)[0]
+        yield from ((r, (), np.asarray(v)) for r, v in enumerate(vals))
+        return
+    ids = np.stack([t.reads[k].ids for k in sampled]).astype(np.int64)
+    pats, which = np.unique(_slots(ids).T, axis=0, return_inverse=True)
+    for p, pattern in enumerate(pats):
+        rows = np.flatnonzero(which.ravel() == p)
+        yield from _pattern_tables(model, kernel, x0, sampled, ids, pattern, rows)
+
+
+def _pattern_tables(model, kernel, x0, sampled, ids, pattern, rows):
     """Tables for the instances `rows` of a term whose reads coincide as `pattern` says."""
     t = kernel.term
     firsts = sorted({int(s) for s in pattern})
@@ -274,8 +286,7 @@ def _add_pattern(model, kernel, x0, sampled, ids, pattern, rows, tables) -> None
             table = vals[:, j].reshape(shape)
             perm = np.argsort(scope_ids[:, j])
             key = tuple(int(v) for v in scope_ids[perm, j])
-            table = np.transpose(table, perm)
-            tables[key] = tables[key] + table if key in tables else table
+            yield int(chunk[j]), key, np.transpose(table, perm)
 
 
 def _evaluate(model, kernel, x0, sampled, pattern, column, grid, chunk) -> np.ndarray:

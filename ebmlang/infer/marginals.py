@@ -68,7 +68,7 @@ class Marginals:
 
 def marginals(model, method: str = "auto", inputs=None, evidence=None, params=None, seed=None,
               sweeps: int = 1000, chains: int = 4, damping: float = 0.5, max_iter: int = 1000,
-              tol: float = 1e-6, ray=None) -> Marginals:
+              tol: float = 1e-6, schedule: str = "residual", ray=None) -> Marginals:
     """Every sampled variable's marginal given `inputs` (one row, conditional models) and
     `evidence` ({ground name: value} or a state row with NaN where free: clamped variables).
     `ray` (gibbs only): True or a cluster address runs the chain groups as Ray tasks."""
@@ -89,7 +89,7 @@ def marginals(model, method: str = "auto", inputs=None, evidence=None, params=No
     if method == "exact":
         return _by_enumeration(model, x0, clamp, why)
     return _by_tables(model, x0, clamp, why, method, dict(damping=damping, max_iter=max_iter,
-                                                           tol=tol))
+                                                           tol=tol, schedule=schedule))
 
 
 def _clamp(model, evidence) -> dict[int, float]:
@@ -128,9 +128,16 @@ def family_of(model, i: int):
 def choose(model, clamp) -> tuple[str, str]:
     """(method, why): enumeration when small, the clique tree when the elimination tables are
     small, else loopy BP; Gibbs when a variable is real-valued (or unbounded)."""
-    from ebmlang.infer.elimination import SCREEN_WIDTH, interaction_graph, plan, wider_than
+    from ebmlang.infer.elimination import (
+        MAX_MESSAGES,
+        SCREEN_WIDTH,
+        count_text,
+        interaction_graph,
+        memory_text,
+        plan,
+        wider_than,
+    )
     from ebmlang.infer.exact import MAX_STATES, state_count
-    from ebmlang.infer.elimination import count_text
     count = state_count(model)
     if count < 0:
         return "gibbs", "real-valued variables: exact methods and BP need finite domains"
@@ -145,8 +152,14 @@ def choose(model, clamp) -> tuple[str, str]:
     if the_plan is None:
         return "bp", (f"{states}, and greedy min-degree elimination is wider than "
                       f"{SCREEN_WIDTH}: too wide for an exact clique tree")
+    if the_plan.quick and the_plan.messages > MAX_MESSAGES:
+        return "bp", (f"{states}, and the clique tree would keep {count_text(the_plan.messages)} "
+                      f"entries of messages ({memory_text(the_plan.messages)}; at most "
+                      f"{count_text(MAX_MESSAGES)}, {memory_text(MAX_MESSAGES)}): "
+                      f"{the_plan.describe()}")
     if the_plan.quick:
-        return "ve", f"{states}, but the clique tree's tables are small"
+        return "ve", (f"{states}, but the clique tree's tables are small ("
+                      f"{memory_text(the_plan.messages)} of messages)")
     return "bp", (f"{states}, and the clique tree is too costly ({the_plan.describe()}, "
                   f"{count_text(the_plan.work)} entries in all)")
 
@@ -181,30 +194,50 @@ def _by_enumeration(model, x0, clamp, why) -> Marginals:
 def _by_tables(model, x0, clamp, why, method, bp_options) -> Marginals:
     """The clique tree (ve) or loopy BP (bp) on the ground factor tables, the clamped
     variables substituted."""
-    from ebmlang.infer.elimination import ground_factors, plan, sampled_sizes
+    from ebmlang.infer.elimination import (
+        MAX_TABLE,
+        MAX_WORK,
+        ground_factors,
+        plan,
+        sampled_sizes,
+    )
     sizes = sampled_sizes(model)
     tables, const = ground_factors(model, x0)
     index = {i: {v: k for k, v in enumerate(family_of(model, i).domain.values.tolist())}
              for i in clamp}
-    tables, const = condition_tables(tables, {i: index[i][v] for i, v in clamp.items()}, const)
+    clamp_index = {i: index[i][v] for i, v in clamp.items()}
+    tables, const = condition_tables(tables, clamp_index, const)
     free = {i: n for i, n in sizes.items() if i not in clamp}
     res = Marginals([], [], [], method, why, "")
     if method == "ve":
+        from ebmlang.infer import stat_means as sm
         from ebmlang.infer.cliquetree import calibrate
         the_plan = plan(model)
         if not the_plan.feasible:
             raise UserError(the_plan.refusal().replace("--method ais", "--method bp or gibbs"))
-        log_z, probs = calibrate(tables, [v for v in the_plan.order if v in free], free)
+        terms = sm.stat_terms(model, x0, clamp_index) if model.checked.stats else []
+        covered, extra = sm.cover(tables, terms, free)
+        if extra:
+            largest, work = sm.cost(model, the_plan.order, extra)
+            if largest > MAX_TABLE or work > max(MAX_WORK, 2 * the_plan.work):
+                res.stats_note = sm.too_costly(largest, work) + "; stat means omitted"
+                covered, terms = tables, []
+        joints = dict.fromkeys(s for _, _, s, _ in terms if s)
+        log_z, probs = calibrate(covered, [v for v in the_plan.order if v in free], free,
+                                 joints)
         res.log_z, res.detail = const + log_z, "clique tree: " + the_plan.describe()
+        if model.checked.stats and not res.stats_note:
+            res.stats = sm.means(model, terms, joints)
     else:
         probs = _by_bp(tables, free, bp_options, res)
         res.log_z = const + res.log_z
+        if model.checked.stats:
+            res.stats_note = ("stat means are exact by enumeration or the clique tree "
+                              "(--method exact or ve); BP's would be approximate: omitted")
     ids, res.names, res.values = _domains(model)
     for i, vals in zip(ids, res.values):
         i = int(i)
         res.probs.append(probs[i] if i not in clamp else (vals == clamp[i]).astype(float))
-    if model.checked.stats:
-        res.stats_note = "stat means need --method exact (enumeration); omitted"
     return res
 
 
@@ -214,7 +247,8 @@ def _by_bp(tables, sizes, options, res) -> dict[int, np.ndarray]:
     res.log_z, res.iterations, res.converged = out.log_z, out.iterations, out.converged
     state = "converged" if out.converged else "did NOT converge"
     res.detail = (f"loopy belief propagation {state} after {out.iterations:,} iterations "
-                  f"(largest residual {out.max_residual:.2g}, damping {options['damping']}); "
+                  f"(largest residual {out.max_residual:.2g}, damping {options['damping']}, "
+                  f"{options['schedule']} schedule); "
                   "approximate marginals")
     if not out.converged:
         res.warnings.append(f"warning: belief propagation did not converge in "

@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-from ebmlang.infer.diagnostics import mcse_mean, split_rhat
+from ebmlang.infer.diagnostics import bulk_ess, mcse_mean, split_rhat
 
 RHAT_LIMIT = 1.01
-MIN_ESS = 100
+MIN_ESS = 100          # bulk ESS per variable below this: a warning
 
 
 def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps: int = 1000,
@@ -30,7 +30,7 @@ def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps
                            ray=ray)
     full = samples.full                                   # (chains, draws, n_state)
     ids, names, values = domains
-    probs, ses, worst_rhat, unmixed = [], [], 1.0, []
+    probs, ses, worst_rhat, unmixed, few, least = [], [], 1.0, [], [], math.inf
     for i, name, vals in zip(ids, names, values):
         col = full[:, :, int(i)]
         p, se = [], []
@@ -47,6 +47,10 @@ def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps
             if not rh <= RHAT_LIMIT:                      # NaN counts as unmixed
                 unmixed.append(name)
                 worst_rhat = max(worst_rhat, rh) if math.isfinite(rh) else math.inf
+            ess = bulk_ess(col.astype(float))
+            if not ess >= MIN_ESS:
+                few.append(name)
+                least = min(least, ess) if math.isfinite(ess) else least
     res.names, res.values, res.probs, res.se = names, values, probs, ses
     res.detail = f"{chains} chains x {sweeps} draws of Gibbs sweeps; +- Monte Carlo standard errors"
     stats = model.stat_values(full.reshape(-1, full.shape[-1]))
@@ -58,4 +62,10 @@ def by_gibbs(model, x0, clamp: dict[int, float], res, domains, seed=None, sweeps
             f"warning: the chains have not mixed for {len(unmixed):,} variables (split R-hat "
             f"up to {worst_rhat:.3g} > {RHAT_LIMIT}, e.g. {', '.join(unmixed[:3])}): these "
             "marginals are unreliable; use more --sweeps, or an exact method")
+    if few:
+        low = f"as few as {least:.0f}" if math.isfinite(least) else "too few to estimate"
+        res.warnings.append(
+            f"warning: few effective draws for {len(few):,} variables (bulk ESS {low} < "
+            f"{MIN_ESS}, e.g. {', '.join(few[:3])}): their marginals and standard errors are "
+            "rough; use more --sweeps, or an exact method")
     return res
