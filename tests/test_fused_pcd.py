@@ -97,13 +97,15 @@ def test_proved_steps_fall_back_near_overflow():
     theta = np.array([1.0, -2.0, 3.0])
     steps = ProvedSteps(opts, theta, 1.0, checked=False)
     gap = np.array([0.5, -0.25, 1.0])
-    assert steps.apply(theta, gap, 0.1)
+    total = np.array([0.125, 0.0, -1.0])
+    assert steps.apply(theta, gap, 0.1, total)
     assert np.array_equal(theta, np.array([1.0, -2.0, 3.0]) + 0.1 * gap)
-    before = theta.copy()
-    assert not steps.apply(theta, gap, SAFE_BOUND)
-    assert np.array_equal(theta, before)
+    assert np.array_equal(total, np.array([0.125, 0.0, -1.0]) + gap)   # the epoch's gap sum
+    before, summed = theta.copy(), total.copy()
+    assert not steps.apply(theta, gap, SAFE_BOUND, total)
+    assert np.array_equal(theta, before) and np.array_equal(total, summed)
     theta[0] = np.nan                                   # a NaN bound is never safe
-    assert not ProvedSteps(opts, theta, 1.0, checked=False).apply(theta, gap, 0.1)
+    assert not ProvedSteps(opts, theta, 1.0, checked=False).apply(theta, gap, 0.1, total)
     for other in (FitOptions(optimizer="adam"), FitOptions(optimizer="sgd", momentum=0.9),
                   FitOptions(optimizer="sgd", momentum=0.0, weight_decay=0.1)):
         assert not ProvedSteps(other, theta, 1.0, checked=False).on

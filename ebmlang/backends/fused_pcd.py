@@ -22,6 +22,7 @@ once per fit; the chains are copied back to the caller's state array by `write_c
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ebmlang.backends.fused import FusedModel
 
@@ -147,3 +148,13 @@ class BipartitePCD:
         vis, hid, top = self.vis, self.hid, self.top
         chains[:, vis.offset:vis.offset + vis.size] = self.v[top:]
         chains[:, hid.offset:hid.offset + hid.size] = self.h[top:]
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_step_sum(theta, gap, lr, total):
+    """theta += lr * gap and total += gap in one pass over the params: the same roundings as
+    numpy's `theta += gap * lr; total += gap` (no fused multiply-add: numba's default)."""
+    for i in range(theta.shape[0]):
+        g = gap[i]
+        theta[i] += g * lr
+        total[i] += g

@@ -360,9 +360,9 @@ def fit(model, data, **kwargs) -> FitResult:
             if opts.schedule == "linear":
                 optimizer.lr = base_lr * (1.0 - step / total)
             step += 1
-            if not proved.apply(theta, gap, optimizer.lr):   # else provably finite, unchecked
+            if not proved.apply(theta, gap, optimizer.lr, gap_sum):  # provably finite: unchecked
                 _checked_step(model, phases, optimizer, theta, gap, epoch, b, history)
-            gap_sum += gap
+                gap_sum += gap
             batches += 1
         phases.sync()
         with np.errstate(all="ignore"):

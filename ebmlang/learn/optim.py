@@ -55,10 +55,10 @@ class ProvedSteps:
         self.on = (gap_bound is not None and not checked and opts.optimizer == "sgd"
                    and not opts.momentum and not opts.weight_decay)
         self.gap_bound, self.bound = gap_bound, float("inf")
-        self.buf = np.empty_like(theta) if self.on else None
 
-    def apply(self, theta: np.ndarray, gap: np.ndarray, lr: float) -> bool:
-        """theta += lr * gap (the same numbers as `SGD.step`) where it provably stays finite."""
+    def apply(self, theta: np.ndarray, gap: np.ndarray, lr: float, total: np.ndarray) -> bool:
+        """theta += lr * gap (the same numbers as `SGD.step`) and total += gap, in one pass,
+        where theta provably stays finite (else neither is touched)."""
         if not self.on:
             return False
         grow = lr * self.gap_bound
@@ -67,8 +67,8 @@ class ProvedSteps:
             if not self.bound + grow < SAFE_BOUND:       # also False for a NaN bound
                 self.bound = float("inf")                # the caller's step changes theta
                 return False
-        np.multiply(gap, lr, out=self.buf)
-        theta += self.buf
+        from ebmlang.backends.fused_pcd import sgd_step_sum
+        sgd_step_sum(theta, gap, float(lr), total)
         self.bound += grow
         return True
 
