@@ -52,8 +52,8 @@ def main(argv=None) -> int:
     }
     new = {
         "BipartitePCD.gap": lambda b: phases.bipartite.gap(b, theta, rng),
-        "ProvedSteps.apply (lr 0: theta unchanged)": lambda b: steps.apply(theta, zero, 0.0),
-        "gap_sum += gap": lambda b: gap_sum.__iadd__(gap_sum),
+        "ProvedSteps.apply + gap_sum (one pass; zero gap: nothing changes)":
+            lambda b: steps.apply(theta, zero, 0.0, gap_sum),
     }
     pos, neg = phases.positive(np.arange(10)), phases.negative(np.arange(10))
     old["gap = pos - neg"] = lambda b: pos - neg
