@@ -84,12 +84,23 @@ def run_tasks(address, fn, tasks):
 def _run(build, key, theta, fn, kw, names=(), *values):
     """On a worker: the model of `key` (compiled on first use), at params theta, then the job
     with the shared values (resolved by Ray) added to its arguments."""
+    _hold_threads()
     ident = key["ident"]
     model = _models.get(ident)
     if model is None:
         model = _models[ident] = build(**key)
     model.params.theta[:] = theta
     return fn(model, **kw, **dict(zip(names, values)))
+
+
+def _hold_threads() -> None:
+    """A task runs on the CPUs Ray gave it (one by default): numba's parallel loops get as
+    many threads, so that N workers on N cores do not each start a thread per core. The
+    draws do not depend on the thread count (each chain has its own stream)."""
+    import numba
+    import ray
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, int(cpus))))
 
 
 def _connect(ray, address) -> bool:
