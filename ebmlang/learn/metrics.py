@@ -20,6 +20,7 @@ class Metric:
     def __init__(self, model, data, phases, rng, max_rows: int = MAX_METRIC_ROWS,
                  exact: bool = True):
         self.model, self.phases, self.rng = model, phases, rng
+        self.data_stats, self.fixed = None, _stats_fixed(model, data.x)
         self.x = data.x[:max_rows] if data.rows > max_rows else data.x
         complete = ~np.isnan(self.x[:, model.state_ids(("var",))]).any(axis=1)
         self.x = self.x[complete]
@@ -56,10 +57,24 @@ class Metric:
         which has no model side (its gaps are the data minus the conditionals' averages)."""
         if not self.model.checked.stats or self.phases.model_states is None:
             return {}
-        data = self.model.stat_values(self.phases.rows)
+        data = self.data_stats
+        if data is None:
+            data = self.model.stat_values(self.phases.rows)
+            if self.fixed:              # the same every epoch: computed once
+                self.data_stats = data
         chains = self.model.stat_values(self.phases.model_states)
         return {k: {"data": float(np.mean(data[k])), "model": float(np.mean(chains[k]))}
                 for k in data}
+
+
+def _stats_fixed(model, x: np.ndarray) -> bool:
+    """Whether the data's stat averages stay the same all fit long: no stat reads a param,
+    and every cell a stat reads is observed in every row (the fit fills only missing and
+    latent cells, and never moves an observed one)."""
+    for t in model.stat_terms:
+        if t.preads or any(np.isnan(x[:, r.ids]).any() for r in t.reads):
+            return False
+    return True
 
 
 def _groups(model, states: np.ndarray, x: np.ndarray) -> np.ndarray:
