@@ -69,3 +69,23 @@ def test_cli_fit_langevin_writes_params(tmp_path, capsys):
     assert "langevin: buffer of 100 chains, 5 steps per minibatch" in text and out.exists()
     assert main(["fit", str(tmp_path / "g.ebm"), str(tmp_path / "d.csv"), "--method", "nce",
                  "--sampler", "langevin", "-o", str(tmp_path / "q.json")]) == 1
+
+
+def test_divergence_leaves_the_last_finite_params(monkeypatch):
+    """A non-finite gap (forced here: the data side's statistics made infinite, since the
+    chains blow up before the params do with a merely large lr) makes the first update's
+    params non-finite: the fit stops with `Diverged` naming the param, and the params (in the
+    model and in the error's result) are the last finite ones, the starting values here, as
+    PCD's safeguard promises."""
+    import ebmlang.learn.langevin as lv
+    from ebmlang.learn.result import Diverged
+    real = lv.expected_stats
+    monkeypatch.setattr(lv, "expected_stats", lambda m, x, w: real(m, x, w) * np.inf)
+    model = ebmlang.compile(GAUSS2)
+    start = {k: np.asarray(v).copy() for k, v in model.params.to_dict().items()}
+    with pytest.raises(Diverged, match="the fit diverged: param") as err:
+        model.fit({"x": data2()}, method="pcd", sampler="langevin", epochs=2, batch_size=100,
+                  chains=100, optimizer="sgd", momentum=0.0, seed=0)
+    for got in (model.params.to_dict(), err.value.result.params):
+        for k, v in start.items():
+            assert np.array_equal(np.asarray(got[k]), v), k

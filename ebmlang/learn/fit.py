@@ -26,7 +26,8 @@ from ebmlang.infer.summed import SummedOut
 from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
 from ebmlang.learn.optim import ProvedSteps, make_optimizer
-from ebmlang.learn.result import FitResult, param_gaps as _gaps
+from ebmlang.learn.result import Diverged, FitResult, checked_step
+from ebmlang.learn.result import param_at as _param_at, param_gaps as _gaps
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
@@ -88,10 +89,6 @@ class FitOptions:
         if self.noise and self.method != "sm":
             raise UserError(f"--noise is denoising score matching (--method sm); method "
                             f"{self.method} takes none")
-
-
-class Diverged(UserError):
-    pass
 
 
 class _Phases:
@@ -295,32 +292,13 @@ def _keep_proper(model, phases, good, theta, epoch) -> None:
         raise Diverged(f"the fit stopped at epoch {epoch}: {err.message}")
 
 
-def _param_at(model, pos: int) -> str:
-    for p in model.checked.params.values():
-        if p.offset <= pos < p.offset + p.size:
-            idx = np.unravel_index(pos - p.offset, p.space.shape) if p.space.shape else ()
-            return p.name + (f"[{', '.join(str(int(i)) for i in idx)}]" if idx else "")
-    return f"#{pos}"
-
-
 def _checked_step(model, phases, optimizer, theta, gap, epoch, b, history) -> None:
-    """One optimizer step with its safeguards: a Gaussian conditional kept proper, and a param
-    that becomes non-finite stops the fit with the params restored to their last finite values
-    (the step `ProvedSteps` could not prove safe)."""
-    opts = phases.opts
-    good = theta.copy()
-    theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
-    if phases.gaussian:
-        _keep_proper(model, phases, good, theta, epoch)
-    if not np.isfinite(theta).all():
-        phases.sync()
-        bad = int(np.flatnonzero(~np.isfinite(theta))[0])
-        theta[:] = good
-        err = Diverged(f"the fit diverged: param {_param_at(model, bad)} became "
-                       f"non-finite at epoch {epoch}, batch {b // opts.batch_size + 1}; "
-                       "the params are left at their last finite values (try a smaller --lr)")
-        err.result = FitResult(model.params.to_dict(), history, opts.method)
-        raise err
+    """`result.checked_step`, with a Gaussian conditional kept proper (the step `ProvedSteps`
+    could not prove safe)."""
+    fix = (lambda good, th: _keep_proper(model, phases, good, th, epoch)) if phases.gaussian \
+        else None
+    checked_step(model, phases.opts, optimizer, theta, gap, epoch, b, history, fix=fix,
+                 stopping=phases.sync)
 
 
 def fit(model, data, **kwargs) -> FitResult:

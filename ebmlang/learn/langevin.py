@@ -27,7 +27,7 @@ from ebmlang.errors import UserError
 from ebmlang.learn.gradient import expected_stats
 from ebmlang.learn.nce import fitted_gaussian
 from ebmlang.learn.optim import make_optimizer
-from ebmlang.learn.result import FitResult, param_gaps
+from ebmlang.learn.result import FitResult, checked_step, param_gaps
 
 REINIT = 0.05           # the chance a drawn chain restarts from the data's Gaussian
 DEFAULT_STEPS = 20
@@ -111,10 +111,8 @@ def fit_langevin(model, data, opts) -> FitResult:
             if opts.schedule == "linear":
                 optimizer.lr = base_lr * (1.0 - step / total)
             step += 1
-            theta += optimizer.step(gap - opts.weight_decay * theta if opts.weight_decay else gap)
-            if not np.isfinite(theta).all():
-                raise UserError(f"the fit diverged at epoch {epoch}: a param became "
-                                "non-finite (try a smaller --lr or --step-size)")
+            checked_step(model, opts, optimizer, theta, gap, epoch, b, history,
+                         method="pcd-langevin")
             gap_sum, batches = gap_sum + gap, batches + 1
         entry = {"epoch": epoch, "lr": float(optimizer.lr), "metric": None, "value": None,
                  "gaps": param_gaps(model, gap_sum / batches), "step_size": eps,
