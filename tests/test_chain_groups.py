@@ -120,24 +120,6 @@ def test_watchers_see_grouped_blocks_as_they_come(monkeypatch):
     np.testing.assert_array_equal(np.concatenate([xs for _, xs in seen], axis=1), kept.full)
 
 
-def test_grouped_memory_does_not_grow_with_draws():
-    """keep=False on 8 chains of the 64 x 64 lattice (two groups): the traced allocation peak
-    of 300 draws and of 3000 is the same, far below what keeping 3000 draws takes."""
-    import tracemalloc
-    model = ebmlang.load("examples/ising.ebm", L=64)
-    assert len(groups.chain_groups(model, 8)) == 2
-    model.sample(draws=2, chains=8, seed=0)
-    peaks = []
-    for draws in (300, 3000):
-        tracemalloc.start()
-        model.sample(draws=draws, chains=8, burn_in=0, seed=0, keep=False,
-                     watch=[lambda k, xs: None])
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-    kept_bytes = 3000 * 8 * 64 * 64
-    assert peaks[1] - peaks[0] < 0.01 * kept_bytes, peaks
-
-
 @pytest.mark.parametrize("name", ["potts", "wolff"])
 def test_grouped_marginals_match_enumeration(name, monkeypatch):
     """12 chains in 4 groups, 1500 draws each: every ground marginal within 5 batch-means

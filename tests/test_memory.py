@@ -163,20 +163,24 @@ def test_streamed_draws_give_what_kept_draws_give(tmp_path):
     assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "streamed.csv").read_bytes()
 
 
-def test_streamed_memory_does_not_grow_with_draws():
+@pytest.mark.parametrize("chains, groups", [(2, 1), (8, 2)])
+def test_streamed_memory_does_not_grow_with_draws(chains, groups):
     """keep=False: the traced allocation peak of 300 draws and of 3000 is the same (both are
-    more than one buffered block of 122 draws) for a 64 x 64 lattice."""
+    more than one buffered block of 122 draws) for a 64 x 64 lattice, in one chain group and
+    in two (run in one sweep loop, each with its own stream)."""
     import tracemalloc
+    from ebmlang.infer.groups import chain_groups
     model = ebmlang.load("examples/ising.ebm", L=64)
-    model.sample(draws=2, chains=2, seed=0)            # compile and cache first
+    assert len(chain_groups(model, chains)) == groups
+    model.sample(draws=2, chains=chains, seed=0)       # compile and cache first
     peaks = []
     for draws in (300, 3000):
         tracemalloc.start()
-        model.sample(draws=draws, chains=2, burn_in=0, seed=0, keep=False,
+        model.sample(draws=draws, chains=chains, burn_in=0, seed=0, keep=False,
                      watch=[lambda k, xs: None])
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    kept_bytes = 3000 * 2 * 64 * 64                     # what keeping 3000 int8 draws takes
+    kept_bytes = 3000 * chains * 64 * 64                # what keeping 3000 int8 draws takes
     assert peaks[1] - peaks[0] < 0.01 * kept_bytes, peaks
 
 
