@@ -54,6 +54,9 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
         s1, s2, s3 = (spins[0].copy() for _ in range(3))
         out["hand numba, fast (xoroshiro + table)"] = (
             lambda: K.fast_sweep(s1, table, next(seed)), lambda: s1[None])
+        s4 = spins[0].copy()
+        out["hand numba, fast, unsigned indices"] = (
+            lambda: K.fast_sweep_unsigned(s4, table, next(seed)), lambda: s4[None])
         out["hand numba, plain (np.random + exp)"] = (
             lambda: K.plain_sweep(s2, BETA, next(seed)), lambda: s2[None])
         out["hand numpy checkerboard"] = (
@@ -63,6 +66,9 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
         seeds = lambda: np.arange(chains) + next(seed) * chains  # noqa: E731
         out["hand numba, fast, chains in parallel"] = (
             lambda: K.fast_sweeps_chains(s1, table, seeds()), lambda: s1)
+        s4 = spins.copy()
+        out["hand numba, fast, unsigned indices, chains in parallel"] = (
+            lambda: K.fast_sweeps_chains_unsigned(s4, table, seeds()), lambda: s4)
         out["hand numba, plain, chains in parallel"] = (
             lambda: K.plain_sweeps_chains(s2, BETA, seeds()), lambda: s2)
         out["hand numpy checkerboard"] = (

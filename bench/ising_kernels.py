@@ -6,6 +6,9 @@ p(s = +1 | field) = 1 / (1 + exp(-2 beta h)), h the sum of the four neighbours (
   Twister) and one exp per site.
 - `fast_sweep`: the practical limit: an inline xoroshiro128+ generator and a table of the five
   heat-bath probabilities the local field h in {-4, -2, 0, 2, 4} allows.
+- `fast_sweep_unsigned`: the same with every index unsigned (numba tests a signed index for
+  negative wrap-around on each read; an unsigned one it does not): 1.4-1.5x faster, the
+  stronger reference since issue 14 found it.
 - `numpy_sweep`: a vectorized numpy checkerboard (np.roll neighbour sums, one colour at a time).
 """
 
@@ -63,6 +66,36 @@ def _fast_lattice(s, table, seed):
                 row[j] = 1 if u < table[(h + 4) >> 1] else -1
 
 
+@njit(cache=True)
+def _fast_lattice_unsigned(s, table, seed):
+    """`_fast_lattice` with every index unsigned: numba tests a signed index for negative
+    wrap-around on each read, an unsigned one not (the trick ebmlang's table kernels use)."""
+    L = uint64(s.shape[0])
+    one = uint64(1)
+    s0 = _splitmix(uint64(seed))
+    s1 = _splitmix(s0)
+    for colour in range(2):
+        for i in range(L):
+            up = s[(i + L - one) % L]
+            down = s[(i + one) % L]
+            row = s[i]
+            for j in range((i + uint64(colour)) % uint64(2), L, uint64(2)):
+                left = row[j - one] if j > 0 else row[L - one]
+                right = row[j + one] if j < L - one else row[0]
+                h = up[j] + down[j] + left + right
+                r = s0 + s1                       # xoroshiro128+
+                s1 ^= s0
+                s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
+                s1 = _rotl(s1, 37)
+                u = (r >> uint64(11)) * (1.0 / 9007199254740992.0)
+                row[j] = 1 if u < table[uint64(h + 4) >> one] else -1
+
+
+def fast_sweep_unsigned(s, table, seed):
+    """`fast_sweep` with unsigned indices."""
+    _fast_lattice_unsigned(s, table, seed)
+
+
 def heat_bath_table(beta: float) -> np.ndarray:
     """p(s = +1) for the five local fields -4, -2, 0, 2, 4."""
     h = np.arange(-4, 5, 2)
@@ -79,6 +112,13 @@ def fast_sweeps_chains(states, table, seeds):
     """One sweep of every chain (states: chains x L x L), chains spread over threads."""
     for c in prange(states.shape[0]):
         _fast_lattice(states[c], table, seeds[c])
+
+
+@njit(cache=True, parallel=True)
+def fast_sweeps_chains_unsigned(states, table, seeds):
+    """`fast_sweeps_chains` with unsigned indices."""
+    for c in prange(states.shape[0]):
+        _fast_lattice_unsigned(states[c], table, seeds[c])
 
 
 @njit(cache=True, parallel=True)
