@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebmlang.infer.elimination import _cost, count_text, interaction_graph, term_tables
+from ebmlang.infer.elimination import _cost, interaction_graph
+from ebmlang.infer.ground_tables import count_text, term_tables
 
 
 def stat_terms(model, x0: np.ndarray, clamp_index: dict[int, int]) -> list[tuple]:
