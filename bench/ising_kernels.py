@@ -44,6 +44,16 @@ def _splitmix(z):
     return z ^ (z >> uint64(31))
 
 
+@njit(inline="always")
+def _next(s0, s1):
+    """xoroshiro128+: a double in [0, 1) from the top 53 bits, and the next state."""
+    r = s0 + s1
+    s1 ^= s0
+    s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
+    s1 = _rotl(s1, 37)
+    return (r >> uint64(11)) * (1.0 / 9007199254740992.0), s0, s1
+
+
 @njit(cache=True)
 def _fast_lattice(s, table, seed):
     L = s.shape[0]
@@ -58,11 +68,7 @@ def _fast_lattice(s, table, seed):
                 left = row[j - 1] if j > 0 else row[L - 1]
                 right = row[j + 1] if j < L - 1 else row[0]
                 h = up[j] + down[j] + left + right
-                r = s0 + s1                       # xoroshiro128+
-                s1 ^= s0
-                s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
-                s1 = _rotl(s1, 37)
-                u = (r >> uint64(11)) * (1.0 / 9007199254740992.0)
+                u, s0, s1 = _next(s0, s1)
                 row[j] = 1 if u < table[(h + 4) >> 1] else -1
 
 
@@ -83,11 +89,7 @@ def _fast_lattice_unsigned(s, table, seed):
                 left = row[j - one] if j > 0 else row[L - one]
                 right = row[j + one] if j < L - one else row[0]
                 h = up[j] + down[j] + left + right
-                r = s0 + s1                       # xoroshiro128+
-                s1 ^= s0
-                s0 = _rotl(s0, 24) ^ s1 ^ (s1 << uint64(16))
-                s1 = _rotl(s1, 37)
-                u = (r >> uint64(11)) * (1.0 / 9007199254740992.0)
+                u, s0, s1 = _next(s0, s1)
                 row[j] = 1 if u < table[uint64(h + 4) >> one] else -1
 
 
