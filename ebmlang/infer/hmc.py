@@ -74,6 +74,7 @@ class GradientMove:
         self.eps, self.moves = 0.25, 0
         self.adapt = DualAveraging(self.eps, TARGET[kind])
         self.accept_sum, self.kept, self.divergent = 0.0, 0, 0
+        self.tally = [0.0, 0, 0]      # every move's acceptance, count, divergences (`take_tally`)
 
     def _energy(self, x, theta):
         return self.grad.log_potential(x, theta)
@@ -111,6 +112,8 @@ class GradientMove:
         x[accept] = y[accept]          # y is x outside the moved columns
         self.moves += 1
         info = HMCInfo(float(alpha.mean()), int(bad.sum()))
+        self.tally = [self.tally[0] + info.acceptance, self.tally[1] + 1,
+                      self.tally[2] + info.divergent]
         if self.moves <= self.burn_in:
             self.eps = self.adapt.update(info.acceptance)
             if self.moves == self.burn_in:
@@ -120,6 +123,13 @@ class GradientMove:
             self.kept += 1
             self.divergent += info.divergent
         return info
+
+    def take_tally(self) -> dict:
+        """Mean acceptance, divergences and the step since the last call (fit's epochs)."""
+        total, n, divergent = self.tally
+        self.tally = [0.0, 0, 0]
+        return {"kind": self.kind, "acceptance": total / n if n else float("nan"),
+                "step": self.eps, "divergent": divergent, "moves": n}
 
     @property
     def acceptance(self) -> float:
@@ -205,6 +215,15 @@ def with_gradient_moves(model, step, burn_in: int):
             mine.step(x[rows], theta, r, None if clamp is None else clamp[rows])
         return x
     return sweep, move
+
+
+def fit_moves(model, step):
+    """`with_gradient_moves` for fit's chains (PCD's persistent ones, CD's, the data phase's
+    clamped ones): the step size keeps adapting by dual averaging at every move, never frozen,
+    since each update of the params changes the density the chains follow (a step fitted to
+    the initial params can leave the leapfrog unstable once the precision has grown, and the
+    chains frozen); each move at its step leaves the current model invariant."""
+    return with_gradient_moves(model, step, math.inf)
 
 
 def _unstarted_copy(move: GradientMove) -> GradientMove:

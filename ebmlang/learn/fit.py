@@ -104,7 +104,8 @@ class _Phases:
         if len(self.latent) and SummedOut.independent(model, self.latent):
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
-        self._sweeper = None                               # (parts, sweep), built on first use
+        self._sweeper = None                               # (parts, sweeps), built on first use
+        self.move = None                                   # the chains' HMC / MALA move, if any
         self.has_inputs = len(model.state_ids(("input",))) > 0
         self.fused = None                                  # the fused update, where it applies
         if opts.backend == "auto" and opts.method in ("pcd", "cd") and not self.has_inputs:
@@ -127,6 +128,10 @@ class _Phases:
             self.chains = start
         self.replicas = None                               # parallel tempering, when asked
         if opts.tempering != 1:
+            from ebmlang.infer.hmc import gradient_families
+            if gradient_families(model):
+                raise UserError("parallel tempering does not run hmc or mala families yet; use "
+                                "sampler mh for them, or no --tempering")
             from ebmlang.infer.tempering import Replicas
             self.replicas = Replicas(model, self.chains, None, opts.tempering,
                                      opts.tempering_min, [self._tempered_sweep],
@@ -203,9 +208,19 @@ class _Phases:
             self.fused.sweep(x, theta, self.rng, clamp)
             return
         if self._sweeper is None:
-            self._sweeper = _sweeper(self.model, self.opts.backend)
-        parts, step = self._sweeper
-        step(parts, x, theta, self.rng, clamp)
+            self._sweeper = self._build_sweeper()
+        parts, model_step, data_step = self._sweeper
+        (model_step if clamp is None else data_step)(parts, x, theta, self.rng, clamp)
+
+    def _build_sweeper(self):
+        """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
+        sweep followed by the joint HMC / MALA move of the families sampled so (`fit_moves`),
+        one move (and step size) for the chains and one for the clamped data rows."""
+        from ebmlang.infer.hmc import fit_moves
+        parts, step = _sweeper(self.model, self.opts.backend)
+        (model_step, self.move), (data_step, _) = fit_moves(self.model, step), \
+            fit_moves(self.model, step)
+        return parts, model_step, data_step
 
     def _tempered_sweep(self, x, theta, rng, clamp, beta) -> None:
         """`sweep` with chain c at inverse temperature beta[c] (the replicas' sweep kind),
@@ -215,7 +230,7 @@ class _Phases:
             self.fused.sweep(x, theta, rng, clamp, beta)
             return
         if self._sweeper is None:
-            self._sweeper = _sweeper(self.model, self.opts.backend)
+            self._sweeper = self._build_sweeper()
         from ebmlang.infer.tempering import tempered_sweep
         tempered_sweep(self._sweeper[0], x, theta, rng, clamp, beta)
 
@@ -356,6 +371,8 @@ def fit(model, data, **kwargs) -> FitResult:
         epoch_start = theta.copy()
         entry = {"epoch": epoch, "lr": float(optimizer.lr), **measured, "gaps": _gaps(model, gap_sum / batches),
                  "stats": metric.stats(), "seconds": round(time.perf_counter() - start, 4)}
+        if phases.move is not None:       # the chains' HMC / MALA move over this epoch
+            entry["gradient_move"] = phases.move.take_tally()
         history.append(entry)
         if opts.progress is not None:
             opts.progress(entry, opts)
