@@ -105,6 +105,8 @@ class _Phases:
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
         self._sweeper = None                               # (parts, sweeps), built on first use
+        from ebmlang.infer.hmc import with_default_hmc     # the chains run HMC where `sample`
+        self.sampling = with_default_hmc(model) if opts.tempering == 1 else model  # does
         self.move = None                                   # the chains' HMC / MALA move, if any
         self.has_inputs = len(model.state_ids(("input",))) > 0
         self.fused = None                                  # the fused update, where it applies
@@ -215,11 +217,14 @@ class _Phases:
     def _build_sweeper(self):
         """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
         sweep followed by the joint HMC / MALA move of the families sampled so (`fit_moves`),
-        one move (and step size) for the chains and one for the clamped data rows."""
+        one move (and step size) for the chains and one for the clamped data rows. A family
+        on HMC by default keeps its random-walk MH update before the move: where the gradient
+        grows faster than linearly (x^4), a chain left in the tail by a jump of the params
+        diverges at every leapfrog step the bulk allows, and MH brings it back."""
         from ebmlang.infer.hmc import fit_moves
         parts, step = _sweeper(self.model, self.opts.backend)
-        (model_step, self.move), (data_step, _) = fit_moves(self.model, step), \
-            fit_moves(self.model, step)
+        (model_step, self.move), (data_step, _) = fit_moves(self.sampling, step), \
+            fit_moves(self.sampling, step)
         return parts, model_step, data_step
 
     def _tempered_sweep(self, x, theta, rng, clamp, beta) -> None:
@@ -373,6 +378,8 @@ def fit(model, data, **kwargs) -> FitResult:
                  "stats": metric.stats(), "seconds": round(time.perf_counter() - start, 4)}
         if phases.move is not None:       # the chains' HMC / MALA move over this epoch
             entry["gradient_move"] = phases.move.take_tally()
+            if opts.method != "pcd" or phases.has_inputs:   # other rows each update
+                entry["gradient_move"]["unmoved"] = None
         history.append(entry)
         if opts.progress is not None:
             opts.progress(entry, opts)
