@@ -15,8 +15,9 @@ trajectory length resonates with a period of the target. A move whose energy err
 
 HMC is also the default of `sample` and of fit's PCD / CD chains for a real family with no
 `sampler` line whose conditional is not Gaussian, where its gradient exists (`default_hmc`,
-`with_default_hmc`; fit keeps the family's MH update before the move, `fit_moves`); the
-other tasks keep random-walk MH for it. The trajectory runs as one compiled call where the gradient
+`with_default_hmc`), after the family's random-walk MH update in each sweep (a chain in the
+tail of a quartic, where every step the bulk allows diverges, comes back by MH); the other
+tasks keep random-walk MH alone for it. The trajectory runs as one compiled call where the gradient
 compiles (`xgrad.trajectory`), else as the numpy loop below; both do the same arithmetic.
 """
 
@@ -183,9 +184,9 @@ def method_text(model, family: str) -> str:
             f"acceptance {TARGET[method]}), {grad}"
         if is_default(model, family):
             text += ("; the default for a real family whose conditional is not Gaussian, "
-                     "where d log p / dx exists (in fit's chains after a random-walk MH "
-                     "update; random-walk MH, scale adapted in burn-in, under --tempering "
-                     "and in map, logz and marginals)")
+                     "where d log p / dx exists, after a random-walk MH update of the family "
+                     "(MH alone, scale adapted in burn-in, under --tempering and in map, logz "
+                     "and marginals)")
         return text
     text = "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
     why = getattr(model, "gradient_why", {}).get(family)
