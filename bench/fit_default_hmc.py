@@ -19,6 +19,9 @@ N = 1 the same draws times 10 (a = 1e-4: the scale fit's MH does not adapt to).
    the same model with `sampler x : mh`, MH given twice the epochs (about the same time),
    KL(data || model) by quadrature (bench/neural_energy.py's grid).
 
+4. `sample` (its default is now MH then HMC too): exp(-50 x^4) from the N(0, 1) start,
+   bulk ESS of x^4 per second and E[x^4] / (1 / 200), the closed form, for the three.
+
     python bench/fit_default_hmc.py            # a few minutes on 2 shared cores
     python bench/fit_default_hmc.py --quick
 """
@@ -102,6 +105,20 @@ def main() -> None:
                   f"{', '.join(f'{f[1]:.3f}' for f in fits)} |")
 
     ring8(4 if args.quick else 30)
+    stiff_sample(200 if args.quick else 2000)
+
+
+def stiff_sample(draws: int) -> None:
+    print("\n| sample exp(-50 x^4), 100 chains | ESS of x^4 | s | ESS/s | E[x^4] / exact |")
+    print("|---|---:|---:|---:|---:|")
+    for name, line in SAMPLERS.items():
+        model = ebmlang.compile("var x : real\nparam a = 50.0\nenergy q : a * x ^ 4\n" + line)
+        model.sample(draws=10, chains=100, burn_in=10, seed=0)           # warm-up
+        t = time.perf_counter()
+        v = model.sample(draws=draws, chains=100, burn_in=draws // 2, seed=0)["x"] ** 4
+        dt = time.perf_counter() - t
+        print(f"| {name} | {bulk_ess(v):.0f} | {dt:.2f} | {bulk_ess(v) / dt:.0f} | "
+              f"{v.mean() * 200:.3f} |")
 
 
 def ring8(epochs: int) -> None:
