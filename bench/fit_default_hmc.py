@@ -21,6 +21,8 @@ N = 1 the same draws times 10 (a = 1e-4: the scale fit's MH does not adapt to).
 
 4. `sample` (its default is now MH then HMC too): exp(-50 x^4) from the N(0, 1) start,
    bulk ESS of x^4 per second and E[x^4] / (1 / 200), the closed form, for the three.
+5. The full-batch quartic fit of tests/test_fit_gradient_moves.py over 8 seeds: the
+   scatter of a's relative error (and HMC alone's runaways).
 
     python bench/fit_default_hmc.py            # a few minutes on 2 shared cores
     python bench/fit_default_hmc.py --quick
@@ -106,6 +108,26 @@ def main() -> None:
 
     ring8(4 if args.quick else 30)
     stiff_sample(200 if args.quick else 2000)
+    full_batch_scatter(2 if args.quick else 8)
+
+
+def full_batch_scatter(seeds: int) -> None:
+    """tests/test_fit_gradient_moves.py's quartic fit (500 draws, full batches, sgd lr 2, no
+    momentum, 300 epochs from a = 0.3) over seeds: each seed's relative error of a."""
+    rng = np.random.default_rng(2)
+    d = rng.choice([-1.0, 1.0], 500) * rng.gamma(0.25, 1.0, 500) ** 0.25
+    exact = 1.0 / (4.0 * np.mean(d ** 4))
+    print(f"\n| full-batch PCD of exp(-a x^4), seeds 0-{seeds - 1} | relative errors of a | sd |")
+    print("|---|---|---:|")
+    for name, line in SAMPLERS.items():
+        model = ebmlang.compile("var x : real\nparam a = 0.3\nenergy q : a * x ^ 4\n" + line)
+        errs = []
+        for seed in range(seeds):
+            model.params["a"] = 0.3
+            model.fit({"x": d}, method="pcd", epochs=300, batch_size=500, lr=2.0,
+                      optimizer="sgd", momentum=0.0, seed=seed)
+            errs.append(float(model.params["a"]) / exact - 1)
+        print(f"| {name} | {', '.join(f'{e:.3g}' for e in errs)} | {np.std(errs):.3g} |")
 
 
 def stiff_sample(draws: int) -> None:
