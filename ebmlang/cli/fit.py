@@ -37,23 +37,31 @@ def _line(entry: dict, opts) -> str:
 
 
 def _move_warning(history) -> str | None:
-    """A warning when the chains' HMC / MALA move accepted little in the last epoch, or some
-    persistent chain accepted none of the last STUCK_WINDOW moves (stuck, as a chain in the
-    tail of a stiff density whose every trajectory diverges): the model side of the gradient
-    is then stale."""
+    """A warning when the chains' HMC / MALA move accepted little over its last STUCK_WINDOW
+    moves (the last epochs that hold them), or some persistent chain accepted none of them
+    (stuck, as a chain in the tail of a stiff density whose every trajectory diverges): the
+    model side of the gradient is then stale."""
     from ebmlang.infer.hmc import LOW_ACCEPT, STUCK_WINDOW
-    move = history[-1].get("gradient_move") if history else None
-    if move is None:
+    moves = [e["gradient_move"] for e in history if e.get("gradient_move")]
+    if not moves:
         return None
-    stuck = move.get("unmoved") or 0
-    if not (move["acceptance"] < LOW_ACCEPT or stuck):
+    recent, n, accepted = [], 0, 0.0
+    for m in reversed(moves):
+        recent.append(m)
+        n, accepted = n + m["moves"], accepted + m["acceptance"] * m["moves"]
+        if n >= STUCK_WINDOW:
+            break
+    rate, last = accepted / n if n else float("nan"), moves[-1]
+    stuck = last.get("unmoved") or 0
+    if not (rate < LOW_ACCEPT or stuck):
         return None
-    what = (f"{stuck} chains accepted none of the last {STUCK_WINDOW} {move['kind']} moves"
-            if stuck else f"the chains' {move['kind']} move accepted {move['acceptance']:.2f} "
-            "of its proposals in the last epoch")
-    return (f"warning: {what} ({move['divergent']} divergent in the last epoch): the model side "
-            "of the gradient is stale and the fitted params may be off; try a smaller --lr, "
-            "or sampler mh for the family")
+    what = (f"{stuck} chains accepted none of the last {STUCK_WINDOW} {last['kind']} moves"
+            if stuck else f"the chains' {last['kind']} move accepted {rate:.2f} of its "
+            f"proposals over the last {n} moves")
+    divergent = sum(m["divergent"] for m in recent)
+    return (f"warning: {what} ({divergent} divergent): the model side of the gradient is "
+            "stale and the fitted params may be off; try a smaller --lr, or sampler mh for "
+            "the family")
 
 
 def _data(model, path):

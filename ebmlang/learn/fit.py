@@ -31,6 +31,7 @@ from ebmlang.learn.result import param_at as _param_at, param_gaps as _gaps
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
+WARM_UP = 50        # sweeps of the chains before the first update, where they run HMC / MALA
 
 
 @dataclass
@@ -156,6 +157,17 @@ class _Phases:
         if self.bipartite is not None:
             return self.bipartite.gap(batch, self.model.params.theta, self.rng)
         return self.positive(batch) - self.negative(batch)
+
+    def warm_up(self) -> None:
+        """Where the chains run an HMC / MALA move: WARM_UP sweeps of them at the initial
+        params before the first update, so that the step has adapted from its first guess
+        and the chains have left their N(0, 1) start (else the first updates, with large
+        steps from stale chains, can throw the params far off)."""
+        from ebmlang.infer.hmc import gradient_families
+        if self.replicas is not None or not gradient_families(self.sampling):
+            return
+        for _ in range(WARM_UP):
+            self.sweep(self.chains)
 
     def sync(self) -> None:
         if self.bipartite is not None:
@@ -340,6 +352,7 @@ def fit(model, data, **kwargs) -> FitResult:
         return fit_langevin(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
+    phases.warm_up()
     theta = model.params.theta
     optimizer = make_optimizer(opts, len(theta))
     proved = ProvedSteps(opts, theta, GAP_BOUND if phases.bipartite else None, phases.gaussian)
