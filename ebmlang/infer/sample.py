@@ -250,9 +250,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     ids = model.state_ids()
     theta = model.params.theta
     from ebmlang.infer.hmc import gradient_families, with_default_hmc
-    # HMC where it is the default (the replicas run MH), after the family's own MH update:
-    # where the gradient grows faster than linearly (x^4) a chain in the tail diverges at
-    # every step the bulk allows, and MH brings it back
+    # HMC where it is the default (the replicas run MH), after its MH update (infer.hmc)
     sampling = with_default_hmc(model) if tempering == 1 else model
     parts, step = sweep_parts(model, backend)
     replicas = None

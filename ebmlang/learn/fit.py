@@ -168,6 +168,7 @@ class _Phases:
             return
         for _ in range(WARM_UP):
             self.sweep(self.chains)
+        self.move.take_tally()            # the epochs report their own moves
 
     def sync(self) -> None:
         if self.bipartite is not None:
