@@ -41,10 +41,10 @@ def test_mh_and_hmc_acceptance_in_repr():
     draws = well.sample(draws=40, chains=2, seed=0)
     rate = draws.acceptance["x"]
     assert repr(draws).endswith(f"; stats position; MH x accepted {rate:.3f}>")
-    draws = ebmlang.compile(text).sample(draws=40, chains=2, seed=0)   # HMC, the default
-    move = draws.gradient
-    assert repr(draws).endswith(f"; stats position; HMC x accepted {move.acceptance:.3f}, "
-                                f"{move.divergent} divergent>")
+    draws = ebmlang.compile(text).sample(draws=40, chains=2, seed=0)   # MH then HMC, the default
+    move, rate = draws.gradient, draws.acceptance["x"]
+    assert repr(draws).endswith(f"; stats position; MH x accepted {rate:.3f}; HMC x accepted "
+                                f"{move.acceptance:.3f}, {move.divergent} divergent>")
 
 
 def test_params_repr_shows_values_or_a_summary(model):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import time
 import traceback
 from typing import Callable
 
@@ -17,6 +19,13 @@ import numpy as np
 from ebmlang.errors import UserError, did_you_mean
 from ebmlang.cli.outputs import add_force
 from ebmlang.report.plots import parse_shape
+
+_PAUSE = os.environ.get("EBMLANG_TEST_IMPORT_PAUSE")
+if _PAUSE:      # tests only: hold the start-up imports so that a test can Ctrl-C them
+    sys.stderr.write("paused in the start-up imports\n")
+    sys.stderr.flush()
+    time.sleep(float(_PAUSE))
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with usage errors as exit status 1, like every other user error."""

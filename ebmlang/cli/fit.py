@@ -28,9 +28,40 @@ def _line(entry: dict, opts) -> str:
         parts.append("gap " + " ".join(f"{k} {v:.2g}" for k, v in entry["gaps"].items()))
     for name, s in entry.get("stats", {}).items():
         parts.append(f"{name} {s['data']:.3g}/{s['model']:.3g}")
+    move = entry.get("gradient_move")
+    if move:
+        parts.append(f"{move['kind']} accept {move['acceptance']:.2f} step {move['step']:.3g}")
     if "seconds" in entry:
         parts.append(f"{entry['seconds']:.2f} s")
     return "  ".join(parts)
+
+
+def _move_warning(history) -> str | None:
+    """A warning when the chains' HMC / MALA move accepted little over its last STUCK_WINDOW
+    moves (the last epochs that hold them), or some persistent chain accepted none of them
+    (stuck, as a chain in the tail of a stiff density whose every trajectory diverges): the
+    model side of the gradient is then stale."""
+    from ebmlang.infer.hmc import LOW_ACCEPT, STUCK_WINDOW
+    moves = [e["gradient_move"] for e in history if e.get("gradient_move")]
+    if not moves:
+        return None
+    recent, n, accepted = [], 0, 0.0
+    for m in reversed(moves):
+        recent.append(m)
+        n, accepted = n + m["moves"], accepted + m["acceptance"] * m["moves"]
+        if n >= STUCK_WINDOW:
+            break
+    rate, last = accepted / n if n else float("nan"), moves[-1]
+    stuck = last.get("unmoved") or 0
+    if not (rate < LOW_ACCEPT or stuck):
+        return None
+    what = (f"{stuck} chains accepted none of the last {STUCK_WINDOW} {last['kind']} moves"
+            if stuck else f"the chains' {last['kind']} move accepted {rate:.2f} of its "
+            f"proposals over the last {n} moves")
+    divergent = sum(m["divergent"] for m in recent)
+    return (f"warning: {what} ({divergent} divergent): the model side of the gradient is "
+            "stale and the fitted params may be off; try a smaller --lr, or sampler mh for "
+            "the family")
 
 
 def _data(model, path):
@@ -53,7 +84,24 @@ def _header(model, opts) -> str:
                   f"{opts.langevin_steps} steps per minibatch")
     if opts.method == "pcd" and opts.tempering > 1:
         chains += f" x {opts.tempering} tempering replicas"
-    return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}"
+    return f"{model.name}: {fams}; {counted(n, 'param')}; {opts.method}{chains}, {how}" + \
+        _moves_text(model, opts)
+
+
+def _moves_text(model, opts) -> str:
+    """What moves the real families of fit's chains by gradient, if any: `; x by MH then
+    HMC (10 leapfrog), the step adapted at every move`."""
+    from ebmlang.infer.hmc import default_hmc, gradient_families, with_default_hmc
+    if opts.method not in ("pcd", "cd") or opts.sampler != "gibbs":
+        return ""
+    fams = gradient_families(with_default_hmc(model) if opts.tempering == 1 else model)
+    if not fams:
+        return ""
+    by_default = set(default_hmc(model)) if opts.tempering == 1 else set()
+    text = ", ".join(f"{f} by {'MH then ' if f in by_default else ''}"
+                     f"{m.upper() + (f' ({s} leapfrog)' if m == 'hmc' else '')}"
+                     for f, (m, s) in sorted(fams.items()))
+    return f"; {text}, the step adapted at every move"
 
 
 def cmd_fit(args) -> int:
@@ -92,6 +140,9 @@ def cmd_fit(args) -> int:
         return 1
     write_params_json(out, model.params.to_dict(), result.to_meta(model))
     print(f"wrote {out}")
+    warning = _move_warning(result.history)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     if args.plot is not None:
         from ebmlang.report.plots import plot_fit
         plot_fit(result.history, args.plot)

@@ -107,6 +107,7 @@ def _connect(ray, address) -> bool:
     """Connect to the cluster (address, else RAY_ADDRESS, else a new local one); True when this
     call started Ray and so must shut it down. An unreachable address is an error in seconds."""
     if ray.is_initialized():
+        _check_same_cluster(ray, address)
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     env = {k: os.environ[k] for k in ("PYTHONPATH", "EBMLANG_CACHE", "EBMLANG_UAI_DIR")
@@ -119,6 +120,68 @@ def _connect(ray, address) -> bool:
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     return True
+
+
+def _check_same_cluster(ray, address) -> None:
+    """A UserError naming both addresses when Ray, already initialised in this process, is
+    connected to another cluster than `address` (a HOST:PORT or ray://HOST:PORT; None, auto
+    and local take whatever it is connected to): one process holds one Ray connection, so a
+    different --ray would otherwise be ignored. Where Ray does not say its address, the
+    connection is used as it is."""
+    if address in (None, "auto", "local"):
+        return
+    current = _current_address(ray)
+    if current is None or _endpoint(current) == _endpoint(address):
+        return
+    raise UserError(f"Ray is already connected to the cluster at {current} in this process, so "
+                    f"it cannot run on the one at {address} asked for: give --ray {current} (or "
+                    "ray=True), or call ray.shutdown() first, or run in a new process")
+
+
+def _current_address(ray) -> str | None:
+    """ray://HOST:PORT for a Ray Client connection, else the GCS's HOST:PORT; None where Ray
+    does not say."""
+    client = _client_address()
+    if client is not None:
+        return client
+    try:
+        return ray.get_runtime_context().gcs_address or None
+    except Exception:     # noqa: BLE001 - an older Ray or a worker that cannot say
+        return None
+
+
+def _client_address() -> str | None:
+    """ray://HOST:PORT of this process's Ray Client connection, None without one."""
+    try:
+        from ray.util.client import ray as client
+        if client.is_connected():
+            conn = getattr(client.get_context().client_worker, "_conn_str", None)
+            return "ray://" + conn.removeprefix("ray://") if conn else None
+    except (ImportError, AttributeError):
+        pass
+    return None
+
+
+def _endpoint(address: str) -> tuple[bool, str, str]:
+    """(Ray Client, host, port), every address of this machine's interfaces (loopback, the
+    node IP Ray reports) one host "local"."""
+    client = address.startswith("ray://")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        ip = socket.gethostbyname(host or "127.0.0.1")
+    except OSError:
+        return client, host, port
+    return client, "local" if _is_own(ip) else ip, port
+
+
+def _is_own(ip: str) -> bool:
+    """Whether ip is an address of this machine: a socket can be bound to it."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
+        return True
+    except OSError:
+        return False
 
 
 def _probe(address: str) -> None:

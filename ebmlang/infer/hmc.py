@@ -13,9 +13,11 @@ averaged value; each move's step is jittered uniformly in [0.8, 1.2] eps so that
 trajectory length resonates with a period of the target. A move whose energy error exceeds
 1000 (Stan's threshold) or is not finite is a divergence, rejected and counted.
 
-HMC is also `sample`'s default for a real family with no `sampler` line whose conditional is
-not Gaussian, where its gradient exists (`default_hmc`, `with_default_hmc`); the other tasks
-keep random-walk MH for it. The trajectory runs as one compiled call where the gradient
+HMC is also the default of `sample` and of fit's PCD / CD chains for a real family with no
+`sampler` line whose conditional is not Gaussian, where its gradient exists (`default_hmc`,
+`with_default_hmc`), after the family's random-walk MH update in each sweep (a chain in the
+tail of a quartic, where every step the bulk allows diverges, comes back by MH); the other
+tasks keep random-walk MH alone for it. The trajectory runs as one compiled call where the gradient
 compiles (`xgrad.trajectory`), else as the numpy loop below; both do the same arithmetic.
 """
 
@@ -33,6 +35,7 @@ from ebmlang.backends.lanes import each_group
 TARGET = {"hmc": 0.8, "mala": 0.57}
 DIVERGENCE = 1000.0
 DEFAULT_STEPS = 10
+STUCK_WINDOW = 20     # moves; a chain at acceptance 0.5 refuses 20 in a row once in a million
 
 
 class HMCInfo(NamedTuple):
@@ -74,6 +77,9 @@ class GradientMove:
         self.eps, self.moves = 0.25, 0
         self.adapt = DualAveraging(self.eps, TARGET[kind])
         self.accept_sum, self.kept, self.divergent = 0.0, 0, 0
+        self.tally = [0.0, 0, 0]      # every move's acceptance, count, divergences (`take_tally`)
+        self.moved, self.window = None, 0   # per chain: accepted a move in this window of moves
+        self.unmoved = None           # chains that accepted none in the last whole window
 
     def _energy(self, x, theta):
         return self.grad.log_potential(x, theta)
@@ -111,6 +117,9 @@ class GradientMove:
         x[accept] = y[accept]          # y is x outside the moved columns
         self.moves += 1
         info = HMCInfo(float(alpha.mean()), int(bad.sum()))
+        self.tally = [self.tally[0] + info.acceptance, self.tally[1] + 1,
+                      self.tally[2] + info.divergent]
+        self._count_stuck(accept)
         if self.moves <= self.burn_in:
             self.eps = self.adapt.update(info.acceptance)
             if self.moves == self.burn_in:
@@ -121,16 +130,36 @@ class GradientMove:
             self.divergent += info.divergent
         return info
 
+    def _count_stuck(self, accept: np.ndarray) -> None:
+        """Over windows of STUCK_WINDOW moves of the same chains: how many accepted none."""
+        if self.moved is None or self.moved.shape != accept.shape:
+            self.moved, self.window = accept.copy(), 1
+        else:
+            self.moved |= accept
+            self.window += 1
+        if self.window == STUCK_WINDOW:
+            self.unmoved, self.moved = int((~self.moved).sum()), None
+
+    def take_tally(self) -> dict:
+        """Since the last call (fit's epochs): the mean acceptance, the divergences, the moves
+        and the step; and `unmoved`, the chains that accepted none of the last STUCK_WINDOW
+        moves (None before that many; meaningful where the same chains move each time, as
+        PCD's persistent ones)."""
+        total, n, divergent = self.tally
+        self.tally = [0.0, 0, 0]
+        return {"kind": self.kind, "acceptance": total / n if n else float("nan"),
+                "step": self.eps, "divergent": divergent, "moves": n, "unmoved": self.unmoved}
+
     @property
     def acceptance(self) -> float:
         return self.accept_sum / self.kept if self.kept else float("nan")
 
 
 def default_hmc(model) -> list[str]:
-    """The families `sample` moves by HMC without a `sampler` line: real, undeclared, the
-    conditional not Gaussian, and d log p / dx exists (`xgrad.gradient_why_not`). Every other
-    task (tempering, fit's chains, map, logz, marginals) runs no gradient moves and samples
-    them by random-walk MH, their `methods` entry."""
+    """The families `sample` and fit's chains move by HMC without a `sampler` line: real,
+    undeclared, the conditional not Gaussian, and d log p / dx exists
+    (`xgrad.gradient_why_not`). Every other task (tempering, map, logz, marginals) runs no
+    gradient moves and samples them by random-walk MH, their `methods` entry."""
     why = getattr(model, "gradient_why", {})
     return [f for f, w in why.items() if w is None and model.methods[f][0] == "mh"
             and f not in model.checked.samplers]
@@ -155,8 +184,9 @@ def method_text(model, family: str) -> str:
             f"acceptance {TARGET[method]}), {grad}"
         if is_default(model, family):
             text += ("; the default for a real family whose conditional is not Gaussian, "
-                     "where d log p / dx exists (random-walk MH, scale adapted in burn-in, "
-                     "under --tempering and in fit, map, logz and marginals)")
+                     "where d log p / dx exists, after a random-walk MH update of the family "
+                     "(MH alone, scale adapted in burn-in, under --tempering and in map, logz "
+                     "and marginals)")
         return text
     text = "random-walk MH, " + ("scale adapted in burn-in" if adapt else f"scale {scale:g}")
     why = getattr(model, "gradient_why", {}).get(family)
@@ -205,6 +235,15 @@ def with_gradient_moves(model, step, burn_in: int):
             mine.step(x[rows], theta, r, None if clamp is None else clamp[rows])
         return x
     return sweep, move
+
+
+def fit_moves(model, step):
+    """`with_gradient_moves` for fit's chains (PCD's persistent ones, CD's, the data phase's
+    clamped ones): the step size keeps adapting by dual averaging at every move, never frozen,
+    since each update of the params changes the density the chains follow (a step fitted to
+    the initial params can leave the leapfrog unstable once the precision has grown, and the
+    chains frozen); each move at its step leaves the current model invariant."""
+    return with_gradient_moves(model, step, math.inf)
 
 
 def _unstarted_copy(move: GradientMove) -> GradientMove:

@@ -250,8 +250,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     ids = model.state_ids()
     theta = model.params.theta
     from ebmlang.infer.hmc import gradient_families, with_default_hmc
-    if tempering == 1:          # HMC where it is the default (the replicas run MH)
-        model = with_default_hmc(model)
+    # HMC where it is the default (the replicas run MH), after its MH update (infer.hmc)
+    sampling = with_default_hmc(model) if tempering == 1 else model
     parts, step = sweep_parts(model, backend)
     replicas = None
     if tempering != 1 and gradient_families(model):
@@ -266,7 +266,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         from ebmlang.infer.cluster_moves import with_cluster_moves
         step = with_cluster_moves(model, step, burn_in)
     from ebmlang.infer.hmc import with_gradient_moves
-    step, move = with_gradient_moves(model, step, burn_in)
+    step, move = with_gradient_moves(sampling, step, burn_in)
     total = burn_in + draws * thin
     n = model.checked.n_state
     out = Kept(chains, draws, n, store_dtype(model, x), keep, watch, block_draws(chains, n))
@@ -291,7 +291,7 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
         bar.close()
     out.flush()
     ladder, rates = (None, None) if replicas is None else (replicas.ladder, replicas.rates())
-    return Samples(model, out.all, ids, acceptance(counted_parts(parts, lanes)), chains, draws,
+    return Samples(sampling, out.all, ids, acceptance(counted_parts(parts, lanes)), chains, draws,
                    ladder, rates, gradient_summary(move, lanes))
 
 

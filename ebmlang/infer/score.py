@@ -26,8 +26,8 @@ def score(model, data) -> dict[str, np.ndarray | None]:
     if len(latent):
         if not SummedOut.independent(model, latent):
             raise UserError("score sums the latent variables out exactly, which needs them "
-                            "conditionally independent given the observed ones (no factor "
-                            "joining two latents)")
+                            "finite and conditionally independent given the observed ones (no "
+                            "factor joining two latents)")
         x[:, latent] = 0.0
         values = SummedOut(model, latent).log_marginal(x)
     else:

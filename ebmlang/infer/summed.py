@@ -35,9 +35,14 @@ class SummedOut:
 
     @staticmethod
     def independent(model, ids: np.ndarray) -> bool:
-        """True when no factor instance reads two of the variables `ids`."""
+        """True when the variables `ids` can be summed out by enumeration, one at a time:
+        each has a finite domain (a real latent is sampled instead) and no factor instance
+        reads two of them."""
         inside = np.zeros(model.checked.n_state, bool)
         inside[ids] = True
+        for f in model.vars.values():
+            if not f.domain.finite and inside[f.offset:f.offset + f.space.size].any():
+                return False
         edges = model.graph.edges
         return not np.any(inside[edges[:, 0]] & inside[edges[:, 1]]) if len(edges) else True
 

@@ -31,6 +31,7 @@ from ebmlang.learn.result import param_at as _param_at, param_gaps as _gaps
 from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
+WARM_UP = 50        # sweeps of the chains before the first update, where they run HMC / MALA
 
 
 @dataclass
@@ -104,7 +105,10 @@ class _Phases:
         if len(self.latent) and SummedOut.independent(model, self.latent):
             self.summed = SummedOut(model, self.latent)
         self.rows = _fill(model, data.x, rng)             # data with latents and gaps filled
-        self._sweeper = None                               # (parts, sweep), built on first use
+        self._sweeper = None                               # (parts, sweeps), built on first use
+        from ebmlang.infer.hmc import with_default_hmc     # the chains run HMC where `sample`
+        self.sampling = with_default_hmc(model) if opts.tempering == 1 else model  # does
+        self.move = None                                   # the chains' HMC / MALA move, if any
         self.has_inputs = len(model.state_ids(("input",))) > 0
         self.fused = None                                  # the fused update, where it applies
         if opts.backend == "auto" and opts.method in ("pcd", "cd") and not self.has_inputs:
@@ -127,6 +131,10 @@ class _Phases:
             self.chains = start
         self.replicas = None                               # parallel tempering, when asked
         if opts.tempering != 1:
+            from ebmlang.infer.hmc import gradient_families
+            if gradient_families(model):
+                raise UserError("parallel tempering does not run hmc or mala families yet; use "
+                                "sampler mh for them, or no --tempering")
             from ebmlang.infer.tempering import Replicas
             self.replicas = Replicas(model, self.chains, None, opts.tempering,
                                      opts.tempering_min, [self._tempered_sweep],
@@ -149,6 +157,18 @@ class _Phases:
         if self.bipartite is not None:
             return self.bipartite.gap(batch, self.model.params.theta, self.rng)
         return self.positive(batch) - self.negative(batch)
+
+    def warm_up(self) -> None:
+        """Where the chains run an HMC / MALA move: WARM_UP sweeps of them at the initial
+        params before the first update, so that the step has adapted from its first guess
+        and the chains have left their N(0, 1) start (else the first updates, with large
+        steps from stale chains, can throw the params far off)."""
+        from ebmlang.infer.hmc import gradient_families
+        if self.replicas is not None or not gradient_families(self.sampling):
+            return
+        for _ in range(WARM_UP):
+            self.sweep(self.chains)
+        self.move.take_tally()            # the epochs report their own moves
 
     def sync(self) -> None:
         if self.bipartite is not None:
@@ -203,9 +223,22 @@ class _Phases:
             self.fused.sweep(x, theta, self.rng, clamp)
             return
         if self._sweeper is None:
-            self._sweeper = _sweeper(self.model, self.opts.backend)
-        parts, step = self._sweeper
-        step(parts, x, theta, self.rng, clamp)
+            self._sweeper = self._build_sweeper()
+        parts, model_step, data_step = self._sweeper
+        (model_step if clamp is None else data_step)(parts, x, theta, self.rng, clamp)
+
+    def _build_sweeper(self):
+        """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
+        sweep followed by the joint HMC / MALA move of the families sampled so (`fit_moves`),
+        one move (and step size) for the chains and one for the clamped data rows. A family
+        on HMC by default keeps its random-walk MH update before the move: where the gradient
+        grows faster than linearly (x^4), a chain left in the tail by a jump of the params
+        diverges at every leapfrog step the bulk allows, and MH brings it back."""
+        from ebmlang.infer.hmc import fit_moves
+        parts, step = _sweeper(self.model, self.opts.backend)
+        (model_step, self.move), (data_step, _) = fit_moves(self.sampling, step), \
+            fit_moves(self.sampling, step)
+        return parts, model_step, data_step
 
     def _tempered_sweep(self, x, theta, rng, clamp, beta) -> None:
         """`sweep` with chain c at inverse temperature beta[c] (the replicas' sweep kind),
@@ -215,7 +248,7 @@ class _Phases:
             self.fused.sweep(x, theta, rng, clamp, beta)
             return
         if self._sweeper is None:
-            self._sweeper = _sweeper(self.model, self.opts.backend)
+            self._sweeper = self._build_sweeper()
         from ebmlang.infer.tempering import tempered_sweep
         tempered_sweep(self._sweeper[0], x, theta, rng, clamp, beta)
 
@@ -320,6 +353,7 @@ def fit(model, data, **kwargs) -> FitResult:
         return fit_langevin(model, data, opts)
     rng = np.random.default_rng(opts.seed)
     phases = _Phases(model, data, opts, rng)
+    phases.warm_up()
     theta = model.params.theta
     optimizer = make_optimizer(opts, len(theta))
     proved = ProvedSteps(opts, theta, GAP_BOUND if phases.bipartite else None, phases.gaussian)
@@ -356,6 +390,10 @@ def fit(model, data, **kwargs) -> FitResult:
         epoch_start = theta.copy()
         entry = {"epoch": epoch, "lr": float(optimizer.lr), **measured, "gaps": _gaps(model, gap_sum / batches),
                  "stats": metric.stats(), "seconds": round(time.perf_counter() - start, 4)}
+        if phases.move is not None:       # the chains' HMC / MALA move over this epoch
+            entry["gradient_move"] = phases.move.take_tally()
+            if opts.method != "pcd" or phases.has_inputs:   # other rows each update
+                entry["gradient_move"]["unmoved"] = None
         history.append(entry)
         if opts.progress is not None:
             opts.progress(entry, opts)
