@@ -1,0 +1,141 @@
+"""Kernel time of this checkout against another one (an export of an earlier commit), side by
+side in one run: each workload runs in a fresh interpreter per checkout (its own compiled-model
+cache), the two alternating --reps times; the row gives each side's median seconds per call and
+their ratio, and says whether the two sides' results (the state after a fixed number of calls
+from a fixed seed, or the kernel's outputs) are bit for bit the same.
+
+    git archive COMMIT | tar -x -C /tmp/before     # the checkout to compare with
+    python bench/before_after.py --before /tmp/before [--reps 5] [--only ising_direct,rbm]
+
+Workloads only use APIs both checkouts have; each is timed on the kernel's own call (the
+sweep's `gibbs_step`, `energy`, a BP run), after a warm-up call (compilation excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+
+
+def _gibbs(model, chains: int, **kw):
+    """A sweep of the compiled parts (numba_backend.gibbs_step) on a fixed random state."""
+    from ebmlang.backends import numba_backend
+    from ebmlang.infer.sample import init_state
+    parts = numba_backend.compiled_parts(model, **kw)
+    rng = np.random.default_rng(0)
+    x = init_state(model, chains, rng, None)
+    theta = model.params.theta
+    return (lambda: numba_backend.gibbs_step(parts, x, theta, rng)), (lambda: x)
+
+
+def ising_direct(L: int = 256, chains: int = 1):
+    import ebmlang
+    model = ebmlang.load(ROOT / "examples" / "ising.ebm", L=L, beta=0.44)
+    return _gibbs(model, chains, tabulate=False)
+
+
+def ising_direct_chains():
+    return ising_direct(64, 64)
+
+
+def rbm():
+    import ebmlang
+    model = ebmlang.load(ROOT / "examples" / "rbm.ebm", N=64, M=100)
+    return _gibbs(model, 100)
+
+
+def potts_wide():
+    """A ring of 20-state Potts spins: the domain is wider than MAX_UNROLL, so the tabulated
+    part runs the hand-written `numba_kernels.tabled`."""
+    import ebmlang
+    model = ebmlang.compile("""
+const N = 65536
+var s[i in 0..N-1] : 0..19
+param J = 0.7
+factor ring[i in 0..N-1] : J * (s[i] == s[(i + 1) % N])
+""")
+    return _gibbs(model, 1, tabulate=True, layout="stream")
+
+
+WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide)}
+
+
+def worker(name: str, calls: int, budget: float) -> None:
+    """In the child: warm up, time, run `calls` calls from the fixed start, print the digest."""
+    step, state = WORKLOADS[name]()
+    step()
+    t = time.perf_counter()
+    step()
+    once = max(time.perf_counter() - t, 1e-7)
+    n = max(1, int(budget / once))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(n):
+            step()
+        times.append((time.perf_counter() - t) / n)
+    step, state = WORKLOADS[name]()
+    for _ in range(calls):
+        step()
+    digest = hashlib.sha256(np.ascontiguousarray(state()).tobytes()).hexdigest()[:16]
+    print(min(times), digest)
+
+
+def run(root: Path, name: str, args) -> tuple[float, str]:
+    env = dict(os.environ, PYTHONPATH=str(root),
+               EBMLANG_CACHE=str(Path(args.cache) / hashlib.sha1(str(root).encode()).hexdigest()[:8]))
+    out = subprocess.run([sys.executable, str(HERE), "--worker", name, "--root", str(root),
+                          "--calls", str(args.calls), "--budget", str(args.budget)],
+                         env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{name} in {root}:\n{out.stderr}")
+    seconds, digest = out.stdout.split()[-2:]
+    return float(seconds), digest
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", type=Path, help="the checkout to compare with")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", default=",".join(WORKLOADS))
+    ap.add_argument("--calls", type=int, default=20, help="calls before the digest")
+    ap.add_argument("--budget", type=float, default=0.5, help="seconds per timing")
+    ap.add_argument("--cache", default="/tmp/ebm_before_after")
+    ap.add_argument("--worker")
+    ap.add_argument("--root", type=Path)
+    args = ap.parse_args(argv)
+    if args.worker:
+        sys.path.insert(0, str(args.root))
+        worker(args.worker, args.calls, args.budget)
+        return
+    print(f"Command: `python bench/{HERE.name} {' '.join(sys.argv[1:])}`; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| workload | before ms / call | after ms / call | after / before | same results |")
+    print("|---|---:|---:|---:|---|")
+    for name in args.only.split(","):
+        got = {"before": [], "after": []}
+        digests = set()
+        for _ in range(args.reps):
+            for side, root in (("before", args.before), ("after", ROOT)):
+                seconds, digest = run(root, name, args)
+                got[side].append(seconds)
+                digests.add((side, digest))
+        med = {s: float(np.median(v)) for s, v in got.items()}
+        same = "yes" if len({d for _, d in digests}) == 1 else f"NO {sorted(digests)}"
+        print(f"| {name} | {med['before'] * 1e3:.3f} | {med['after'] * 1e3:.3f} | "
+              f"{med['after'] / med['before']:.2f} | {same} |", flush=True)
+    print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
