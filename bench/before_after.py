@@ -67,7 +67,73 @@ factor ring[i in 0..N-1] : J * (s[i] == s[(i + 1) % N])
     return _gibbs(model, 1, tabulate=True, layout="stream")
 
 
-WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide)}
+def energy():
+    """The compiled log-potential (numba_energy) of 16 chains of the L = 256 Ising model."""
+    import ebmlang
+    from ebmlang.backends.numba_energy import CompiledEnergy
+    from ebmlang.infer.sample import init_state
+    model = ebmlang.load(ROOT / "examples" / "ising.ebm", L=256, beta=0.44)
+    x = init_state(model, 16, np.random.default_rng(0), None)
+    f = CompiledEnergy(model)
+    out = []
+    return (lambda: out.append(f(x))), (lambda: np.array(out))
+
+
+def preact():
+    """A sweep of the free-energy RBM's pre-activation kernel (backends/preact.py), 64 x 100,
+    10 chains."""
+    import ebmlang
+    from ebmlang.backends.preact import PreactPart
+    from ebmlang.infer.sample import init_state
+    model = ebmlang.load(ROOT / "examples" / "rbm_free_energy.ebm", N=64, M=100)
+    part, rng = PreactPart(model), np.random.default_rng(0)
+    x = init_state(model, 10, rng, None)
+    return (lambda: part.update(x, model.params.theta, rng)), (lambda: x)
+
+
+def _grid(L: int, k: int, seed: int = 0):
+    """Random log tables of an L x L grid with k states: {scope: table}, sizes."""
+    rng = np.random.default_rng(seed)
+    tables, sizes = {}, {v: k for v in range(L * L)}
+    for i in range(L):
+        for j in range(L):
+            v = i * L + j
+            tables[(v,)] = rng.normal(0, 0.3, k)
+            for w in ((v + 1) if j + 1 < L else None, (v + L) if i + 1 < L else None):
+                if w is not None:
+                    tables[(v, w)] = rng.normal(0, 0.6, (k, k))
+    return tables, sizes
+
+
+def _bp(L: int, k: int, schedule: str, iters: int):
+    """The kernel's run only (infer.bp.run from uniform messages; the graph built once)."""
+    from ebmlang.infer import bp
+    g = bp.build(*_grid(L, k))
+    got = []
+
+    def run():
+        m = bp.initial_messages(g)
+        got.append(np.append(m, bp.run(g, m, 0.5, iters, 0.0, schedule)))
+    return run, lambda: np.array(got)
+
+
+def bp_pairs():
+    """Flooding BP on a binary 100 x 100 grid: the pairwise kernel (numba_bp_pairs)."""
+    return _bp(100, 2, "parallel", 50)
+
+
+def bp_flood():
+    """Flooding BP on a 3-state 60 x 60 grid: the general kernel (numba_bp.flood)."""
+    return _bp(60, 3, "parallel", 30)
+
+
+def bp_residual():
+    """Residual BP on a binary 60 x 60 grid (numba_bp.residual)."""
+    return _bp(60, 2, "residual", 10)
+
+
+WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide, energy,
+                                     preact, bp_pairs, bp_flood, bp_residual)}
 
 
 def worker(name: str, calls: int, budget: float) -> None:
