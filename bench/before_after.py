@@ -132,8 +132,33 @@ def bp_residual():
     return _bp(60, 2, "residual", 10)
 
 
+def xgrad():
+    """Ten leapfrog steps of the compiled HMC trajectory (backends/xgrad.py) on a Gaussian chain
+    of 20,000 reals, 8 chains."""
+    import ebmlang
+    from ebmlang.backends.xgrad import CompiledXGradient, compiled_gradient
+    model = ebmlang.compile("""
+const N = 20000
+var x[i in 0..N-1] : real
+param a = 1.0
+param c = 0.49
+energy self[i in 0..N-1] : 0.5 * a * x[i] ^ 2
+energy chain[i in 0..N-2] : -c * x[i] * x[i + 1]
+""")
+    grad = compiled_gradient(model, {"x"})
+    assert isinstance(grad, CompiledXGradient), grad.why_numpy
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((8, model.checked.n_state))
+    cols = np.arange(model.checked.n_state)
+    p = rng.standard_normal((8, len(cols)))
+    g = grad.gradient(y, model.params.theta)[:, cols]
+    free = np.ones_like(p)
+    step = lambda: grad.trajectory(y, model.params.theta, p, g, 0.01, 10, cols, free)  # noqa
+    return step, lambda: np.concatenate([y, p, g])
+
+
 WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide, energy,
-                                     preact, bp_pairs, bp_flood, bp_residual)}
+                                     preact, bp_pairs, bp_flood, bp_residual, xgrad)}
 
 
 def worker(name: str, calls: int, budget: float) -> None:
