@@ -127,6 +127,22 @@ def bp_flood():
     return _bp(60, 3, "parallel", 30)
 
 
+def bp_triples():
+    """Flooding BP on 3,000 random factors of three 3-state variables (numba_bp's `_any`, the
+    table pass of any arity)."""
+    from ebmlang.infer import bp
+    rng = np.random.default_rng(0)
+    tables = {tuple(sorted(rng.choice(1000, 3, replace=False))): rng.normal(0, 0.5, (3, 3, 3))
+              for _ in range(3000)}
+    g = bp.build(tables, {v: 3 for v in range(1000)})
+    got = []
+
+    def run():
+        m = bp.initial_messages(g)
+        got.append(np.append(m, bp.run(g, m, 0.5, 10, 0.0, "parallel")))
+    return run, lambda: np.array(got)
+
+
 def bp_residual():
     """Residual BP on a binary 60 x 60 grid (numba_bp.residual)."""
     return _bp(60, 2, "residual", 10)
@@ -158,7 +174,8 @@ energy chain[i in 0..N-2] : -c * x[i] * x[i + 1]
 
 
 WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide, energy,
-                                     preact, bp_pairs, bp_flood, bp_residual, xgrad)}
+                                     preact, bp_pairs, bp_flood, bp_triples,
+                                     bp_residual, xgrad)}
 
 
 def worker(name: str, calls: int, budget: float) -> None:
