@@ -54,6 +54,18 @@ def rbm():
     return _gibbs(model, 100)
 
 
+def tabular():
+    """The direct kernel on a chain of 3-state variables whose factor reads a param indexed by
+    the variables (theta[P0 + 3 * x[i] + x[i + 1]]), 8 chains."""
+    import ebmlang
+    model = ebmlang.compile("""
+var x[i in 0..49999] : 1..3
+param T[a in 1..3, b in 1..3] = normal(0, 1)
+factor t[i in 0..49998] : T[x[i], x[i + 1]]
+""")
+    return _gibbs(model, 8, tabulate=False)
+
+
 def potts_wide():
     """A ring of 20-state Potts spins: the domain is wider than MAX_UNROLL, so the tabulated
     part runs the hand-written `numba_kernels.tabled`."""
@@ -173,8 +185,8 @@ energy chain[i in 0..N-2] : -c * x[i] * x[i + 1]
     return step, lambda: np.concatenate([y, p, g])
 
 
-WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, potts_wide, energy,
-                                     preact, bp_pairs, bp_flood, bp_triples,
+WORKLOADS = {f.__name__: f for f in (ising_direct, ising_direct_chains, rbm, tabular, potts_wide,
+                                     energy, preact, bp_pairs, bp_flood, bp_triples,
                                      bp_residual, xgrad)}
 
 

@@ -104,7 +104,7 @@ class ScalarPrinter:
         for arg, stride, lo in self.dyn[e]:
             offset = f" - {float(lo)!r}" if lo else ""
             parts.append(f"{stride} * _i({self(arg)}{offset})")
-        return f"theta[{' + '.join(parts)}]"
+        return f"theta[uint64({' + '.join(parts)})]"
 
 
 # ---------------------------------------------------------------- which families compile
