@@ -212,8 +212,8 @@ def worker(name: str, calls: int, budget: float) -> None:
 
 
 def run(root: Path, name: str, args) -> tuple[float, str]:
-    env = dict(os.environ, PYTHONPATH=str(root),
-               EBMLANG_CACHE=str(Path(args.cache) / hashlib.sha1(str(root).encode()).hexdigest()[:8]))
+    cache = Path(args.cache) / hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    env = dict(os.environ, PYTHONPATH=str(root), EBMLANG_CACHE=str(cache))
     out = subprocess.run([sys.executable, str(HERE), "--worker", name, "--root", str(root),
                           "--calls", str(args.calls), "--budget", str(args.budget)],
                          env=env, capture_output=True, text=True)
