@@ -16,7 +16,7 @@ Compiled once per installation (numba's on-disk cache).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 NEG = -np.inf
 
@@ -27,7 +27,7 @@ def belief(v, unary, m, vedge_off, vedges, b):
     for x in range(b.shape[1]):
         b[v, x] = unary[v, x]
     for j in range(vedge_off[v], vedge_off[v + 1]):
-        e = vedges[j]
+        e = uint64(vedges[j])
         for x in range(b.shape[1]):
             b[v, x] += m[e, x]
 
@@ -39,8 +39,8 @@ def _incoming(a, skip, edge_off, evar, esize, b, m, n):
     for q in range(edge_off[a + 1] - e0):
         if q == skip:
             continue
-        e = e0 + q
-        v = evar[e]
+        e = uint64(e0 + q)
+        v = uint64(evar[e])
         for x in range(esize[e]):
             n[q, x] = NEG if m[e, x] == NEG else b[v, x] - m[e, x]
 
@@ -50,7 +50,7 @@ def message(a, p, alpha, tab, tab_off, edge_off, evar, estride, esize, b, m, n, 
     """The new (damped, normalized) message of factor a to its position p, into outs[r]; returns
     its largest change in probability from m[edge]."""
     _incoming(a, p, edge_off, evar, esize, b, m, n)
-    ep = edge_off[a] + p
+    ep = uint64(edge_off[a] + p)
     dp = esize[ep]
     D = outs.shape[1] // 2
     for x in range(D):
@@ -75,9 +75,9 @@ def message(a, p, alpha, tab, tab_off, edge_off, evar, estride, esize, b, m, n, 
 @njit(cache=True, error_model="numpy", inline="always")
 def _pair(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r):
     """outs[r, x] = log sum_y exp(table[x, y] + n[q, y]) for a factor of two variables."""
-    ep, eq = edge_off[a] + p, edge_off[a] + 1 - p
-    sp, sq, dq, t0 = estride[ep], estride[eq], esize[eq], tab_off[a]
-    for x in range(esize[ep]):
+    ep, eq = uint64(edge_off[a] + p), uint64(edge_off[a] + 1 - p)
+    sp, sq, dq, t0 = uint64(estride[ep]), uint64(estride[eq]), uint64(esize[eq]), uint64(tab_off[a])
+    for x in range(uint64(esize[ep])):
         top = NEG
         for y in range(dq):
             s[y] = tab[t0 + x * sp + y * sq] + n[1 - p, y]
@@ -94,18 +94,18 @@ def _pair(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r):
 def _any(a, p, tab, tab_off, edge_off, estride, esize, n, s, outs, r):
     """The same for a factor of any number of variables: one pass over its table, a running
     log-sum-exp per value of position p (out = the max so far, s = the sum scaled by it)."""
-    e0 = edge_off[a]
-    k = edge_off[a + 1] - e0
-    dp, sp, t0 = esize[e0 + p], estride[e0 + p], tab_off[a]
+    e0 = uint64(edge_off[a])
+    k = uint64(edge_off[a + 1]) - e0
+    dp, sp, t0 = uint64(esize[e0 + p]), uint64(estride[e0 + p]), uint64(tab_off[a])
     for x in range(dp):
         s[x] = 0.0
-    for t in range(tab_off[a + 1] - t0):
+    for t in range(uint64(tab_off[a + 1]) - t0):
         val = tab[t0 + t]
         if val == NEG:
             continue
         for q in range(k):
             if q != p:
-                val += n[q, (t // estride[e0 + q]) % esize[e0 + q]]
+                val += n[q, (t // uint64(estride[e0 + q])) % uint64(esize[e0 + q])]
         if val == NEG:
             continue
         x = (t // sp) % dp

@@ -20,7 +20,7 @@ Compiled once per installation (numba's on-disk cache).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -38,19 +38,19 @@ def _sweep(mode, alpha, bu, fu, fw, psi, ru, rw, pu, pw, b, nu, nw, qu, qw):
     """One flooding iteration from (ru, rw) into (nu, nw) and their probabilities (qu, qw);
     returns the largest change in probability."""
     b[:] = bu
-    for f in range(fu.shape[0]):
-        b[fu[f]] *= ru[f]
-        b[fw[f]] *= rw[f]
+    for f in range(fu.shape[0]):                 # unsigned ids: no test for a negative index
+        b[uint64(fu[f])] *= ru[f]
+        b[uint64(fw[f])] *= rw[f]
     worst = 0.0
     for f in range(fu.shape[0]):
-        c = b[fw[f]] / rw[f]                     # cavity ratio of w: f -> u
+        c = b[uint64(fw[f])] / rw[f]             # cavity ratio of w: f -> u
         new = (psi[f, 2] + psi[f, 3] * c) / (psi[f, 0] + psi[f, 1] * c)
         r = _damp(mode, alpha, ru[f], new)
         q = r / (1.0 + r)
         worst = max(worst, abs(q - pu[f]))
         nu[f], qu[f] = r, q
     for f in range(fu.shape[0]):
-        c = b[fu[f]] / ru[f]                     # cavity ratio of u: f -> w
+        c = b[uint64(fu[f])] / ru[f]             # cavity ratio of u: f -> w
         new = (psi[f, 1] + psi[f, 3] * c) / (psi[f, 0] + psi[f, 2] * c)
         r = _damp(mode, alpha, rw[f], new)
         q = r / (1.0 + r)

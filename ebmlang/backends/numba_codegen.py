@@ -104,7 +104,7 @@ class ScalarPrinter:
         for arg, stride, lo in self.dyn[e]:
             offset = f" - {float(lo)!r}" if lo else ""
             parts.append(f"{stride} * _i({self(arg)}{offset})")
-        return f"theta[{' + '.join(parts)}]"
+        return f"theta[uint64({' + '.join(parts)})]"
 
 
 # ---------------------------------------------------------------- which families compile
@@ -183,7 +183,7 @@ def _decorator(n_args: int) -> str:
 IMPORTS = """import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ebmlang.backends.numba_kernels import (_b, _cdf, _draw, _i, _max, _min, _seed, _sigmoid, _softplus,
                                    _sq, _uniform, _width)
@@ -246,8 +246,10 @@ def _local_source(model, family: str, terms: tuple, sigs: dict) -> str:
     head = f"def local_{family}(a, buf, values, theta, out, {term_arrays(len(terms))}):"
     out = [_decorator(5 + 5 * len(terms)), wrap(head, len(f"def local_{family}(")),
            f'    """out[k]: the local log-potential of variable a of {family} at values[k]; buf: '
-           'the other\n    variables its terms read, term by term, instance by instance."""',
-           "    K = values.shape[0]", "    for k in range(K):", "        out[k] = 0.0", "    b = 0"]
+           'the other\n    variables its terms read, term by term, instance by instance (every '
+           'index\n    unsigned: numba tests a signed one for wrap-around on each read)."""',
+           "    K = values.shape[0]", "    for k in range(K):", "        out[k] = 0.0",
+           "    a = uint64(a)", "    b = uint64(0)"]
     for j, k in enumerate(terms):
         t = model.terms[k]
         out += _term_loop(t, j, family, sigs[k])
@@ -256,20 +258,21 @@ def _local_source(model, family: str, terms: tuple, sigs: dict) -> str:
 
 def _term_loop(t, j: int, family: str, sig: TermSig) -> list[str]:
     out = [f"    # {t.owner}, term {t.number}: {expr_text(t.body)}",
-           f"    for e in range(ptr{j}[a], ptr{j}[a + 1]):", f"        n = inst{j}[e]",
+           f"    for e in range(uint64(ptr{j}[a]), uint64(ptr{j}[a + uint64(1)])):",
+           f"        n = uint64(inst{j}[e])",
            f"        h = hit{j}[e]"]
     for q, p in enumerate(t.preads):
         out.append(f"        P{q} = pos{j}[{q}, n]" if p.dynamic
-                   else f"        P{q} = theta[pos{j}[{q}, n]]")
+                   else f"        P{q} = theta[uint64(pos{j}[{q}, n])]")
     out += [f"        I{q} = idx{j}[{q}, n]" for q in range(sig.n_index)]
     args = []
     for r, read in enumerate(t.reads):
         if read.family == family:
             out += [f"        V{r} = 0.0", f"        if h & {1 << r} == 0:",
-                    f"            V{r} = buf[b]", "            b += 1"]
+                    f"            V{r} = buf[b]", "            b += uint64(1)"]
             args.append(f"u if h & {1 << r} else V{r}")
         else:
-            out += [f"        V{r} = buf[b]", "        b += 1"]
+            out += [f"        V{r} = buf[b]", "        b += uint64(1)"]
             args.append(f"V{r}")
     args += sig.args()[sig.n_reads:]
     op = "+=" if t.sign > 0 else "-="
@@ -282,13 +285,13 @@ _CHAIN = '''
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
         buf = np.empty(_width(nb_ptr))
         logits = np.empty(values.shape[0])
-        for a in range(ids.shape[0]):
-            lo = nb_ptr[a]
-            for e in range(lo, nb_ptr[a + 1]):
-                buf[e - lo] = x[c, nb_ids[e]]
+        for a in range(uint64(ids.shape[0])):
+            lo = uint64(nb_ptr[a])
+            for e in range(lo, uint64(nb_ptr[a + uint64(1)])):
+                buf[e - lo] = x[c, uint64(nb_ids[e])]
 {call}{temper}
             u, s0, s1 = _uniform(s0, s1)
-            x[c, ids[a]] = values[_draw(logits, u)]'''
+            x[c, uint64(ids[a])] = values[uint64(_draw(logits, u))]'''
 
 _TEMPER = '''
             for k in range(values.shape[0]):

@@ -66,9 +66,9 @@ def _total_source(t, sig, same: frozenset) -> str:
     reads = [f"R{k}" for k in range(sig.n_reads)]
     args = f"x, theta, out, size, {', '.join(reads + ['pos', 'idx'])}"
     fixed = "".join(f"    P{q} = theta[pos[{q}, 0]]\n" for q in sorted(same))
-    lines = [f"            V{k} = x[c, R{k}[n]]" for k in range(sig.n_reads)]
+    lines = [f"            V{k} = x[c, uint64(R{k}[n])]" for k in range(sig.n_reads)]
     lines += [f"            P{q} = pos[{q}, n]" if p.dynamic else
-              f"            P{q} = theta[pos[{q}, n]]" for q, p in enumerate(t.preads)
+              f"            P{q} = theta[uint64(pos[{q}, n])]" for q, p in enumerate(t.preads)
               if q not in same]
     lines += [f"            I{q} = idx[{q}, n]" for q in range(sig.n_index)]
     call = f"{term_name(t)}({', '.join(sig.args())})"

@@ -150,20 +150,21 @@ def _cdf(logits, cdf, at):
 def _tabled_chain(c, x, ids, values, pat, rel, coef, wid, cst, pbase, cdf, seeds):
     """Without branches on the state (spins are random: a branch per neighbour would be
     mispredicted half the time): the code is a weighted sum, the draw counts the cumulative
-    probabilities below u."""
+    probabilities below u. Every index unsigned (a negative offset wraps modulo 2^64 to the
+    same id), as in the generated table kernels (numba_tables)."""
     s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-    K = values.shape[0]
-    for a in range(ids.shape[0]):
-        p = pat[a]
-        at = ids[a]
+    K = uint64(values.shape[0])
+    for a in range(uint64(ids.shape[0])):
+        p = uint64(pat[a])
+        at = uint64(ids[a])
         code = cst[p]
-        for e in range(wid[p]):
-            code += coef[p, e] * x[c, at + rel[p, e]]
-        t = pbase[p] + int(code) * K
+        for e in range(uint64(wid[p])):
+            code += coef[p, e] * x[c, at + uint64(rel[p, e])]
+        t = uint64(pbase[p]) + uint64(code) * K
         u, s0, s1 = _uniform(s0, s1)
-        k = 0
-        for j in range(K - 1):
-            k += u >= cdf[t + j]
+        k = uint64(0)
+        for j in range(K - uint64(1)):
+            k += uint64(u >= cdf[t + j])
         x[c, at] = values[k]
 
 

@@ -14,7 +14,7 @@ generic kernel's colour order, different draws).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ebmlang.backends.lanes import seed_words
 from ebmlang.backends.numba_kernels import _draw, _seed, _sigmoid, _softplus, _uniform
@@ -187,26 +187,29 @@ def _f(code, z):
 
 @njit(cache=True, error_model="numpy")
 def _sweep(x, seeds, beta, ids, values, fcode, coef, c0, e_g, e_var, e_w, v_ptr, v_g, v_w):
+    """Every index unsigned: numba tests a signed index for negative wrap-around per read."""
     K = values.shape[0]
     for c in range(x.shape[0]):
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
         a = c0.copy()
         for e in range(e_g.shape[0]):
-            a[e_g[e]] += e_w[e] * x[c, e_var[e]]
+            a[uint64(e_g[e])] += e_w[e] * x[c, uint64(e_var[e])]
         logits = np.empty(K)
-        for p in range(ids.shape[0]):
-            old = x[c, ids[p]]
+        for p in range(uint64(ids.shape[0])):
+            at = uint64(ids[p])
+            lo, hi = uint64(v_ptr[p]), uint64(v_ptr[p + uint64(1)])
+            old = x[c, at]
             for k in range(K):
                 d = values[k] - old
                 s = 0.0
-                for e in range(v_ptr[p], v_ptr[p + 1]):
-                    g = v_g[e]
+                for e in range(lo, hi):
+                    g = uint64(v_g[e])
                     s += coef[g] * _f(fcode[g], a[g] + v_w[e] * d)
                 logits[k] = beta[c] * s
             u, s0, s1 = _uniform(s0, s1)
-            new = values[_draw(logits, u)]
+            new = values[uint64(_draw(logits, u))]
             if new != old:
                 d = new - old
-                for e in range(v_ptr[p], v_ptr[p + 1]):
-                    a[v_g[e]] += v_w[e] * d
-                x[c, ids[p]] = new
+                for e in range(lo, hi):
+                    a[uint64(v_g[e])] += v_w[e] * d
+                x[c, at] = new

@@ -86,7 +86,8 @@ class XGradient:
 _LOOP = '''
 @njit(cache=True, error_model="numpy")
 def {name}(x, theta, out, size, {reads}pos, idx):
-    """d/dx of {doc}, added to out[c, R[n]] over chains c and instances n."""
+    """d/dx of {doc}, added to out[c, R[n]] over chains c and instances n (indices
+    unsigned: numba tests a signed index for wrap-around on every read)."""
     for c in range(x.shape[0]):
         for n in range(size):
 {lines}
@@ -104,12 +105,12 @@ def numba_source(model, terms, families: frozenset) -> str:
            "do not edit", IMPORTS, "import numpy  # the derivative printer writes numpy.tanh etc."]
     for t in terms:
         reads = _targets(t, families)
-        lines = [f"            V{k} = x[c, R{k}[n]]" for k in range(len(t.reads))]
-        lines += [f"            P{q} = theta[pos[{q}, n]]" for q in range(len(t.preads))]
+        lines = [f"            V{k} = x[c, uint64(R{k}[n])]" for k in range(len(t.reads))]
+        lines += [f"            P{q} = theta[uint64(pos[{q}, n])]" for q in range(len(t.preads))]
         lines += [f"            I{q} = idx[{q}, n]" for q in range(len(t.names))]
         sign = "" if t.sign > 0 else "-"
         for k, d in zip(reads, var_derivatives(t, consts, reads)):
-            lines.append(f"            out[c, R{k}[n]] += {sign}({printer.doprint(d)})")
+            lines.append(f"            out[c, uint64(R{k}[n])] += {sign}({printer.doprint(d)})")
         out.append(_LOOP.format(name="n" + _xgrad_name(t), doc=expr_text(t.body),
                                 reads="".join(f"R{k}, " for k in range(len(t.reads))),
                                 lines="\n".join(lines)))
@@ -129,12 +130,12 @@ def trajectory(y, theta, p, g, eps, steps, cols, free{args}):
         for c in range(chains):
             for j in range(m):
                 p[c, j] = p[c, j] + 0.5 * eps * g[c, j]
-                y[c, cols[j]] = y[c, cols[j]] + eps * p[c, j]
+                y[c, uint64(cols[j])] = y[c, uint64(cols[j])] + eps * p[c, j]
         full[:] = 0.0
 {calls}
         for c in range(chains):
             for j in range(m):
-                g[c, j] = full[c, cols[j]] * free[c, j]
+                g[c, j] = full[c, uint64(cols[j])] * free[c, j]
                 p[c, j] = p[c, j] + 0.5 * eps * g[c, j]
 '''
 
