@@ -20,7 +20,10 @@ import copy
 
 import numpy as np
 
+from numba import get_num_threads
+
 from ebmlang.backends import cluster_kernels as ck
+from ebmlang.backends.numba_backend import PARALLEL_WORK
 from ebmlang.backends.lanes import Lanes, seed_words
 from ebmlang.infer.cluster import METHODS, GroupPlan, pair_tables, plan, term_values
 from ebmlang.backends.numeric import ensure_shape
@@ -66,6 +69,7 @@ class Group:
         self.steps, self.burn_in, self.calls = 1, burn_in, 0
         self._grown = self._tried = 0
         self.kvals = np.ascontiguousarray(self.vals)
+        self.works: dict[int, tuple] = {}      # blocks of chains -> the kernel's work arrays
         if gp.method == "wolff":
             self._neighbours()
         else:
@@ -89,8 +93,8 @@ class Group:
         one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
         none = np.zeros(0, u)
         self.ends = (self.usid[self.lo], self.usid[self.hi]) if one else (none, none)
-        self.work = (np.empty(n, u), np.empty(n, u), np.empty(len(lo), u), np.empty((n, k)),
-                     np.empty(n, np.bool_))
+        self.shapes = (((n,), u), ((n,), u), ((len(lo),), u), ((n, k), np.float64),
+                       ((n,), np.bool_))
 
     def _neighbours(self) -> None:
         """CSR adjacency of the sites for Wolff (unsigned, as in `_bond_order`): neighbour
@@ -103,7 +107,7 @@ class Group:
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
         self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
         self.usid = self.sid.astype(u)
-        self.work = (np.empty(n, u), np.empty(n, u))
+        self.shapes = (((n,), u), ((n,), u))
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -190,13 +194,26 @@ class Group:
         pbond = self._bonds(b)
         seeds = seed_words(rng, x.shape[0])
         h = np.ascontiguousarray(h)
+        chains = x.shape[0]
+        par = chains > 1 and chains * len(self.sid) >= PARALLEL_WORK
+        work = self._work(min(chains, get_num_threads()) if par else 1)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
-                             h, fixed, *self.work)
+            (ck.pswendsen_wang if par else ck.swendsen_wang)(
+                x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond, h, fixed,
+                *work)
             return
-        grown, _ = ck.wolff(x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond,
-                            h, fixed, self.steps, *self.work)
-        self._adapt(grown, x.shape[0])
+        grown, _ = (ck.pwolff if par else ck.wolff)(
+            x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond, h, fixed,
+            self.steps, *work)
+        self._adapt(grown, chains)
+
+    def _work(self, blocks: int) -> tuple:
+        """The kernel's work arrays for `blocks` blocks of chains (one row each, kept between
+        sweeps): the chains are swept in parallel, a block a thread, when there are enough of
+        them (chains x sites >= PARALLEL_WORK, as for the Gibbs kernels)."""
+        if blocks not in self.works:
+            self.works[blocks] = tuple(np.empty((blocks,) + shape, t) for shape, t in self.shapes)
+        return self.works[blocks]
 
     def _bonds(self, b: np.ndarray) -> np.ndarray:
         """ceil(p 2^53) as uint64 with p = 1 - exp(-beta K), (1 or chains, bonds) in the
