@@ -189,7 +189,8 @@ def _grow(c, lab, seed, new, nb_ptr, nb_site, thr, members, s0, s1):
     """The cluster grown from `seed` (its sites in members[:size], their labels set to `new`
     as they join, so a member no longer has the old label): a neighbour of a member joins
     with its bond's probability (r < thr[c, q], per adjacency entry q) when it has the old
-    label, decided without a branch."""
+    label, decided without a branch; so every neighbour is written at members[size], joined
+    or not, and members needs n + 1 entries (the last for a cluster of every site)."""
     tc = c if thr.shape[0] > 1 else 0
     old = lab[seed]
     lab[seed] = new
@@ -242,41 +243,30 @@ def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, me
 
 
 @njit(cache=True, error_model="numpy")
-def _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members):
-    """Block b of the chains (`_block`) with row b of the work arrays: (grown, accepted)."""
+def _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members,
+                 counts):
+    """Block b of the chains (`_block`) with row b of the work arrays."""
     start, stop = _block(b, lab.shape[0], x.shape[0])
-    grown = accepted = 0
     for c in range(start, stop):
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-        g, a = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab[b],
-                            members[b], s0, s1)
-        grown += g
-        accepted += a
-    return grown, accepted
+        counts[c, 0], counts[c, 1] = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h,
+                                                  fixed, steps[c], lab[b], members[b], s0, s1)
 
 
 @njit(cache=True, error_model="numpy")
-def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members):
-    """`steps` Wolff single-cluster steps on every chain, in place; returns (sites in the
-    clusters grown, steps accepted), summed over chains. The adjacency (CSR nb_ptr,
-    nb_site) and thr[c, q] = ceil(p 2^53) per entry; lab and members (B, n) are the caller's
-    work arrays, one row per block of chains (in parallel in `pwolff`)."""
-    grown = accepted = 0
+def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members, counts):
+    """steps[c] Wolff single-cluster steps on every chain c, in place; counts[c] = (sites in
+    its clusters grown, steps accepted). The adjacency (CSR nb_ptr, nb_site) and thr[c, q] =
+    ceil(p 2^53) per entry; lab (B, n) and members (B, n + 1) are the caller's work arrays,
+    one row per block of chains (in parallel in `pwolff`)."""
     for b in range(lab.shape[0]):
-        g, a = _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
-                            members)
-        grown += g
-        accepted += a
-    return grown, accepted
+        _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
+                     members, counts)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def pwolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members):
-    """`wolff` with the blocks of chains in parallel (the same draws and sums)."""
-    grown = accepted = 0
+def pwolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members, counts):
+    """`wolff` with the blocks of chains in parallel (the same draws and counts)."""
     for b in prange(lab.shape[0]):
-        g, a = _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
-                            members)
-        grown += g
-        accepted += a
-    return grown, accepted
+        _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
+                     members, counts)

@@ -107,7 +107,8 @@ class Group:
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
         self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
         self.usid = self.sid.astype(u)
-        self.shapes = (((n,), u), ((n,), u))
+        self.shapes = (((n,), u), ((n + 1,), u))    # members: a slot past the last site for
+                                                      # `_grow`'s unconditional write
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -183,8 +184,10 @@ class Group:
         return out
 
     # ------------------------------------------------------------ the move
-    def move(self, x, theta, rng, fixed, beta) -> None:
-        """One sweep (Swendsen-Wang) or `steps` single-cluster steps (Wolff), in place."""
+    def move(self, x, theta, rng, fixed, beta, owners=None) -> None:
+        """One sweep (Swendsen-Wang) or `steps` single-cluster steps (Wolff), in place.
+        `owners`: for chain groups (rng a Lanes), each group's copy of this group, whose Wolff
+        step count its chains take and adapt (as the group run alone would)."""
         h = self.U if self.field or self.plan.dynamic else self._none
         if self.plan.dynamic:
             h = h + sum(self._unary(n, r, x, theta) for n, r in self.plan.dynamic)
@@ -202,10 +205,14 @@ class Group:
                 x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond, h, fixed,
                 *work)
             return
-        grown, _ = (ck.pwolff if par else ck.wolff)(
-            x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond, h, fixed,
-            self.steps, *work)
-        self._adapt(grown, chains)
+        owners, rows = ([self], [slice(None)]) if owners is None else (owners, rng.rows)
+        steps = np.concatenate([np.full(len(x[r]), o.steps) for o, r in zip(owners, rows)])
+        counts = np.empty((chains, 2), np.int64)     # per chain: sites grown, steps accepted
+        (ck.pwolff if par else ck.wolff)(
+            x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond, h, fixed, steps,
+            *work, counts)
+        for o, r in zip(owners, rows):
+            o._adapt(int(counts[r, 0].sum()), len(counts[r]))
 
     def _work(self, blocks: int) -> tuple:
         """The kernel's work arrays for `blocks` blocks of chains (one row each, kept between
@@ -263,17 +270,20 @@ class ClusterMoves:
         self._gibbs = {}
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
-              clamp: np.ndarray | None = None, beta=1.0) -> frozenset:
+              clamp: np.ndarray | None = None, beta=1.0, copies=None) -> frozenset:
         """One cluster move of every group, in place on x (chains, n_state); `clamp` (NaN where
-        free) holds cells fixed; `beta` is a number or one per chain. Returns the families moved
-        by cluster moves alone (explicit groups not frustrated): they need no Gibbs sweep."""
+        free) holds cells fixed; `beta` is a number or one per chain; `copies`: with chain
+        groups (rng a Lanes), each group's copy of these moves (its Wolff step counts). Returns
+        the families moved by cluster moves alone (explicit groups not frustrated): they need
+        no Gibbs sweep."""
         alone = set()
-        for g in self.groups:
+        for j, g in enumerate(self.groups):
             g.refresh(x, theta)
             if g.frustrated is not None:
                 continue
             fixed = NO_CLAMP if clamp is None else np.ascontiguousarray(~np.isnan(clamp[:, g.sid]))
-            g.move(x, theta, rng, fixed, beta)
+            g.move(x, theta, rng, fixed, beta, None if copies is None else
+                   [c.groups[j] for c in copies])
             if g.plan.explicit:
                 alone.update(g.families)
         return frozenset(alone)
@@ -313,17 +323,18 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
 
 def _by_groups(moves, step, parts, x, theta, lanes, clamp):
-    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs and
-    Wolff groups, one Swendsen-Wang call over every chain, each chain seeded from its group's
-    Generator (K, the unary terms and frustration are the same for every chain, and a sweep
-    keeps no state). Otherwise each group's cluster moves on its rows, from its Generator,
-    with its own copy of their state (Wolff's step counts); then one Gibbs sweep of every
-    chain, or one per group where the groups' cluster moves replaced different families (a
-    group frustrated by its inputs)."""
-    if not len(moves.model.state_ids(("input",))) and \
-            all(g.plan.method == "swendsen_wang" for g in moves.groups):
-        step(moves.gibbs_parts(parts, moves.sweep(x, theta, lanes, clamp)), x, theta, lanes,
-             clamp)
+    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs, one
+    kernel call per cluster group over every chain (in parallel when there are enough), each
+    chain seeded from its chain group's Generator and making its chain group's own count of
+    Wolff steps, adapted from its chain group's clusters (K, the unary terms and frustration
+    are the same for every chain; the Wolff step counts are the only state a sweep keeps).
+    Otherwise each chain group's cluster moves on its rows, from its Generator, with its own
+    copy of their state; then one Gibbs sweep of every chain, or one per chain group where
+    their cluster moves replaced different families (a group frustrated by its inputs)."""
+    if not len(moves.model.state_ids(("input",))):
+        copies = [lanes.own(moves, k, _copy_moves) for k, _, _ in lanes]
+        alone = moves.sweep(x, theta, lanes, clamp, copies=copies)
+        step(moves.gibbs_parts(parts, alone), x, theta, lanes, clamp)
         return x
     alone = [lanes.own(moves, k, _copy_moves).sweep(x[rows], theta, r, _rows(clamp, rows))
              for k, rows, r in lanes]
