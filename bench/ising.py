@@ -34,6 +34,7 @@ import ebmlang  # noqa: E402
 import ising_kernels as K  # noqa: E402
 from ebmlang.backends import numba_backend
 from ebmlang.backends import runtime  # noqa: E402
+from ebmlang.infer.chains import Kept  # noqa: E402
 from ebmlang.infer.diagnostics import bulk_ess  # noqa: E402
 
 BETA = 0.44
@@ -93,6 +94,8 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
             _public(model, chains), None)
         out["the same, chain groups one after another (the local path before)"] = (
             _public(model, chains, in_turn=True), None)
+        out["the same, Swendsen-Wang serial over chains, strided draw cast (before issue 14 "
+            "item 4)"] = (_public(model, chains, before=True), None)
         gibbs = ebmlang.compile(MODEL.read_text() + "\nsampler s : gibbs\n", L=L, beta=BETA)
         out["ebmlang model.sample, `sampler s : gibbs` (no Swendsen-Wang move)"] = (
             _public(gibbs, chains), None)
@@ -102,23 +105,41 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
 SAMPLE_DRAWS = 100     # draws of one timed `model.sample` call (burn-in 0)
 
 
-def _public(model, chains: int, in_turn: bool = False):
+def _public(model, chains: int, in_turn: bool = False, before: bool = False):
     """One `model.sample` call through the public API (chain groups, init, storing every
     draw), timed per sweep: `time_sweeps` divides by SAMPLE_DRAWS. `in_turn`: the groups run
     one after another, each as its own `sample` (as `jobs=groups.local` runs them, and as
-    `sample` ran them here before they shared one sweep loop)."""
-    from ebmlang.infer import groups
-    from ebmlang.infer.sample import sample
+    `sample` ran them here before they shared one sweep loop). `before`: as before issue 14
+    item 4, the cluster kernels serial over chains and each kept draw cast straight into its
+    strided place (the same draws)."""
+    from ebmlang.infer import cluster_moves, groups
+    from ebmlang.infer import sample as sample_module
     seed = iter(range(1, 1 << 62))
 
     def run():
         if in_turn:
-            sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed),
-                   jobs=groups.local)
-        else:
+            sample_module.sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0,
+                                 seed=next(seed), jobs=groups.local)
+            return
+        kept, work = sample_module.Kept, cluster_moves.PARALLEL_WORK
+        if before:
+            sample_module.Kept, cluster_moves.PARALLEL_WORK = _StridedKept, 1 << 62
+        try:
             model.sample(draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed))
+        finally:
+            sample_module.Kept, cluster_moves.PARALLEL_WORK = kept, work
     run.sweeps = SAMPLE_DRAWS
     return run
+
+
+class _StridedKept(Kept):
+    """Kept as it was before issue 14 item 4: each draw cast straight into its strided place."""
+
+    def add(self, x):
+        self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
+        self.kept += 1
+        if self.kept - self.done == self.block:
+            self.flush()
 
 
 def _bind(step, parts, x, theta, rng):

@@ -268,6 +268,7 @@ class ClusterMoves:
         self.model = model
         self.groups = [Group(model, gp, burn_in) for gp in plan(model).groups]
         self._gibbs = {}
+        self.inputs = bool(len(model.state_ids(("input",))))
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
               clamp: np.ndarray | None = None, beta=1.0, copies=None) -> frozenset:
@@ -331,7 +332,7 @@ def _by_groups(moves, step, parts, x, theta, lanes, clamp):
     Otherwise each chain group's cluster moves on its rows, from its Generator, with its own
     copy of their state; then one Gibbs sweep of every chain, or one per chain group where
     their cluster moves replaced different families (a group frustrated by its inputs)."""
-    if not len(moves.model.state_ids(("input",))):
+    if not moves.inputs:
         copies = [lanes.own(moves, k, _copy_moves) for k, _, _ in lanes]
         alone = moves.sweep(x, theta, lanes, clamp, copies=copies)
         step(moves.gibbs_parts(parts, alone), x, theta, lanes, clamp)
