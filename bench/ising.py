@@ -94,8 +94,10 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
             _public(model, chains), None)
         out["the same, chain groups one after another (the local path before)"] = (
             _public(model, chains, in_turn=True), None)
-        out["the same, Swendsen-Wang serial over chains, strided draw cast (before issue 14 "
-            "item 4)"] = (_public(model, chains, before=True), None)
+        for what, before in (("Swendsen-Wang serial over chains", {"serial"}),
+                             ("kept draws cast into their strided place", {"strided"}),
+                             ("both (before issue 14 item 4)", {"serial", "strided"})):
+            out[f"the same, {what}"] = (_public(model, chains, before=before), None)
         gibbs = ebmlang.compile(MODEL.read_text() + "\nsampler s : gibbs\n", L=L, beta=BETA)
         out["ebmlang model.sample, `sampler s : gibbs` (no Swendsen-Wang move)"] = (
             _public(gibbs, chains), None)
@@ -105,13 +107,13 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
 SAMPLE_DRAWS = 100     # draws of one timed `model.sample` call (burn-in 0)
 
 
-def _public(model, chains: int, in_turn: bool = False, before: bool = False):
+def _public(model, chains: int, in_turn: bool = False, before: frozenset = frozenset()):
     """One `model.sample` call through the public API (chain groups, init, storing every
     draw), timed per sweep: `time_sweeps` divides by SAMPLE_DRAWS. `in_turn`: the groups run
     one after another, each as its own `sample` (as `jobs=groups.local` runs them, and as
     `sample` ran them here before they shared one sweep loop). `before`: as before issue 14
-    item 4, the cluster kernels serial over chains and each kept draw cast straight into its
-    strided place (the same draws)."""
+    item 4, "serial": the cluster kernels one chain after another, "strided": each kept draw
+    cast straight into its strided place (the same draws)."""
     from ebmlang.infer import cluster_moves, groups
     from ebmlang.infer import sample as sample_module
     seed = iter(range(1, 1 << 62))
@@ -122,8 +124,10 @@ def _public(model, chains: int, in_turn: bool = False, before: bool = False):
                                  seed=next(seed), jobs=groups.local)
             return
         kept, work = sample_module.Kept, cluster_moves.PARALLEL_WORK
-        if before:
-            sample_module.Kept, cluster_moves.PARALLEL_WORK = _StridedKept, 1 << 62
+        if "strided" in before:
+            sample_module.Kept = _StridedKept
+        if "serial" in before:
+            cluster_moves.PARALLEL_WORK = 1 << 62
         try:
             model.sample(draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed))
         finally:

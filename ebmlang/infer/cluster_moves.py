@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-
 from numba import get_num_threads
 
 from ebmlang.backends import cluster_kernels as ck
@@ -107,8 +106,7 @@ class Group:
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
         self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
         self.usid = self.sid.astype(u)
-        self.shapes = (((n,), u), ((n + 1,), u))    # members: a slot past the last site for
-                                                      # `_grow`'s unconditional write
+        self.shapes = (((n,), u), ((n + 1,), u))    # members: + 1 for `_grow`'s last write
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -215,9 +213,8 @@ class Group:
             o._adapt(int(counts[r, 0].sum()), len(counts[r]))
 
     def _work(self, blocks: int) -> tuple:
-        """The kernel's work arrays for `blocks` blocks of chains (one row each, kept between
-        sweeps): the chains are swept in parallel, a block a thread, when there are enough of
-        them (chains x sites >= PARALLEL_WORK, as for the Gibbs kernels)."""
+        """The kernel's work arrays for `blocks` blocks of chains, one row each, kept between
+        sweeps (a block a thread when chains x sites >= PARALLEL_WORK, as for Gibbs)."""
         if blocks not in self.works:
             self.works[blocks] = tuple(np.empty((blocks,) + shape, t) for shape, t in self.shapes)
         return self.works[blocks]
