@@ -34,7 +34,6 @@ import ebmlang  # noqa: E402
 import ising_kernels as K  # noqa: E402
 from ebmlang.backends import numba_backend
 from ebmlang.backends import runtime  # noqa: E402
-from ebmlang.infer.chains import Kept  # noqa: E402
 from ebmlang.infer.diagnostics import bulk_ess  # noqa: E402
 
 BETA = 0.44
@@ -94,10 +93,8 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
             _public(model, chains), None)
         out["the same, chain groups one after another (the local path before)"] = (
             _public(model, chains, in_turn=True), None)
-        for what, before in (("Swendsen-Wang serial over chains", {"serial"}),
-                             ("kept draws cast into their strided place", {"strided"}),
-                             ("both (before issue 14 item 4)", {"serial", "strided"})):
-            out[f"the same, {what}"] = (_public(model, chains, before=before), None)
+        out["the same, Swendsen-Wang serial over chains (before issue 14 item 4)"] = (
+            _public(model, chains, serial=True), None)
         gibbs = ebmlang.compile(MODEL.read_text() + "\nsampler s : gibbs\n", L=L, beta=BETA)
         out["ebmlang model.sample, `sampler s : gibbs` (no Swendsen-Wang move)"] = (
             _public(gibbs, chains), None)
@@ -107,43 +104,29 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
 SAMPLE_DRAWS = 100     # draws of one timed `model.sample` call (burn-in 0)
 
 
-def _public(model, chains: int, in_turn: bool = False, before: frozenset = frozenset()):
+def _public(model, chains: int, in_turn: bool = False, serial: bool = False):
     """One `model.sample` call through the public API (chain groups, init, storing every
     draw), timed per sweep: `time_sweeps` divides by SAMPLE_DRAWS. `in_turn`: the groups run
     one after another, each as its own `sample` (as `jobs=groups.local` runs them, and as
-    `sample` ran them here before they shared one sweep loop). `before`: as before issue 14
-    item 4, "serial": the cluster kernels one chain after another, "strided": each kept draw
-    cast straight into its strided place (the same draws)."""
+    `sample` ran them here before they shared one sweep loop). `serial`: the cluster kernels
+    one chain after another, as before issue 14 item 4 (the same draws)."""
     from ebmlang.infer import cluster_moves, groups
-    from ebmlang.infer import sample as sample_module
+    from ebmlang.infer.sample import sample
     seed = iter(range(1, 1 << 62))
 
     def run():
         if in_turn:
-            sample_module.sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0,
-                                 seed=next(seed), jobs=groups.local)
+            sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed),
+                   jobs=groups.local)
             return
-        kept, work = sample_module.Kept, cluster_moves.PARALLEL_WORK
-        if "strided" in before:
-            sample_module.Kept = _StridedKept
-        if "serial" in before:
-            cluster_moves.PARALLEL_WORK = 1 << 62
+        work = cluster_moves.PARALLEL_WORK
+        cluster_moves.PARALLEL_WORK = 1 << 62 if serial else work
         try:
             model.sample(draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed))
         finally:
-            sample_module.Kept, cluster_moves.PARALLEL_WORK = kept, work
+            cluster_moves.PARALLEL_WORK = work
     run.sweeps = SAMPLE_DRAWS
     return run
-
-
-class _StridedKept(Kept):
-    """Kept as it was before issue 14 item 4: each draw cast straight into its strided place."""
-
-    def add(self, x):
-        self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
-        self.kept += 1
-        if self.kept - self.done == self.block:
-            self.flush()
 
 
 def _bind(step, parts, x, theta, rng):

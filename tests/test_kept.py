@@ -1,5 +1,5 @@
-"""Kept draws (`infer.chains.Kept`): a draw is stored cast through a contiguous scratch row
-block (issue 14 item 4); the stored values must be the state's, exactly, kept or streamed."""
+"""Kept draws (`infer.chains.Kept`): each draw stored cast to the narrow dtype, kept or
+streamed a block at a time, equals the state cast, exactly."""
 
 import numpy as np
 import pytest

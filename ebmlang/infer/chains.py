@@ -60,23 +60,15 @@ class GroupMoves:
 
 class Kept:
     """Where kept draws go: into the array of all of them (keep), and to the watchers a block
-    at a time (from a bounded buffer when the draws are not kept).
-
-    A draw is cast to the stored dtype into a contiguous scratch array first, then copied into
-    its strided place: numpy casts into a strided destination a buffer at a time, 3-4x slower
-    at 64 chains of 4096 int8 cells (bench/RESULTS.md, issue 14 item 4); the same values."""
+    at a time (from a bounded buffer when the draws are not kept)."""
 
     def __init__(self, chains, draws, n, dtype, keep: bool, watch, block: int):
         self.block = block
         self.all = np.empty((chains, draws, n), dtype) if keep else None
         self.buf = self.all if keep else np.empty((chains, min(draws, self.block), n), dtype)
         self.watch, self.kept, self.done = list(watch), 0, 0
-        self._cast = np.empty((chains, n), dtype) if chains > 1 else None
 
     def add(self, x: np.ndarray) -> None:
-        if self._cast is not None and x.dtype != self._cast.dtype:
-            np.copyto(self._cast, x, casting="unsafe")
-            x = self._cast
         self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
         self.kept += 1
         if self.kept - self.done == self.block:
