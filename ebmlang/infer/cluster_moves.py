@@ -194,8 +194,7 @@ class Group:
             h = h * b[:, None, None]
         pbond = self._bonds(b)
         seeds = seed_words(rng, x.shape[0])
-        h = np.ascontiguousarray(h)
-        chains = x.shape[0]
+        h, chains = np.ascontiguousarray(h), x.shape[0]
         par = chains > 1 and chains * len(self.sid) >= PARALLEL_WORK
         work = self._work(min(chains, get_num_threads()) if par else 1)
         if self.plan.method == "swendsen_wang":
@@ -266,6 +265,7 @@ class ClusterMoves:
         self.groups = [Group(model, gp, burn_in) for gp in plan(model).groups]
         self._gibbs = {}
         self.inputs = bool(len(model.state_ids(("input",))))
+        self.stateless = all(g.plan.method == "swendsen_wang" for g in self.groups)
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
               clamp: np.ndarray | None = None, beta=1.0, copies=None) -> frozenset:
@@ -322,15 +322,15 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
 def _by_groups(moves, step, parts, x, theta, lanes, clamp):
     """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs, one
-    kernel call per cluster group over every chain (in parallel when there are enough), each
-    chain seeded from its chain group's Generator and making its chain group's own count of
-    Wolff steps, adapted from its chain group's clusters (K, the unary terms and frustration
-    are the same for every chain; the Wolff step counts are the only state a sweep keeps).
+    kernel call per cluster group over every chain, each chain seeded from its chain group's
+    Generator and making its chain group's own (adapted) count of Wolff steps, the only state
+    a sweep keeps (K, the unary terms and frustration are the same for every chain).
     Otherwise each chain group's cluster moves on its rows, from its Generator, with its own
     copy of their state; then one Gibbs sweep of every chain, or one per chain group where
     their cluster moves replaced different families (a group frustrated by its inputs)."""
     if not moves.inputs:
-        copies = [lanes.own(moves, k, _copy_moves) for k, _, _ in lanes]
+        copies = None if moves.stateless else [lanes.own(moves, k, _copy_moves)
+                                               for k, _, _ in lanes]
         alone = moves.sweep(x, theta, lanes, clamp, copies=copies)
         step(moves.gibbs_parts(parts, alone), x, theta, lanes, clamp)
         return x
