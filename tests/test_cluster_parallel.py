@@ -65,11 +65,12 @@ def test_many_chains_match_enumeration(sampler, monkeypatch):
     """8192 chains of the 3 x 3 Ising torus with a field (8192 x 9 >= PARALLEL_WORK: the
     parallel kernel by itself), cluster moves alone, 60 burn-in sweeps, 8 draws a chain.
     The chains are independent, so the standard error of a mean is the spread of the chain
-    means over sqrt(8192), whatever the autocorrelation within a chain: ~0.005 for a
-    marginal, ~0.006 for a neighbour moment. Every P(s_i = 1) and E[s_i s_j] of the 18
-    neighbour pairs within 5 of them of the exact value (27 comparisons at 5 standard
-    errors: a false failure about once in 10^5 runs); a move that broke the bonds or the
-    field draw moves the nearest-neighbour moment by far more (its exact value is 0.53)."""
+    means over sqrt(8192), whatever the autocorrelation within a chain: 0.0014 for a
+    marginal, 0.0027 for a neighbour moment (seed 17). Every P(s_i = 1) and E[s_i s_j] of
+    the 18 neighbour pairs within 5 of them of the exact value (27 comparisons at 5
+    standard errors: a false failure about once in 10^5 runs); a move that ignored the field
+    (exact P(s_i = 1) = 0.89) or opened bonds wrongly (exact E[s_i s_j] = 0.87) would be
+    off by tens of them."""
     chains = 8192
     assert chains * 9 >= cm.PARALLEL_WORK
     model = ebmlang.compile(ISING + f"sampler s : {sampler}\n")
