@@ -93,6 +93,8 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
             _public(model, chains), None)
         out["the same, chain groups one after another (the local path before)"] = (
             _public(model, chains, in_turn=True), None)
+        out["the same, Swendsen-Wang serial over chains (before issue 14 item 4)"] = (
+            _public(model, chains, serial=True), None)
         gibbs = ebmlang.compile(MODEL.read_text() + "\nsampler s : gibbs\n", L=L, beta=BETA)
         out["ebmlang model.sample, `sampler s : gibbs` (no Swendsen-Wang move)"] = (
             _public(gibbs, chains), None)
@@ -102,12 +104,13 @@ def contenders(L: int, chains: int = 1, numpy_backend: bool = True):
 SAMPLE_DRAWS = 100     # draws of one timed `model.sample` call (burn-in 0)
 
 
-def _public(model, chains: int, in_turn: bool = False):
+def _public(model, chains: int, in_turn: bool = False, serial: bool = False):
     """One `model.sample` call through the public API (chain groups, init, storing every
     draw), timed per sweep: `time_sweeps` divides by SAMPLE_DRAWS. `in_turn`: the groups run
     one after another, each as its own `sample` (as `jobs=groups.local` runs them, and as
-    `sample` ran them here before they shared one sweep loop)."""
-    from ebmlang.infer import groups
+    `sample` ran them here before they shared one sweep loop). `serial`: the cluster kernels
+    one chain after another, as before issue 14 item 4 (the same draws)."""
+    from ebmlang.infer import cluster_moves, groups
     from ebmlang.infer.sample import sample
     seed = iter(range(1, 1 << 62))
 
@@ -115,8 +118,13 @@ def _public(model, chains: int, in_turn: bool = False):
         if in_turn:
             sample(model, draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed),
                    jobs=groups.local)
-        else:
+            return
+        work = cluster_moves.PARALLEL_WORK
+        cluster_moves.PARALLEL_WORK = 1 << 62 if serial else work
+        try:
             model.sample(draws=SAMPLE_DRAWS, chains=chains, burn_in=0, seed=next(seed))
+        finally:
+            cluster_moves.PARALLEL_WORK = work
     run.sweeps = SAMPLE_DRAWS
     return run
 

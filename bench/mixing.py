@@ -3,6 +3,7 @@ run (Markdown on stdout): the integrated autocorrelation time of |m| and of the 
 (Sokal's window), and effective samples of |m| per CPU second.
 
     python bench/mixing.py --section cluster     # a few minutes on 2 shared cores
+    python bench/mixing.py --section chains      # 64 chains: cluster kernels serial vs parallel
     python bench/mixing.py --section tempering   # parallel tempering (bench/mixing_tempering.py)
     python bench/mixing.py --quick               # a smoke run of every section
 
@@ -18,7 +19,9 @@ of --reps bursts with the methods interleaved (the machine is shared).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import platform
 import sys
 import time
@@ -160,13 +163,70 @@ def cluster_section(quick: bool, reps: int) -> list[str]:
     return lines
 
 
+@contextlib.contextmanager
+def serial_kernels(on: bool):
+    """The cluster kernels one chain after another while `on` (as before issue 14 item 4)."""
+    from ebmlang.infer import cluster_moves
+    work = cluster_moves.PARALLEL_WORK
+    cluster_moves.PARALLEL_WORK = 1 << 62 if on else work
+    try:
+        yield
+    finally:
+        cluster_moves.PARALLEL_WORK = work
+
+
+def wall(chs: list[Chain], reps: int, burst: int, serial: list[bool]) -> list[tuple]:
+    """Median (wall, CPU) seconds per sweep of all of a Chain's chains, bursts interleaved (CPU
+    time counts every thread: equal CPU and less wall time is what threads buy)."""
+    times = [[] for _ in chs]
+    for _ in range(reps):
+        for k, ch in enumerate(chs):
+            with serial_kernels(serial[k]):
+                t, c = time.perf_counter(), time.process_time()
+                ch.sweeps(burst)
+                times[k].append(((time.perf_counter() - t) / burst,
+                                 (time.process_time() - c) / burst))
+    return [tuple(np.median(np.array(t), axis=0)) for t in times]
+
+
+def chains_section(quick: bool, reps: int) -> list[str]:
+    """Many chains (issue 14 item 4): 64 chains of the critical Ising model at L = 64, wall
+    time per sweep of all of them with the cluster kernels serial over chains and in
+    parallel; tau_int from 2 chains as in the cluster section (each chain is the same Markov
+    chain whatever their number), ESS(|m|) per wall second = chains / (tau x time)."""
+    L, chains = (16, 16) if quick else (64, 64)
+    cap = {"gibbs": 60_000 if quick else 600_000, "swendsen_wang": 20_000, "wolff": 20_000}
+    lines = [f"## {chains} chains at the critical point (Ising, L = {L}; load average "
+             f"{os.getloadavg()[0]:.2f})", "",
+             "| method | cluster kernels | tau_int(\\|m\\|) sweeps | ms / sweep of all chains "
+             "(wall) | CPU ms / sweep | ESS(\\|m\\|) / wall s | vs Gibbs |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    taus = {m: measure(ISING, L, BETA_ISING, m, False, 2, cap[m])[0] for m in METHODS}
+    rows = [("gibbs", False), ("swendsen_wang", True), ("swendsen_wang", False),
+            ("wolff", True), ("wolff", False)]
+    chs = [Chain(ISING, L, BETA_ISING, m, chains, 1) for m, _ in rows]
+    for ch, (m, serial) in zip(chs, rows):      # burn-in: Wolff's steps adapted
+        with serial_kernels(serial):
+            ch.sweeps(ch.burn)
+    per = wall(chs, reps, max(5, 50_000 // (L * L)), [s for _, s in rows])
+    ess = [chains / (taus[m] * t) for (m, _), (t, _) in zip(rows, per)]
+    for (m, serial), (t, cpu), e in zip(rows, per, ess):
+        from ebmlang.infer.cluster_moves import PARALLEL_WORK
+        kind = "-" if m == "gibbs" else "serial over chains (before)" if serial else \
+            "chains in parallel" if chains * L * L >= PARALLEL_WORK else "serial (too little work)"
+        lines.append(f"| {m} | {kind} | {taus[m]:.1f} | {1e3 * t:.2f} | {1e3 * cpu:.2f} | "
+                     f"{e:,.0f} | {e / ess[0]:.1f}x |")
+    return lines
+
+
 def tempering_section(quick: bool, reps: int) -> list[str]:
     """Parallel tempering with Gibbs inside (bench/mixing_tempering.py)."""
     from mixing_tempering import tempering_section as section
     return section(quick, reps).splitlines()
 
 
-SECTIONS = {"cluster": cluster_section, "tempering": tempering_section}
+SECTIONS = {"cluster": cluster_section, "chains": chains_section,
+            "tempering": tempering_section}
 
 
 def main() -> None:
@@ -175,7 +235,6 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--section", choices=sorted(SECTIONS), action="append")
     args = ap.parse_args()
-    import os
     print(f"- CPUs: {os.cpu_count()}; load average at start: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"- Python {platform.python_version()}, numpy {np.__version__}, "

@@ -10,7 +10,9 @@ thr exactly when r / 2^53 < p). `h[c, i, l]` is the unary log-potential of site 
 that holds one. Arrays with a leading axis of 1 are shared by every chain; h or fixed with no
 sites (shape (1, 0, k), (1, 0)) mean no unary terms, nothing clamped. Each chain draws from
 its own xoroshiro128+ generator seeded from two words of the caller's numpy Generator
-(`numba_kernels._seed`).
+(`numba_kernels._seed`) and keeps nothing between chains, so the chains are swept in blocks,
+each block with its own row of the caller's work arrays, in parallel (`pswendsen_wang`,
+`pwolff`) with the same draws as one after another, whatever the number of threads.
 
 Where the time goes (a sweep at L = 64 is ~9 ns a site, Gibbs's ~3.6): a branch on a coin
 of p ~ 1/2 is mispredicted half the time, so bonds and cluster growth are decided without
@@ -21,7 +23,7 @@ belong to the caller (no allocation per sweep).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ebmlang.backends.numba_kernels import _bits53, _draw, _seed, _uniform
 
@@ -142,16 +144,44 @@ def _field_draws(c, x, sid, vals, h, fixed, parent, lab, field, hold, s0, s1):
 
 
 @njit(cache=True, error_model="numpy")
+def _sw_block(b, x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
+              field, hold):
+    """Block b of the chains (`_block`) swept one after another with row b of the work
+    arrays."""
+    start, stop = _block(b, parent.shape[0], x.shape[0])
+    for c in range(start, stop):
+        s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
+        _sw_chain(c, x, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent[b], lab[b],
+                  opened[b], field[b], hold[b], s0, s1)
+
+
+@njit(inline="always")
+def _block(b, blocks, chains):
+    """Chains [start, stop) of block b of `blocks` (consecutive, sizes differing by one at
+    most): which block sweeps a chain changes no draw, each chain has its own generator."""
+    return b * chains // blocks, (b + 1) * chains // blocks
+
+
+@njit(cache=True, error_model="numpy")
 def swendsen_wang(x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
                   field, hold):
     """One Swendsen-Wang sweep of every chain, in place. The bonds join sites lo[e] < hi[e],
     in order of hi; xlo, xhi are their state ids (or empty: compare labels); thr[c, e] =
-    ceil(p_e 2^53) (uint64); parent, lab (n,), opened (bonds,), field (n, k) and hold (n,)
-    are the caller's work arrays, kept between sweeps."""
-    for c in range(x.shape[0]):
-        s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-        _sw_chain(c, x, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened, field,
-                  hold, s0, s1)
+    ceil(p_e 2^53) (uint64); parent, lab (B, n), opened (B, bonds), field (B, n, k) and hold
+    (B, n) are the caller's work arrays, kept between sweeps, one row per block of chains
+    (B blocks, swept one after another here, in parallel by `pswendsen_wang`)."""
+    for b in range(parent.shape[0]):
+        _sw_block(b, x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
+                  field, hold)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def pswendsen_wang(x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
+                   field, hold):
+    """`swendsen_wang` with the blocks of chains in parallel (the same draws)."""
+    for b in prange(parent.shape[0]):
+        _sw_block(b, x, seeds, sid, vals, lo, hi, xlo, xhi, thr, h, fixed, parent, lab, opened,
+                  field, hold)
 
 
 @njit(cache=True, error_model="numpy")
@@ -159,7 +189,8 @@ def _grow(c, lab, seed, new, nb_ptr, nb_site, thr, members, s0, s1):
     """The cluster grown from `seed` (its sites in members[:size], their labels set to `new`
     as they join, so a member no longer has the old label): a neighbour of a member joins
     with its bond's probability (r < thr[c, q], per adjacency entry q) when it has the old
-    label, decided without a branch."""
+    label, decided without a branch; so every neighbour is written at members[size], joined
+    or not, and members needs n + 1 entries (the last for a cluster of every site)."""
     tc = c if thr.shape[0] > 1 else 0
     old = lab[seed]
     lab[seed] = new
@@ -212,16 +243,30 @@ def _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, me
 
 
 @njit(cache=True, error_model="numpy")
-def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members):
-    """`steps` Wolff single-cluster steps on every chain, in place; returns (sites in the
-    clusters grown, steps accepted), summed over chains. The adjacency (CSR nb_ptr,
-    nb_site) and thr[c, q] = ceil(p 2^53) per entry; lab and members (n,) are the caller's
-    work arrays."""
-    grown = accepted = 0
-    for c in range(x.shape[0]):
+def _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members,
+                 counts):
+    """Block b of the chains (`_block`) with row b of the work arrays."""
+    start, stop = _block(b, lab.shape[0], x.shape[0])
+    for c in range(start, stop):
         s0, s1 = _seed(seeds[c, 0], seeds[c, 1])
-        g, a = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
-                            members, s0, s1)
-        grown += g
-        accepted += a
-    return grown, accepted
+        counts[c, 0], counts[c, 1] = _wolff_chain(c, x, sid, vals, nb_ptr, nb_site, thr, h,
+                                                  fixed, steps[c], lab[b], members[b], s0, s1)
+
+
+@njit(cache=True, error_model="numpy")
+def wolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members, counts):
+    """steps[c] Wolff single-cluster steps on every chain c, in place; counts[c] = (sites in
+    its clusters grown, steps accepted). The adjacency (CSR nb_ptr, nb_site) and thr[c, q] =
+    ceil(p 2^53) per entry; lab (B, n) and members (B, n + 1) are the caller's work arrays,
+    one row per block of chains (in parallel in `pwolff`)."""
+    for b in range(lab.shape[0]):
+        _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
+                     members, counts)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def pwolff(x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab, members, counts):
+    """`wolff` with the blocks of chains in parallel (the same draws and counts)."""
+    for b in prange(lab.shape[0]):
+        _wolff_block(b, x, seeds, sid, vals, nb_ptr, nb_site, thr, h, fixed, steps, lab,
+                     members, counts)

@@ -7,11 +7,12 @@ the groups agree bit for bit):
 
 - the compiled kernels (table, direct, pre-activation, cluster) seed one xoroshiro128+ per
   chain from two words of the caller's Generator: `seed_words` takes each group's chains'
-  words from that group's Generator, and the kernel runs once over every chain (in parallel);
-- every other part kind (numpy parts, MH, the fused matrix-product sweep, HMC, cluster moves)
-  runs once per group on that group's rows of the state (a view), with that group's
-  Generator and, where it keeps state across sweeps (MH scales and counts, HMC step sizes,
-  Wolff step counts), that group's own copy of it (`Lanes.own`).
+  words from that group's Generator, and the kernel runs once over every chain (in parallel;
+  Wolff's chains each make their group's own copy's count of steps);
+- every other part kind (numpy parts, MH, the fused matrix-product sweep, HMC, cluster moves
+  of a model with inputs) runs once per group on that group's rows of the state (a view),
+  with that group's Generator and, where it keeps state across sweeps (MH scales and counts,
+  HMC step sizes, Wolff step counts), that group's own copy of it (`Lanes.own`).
 """
 
 from __future__ import annotations

@@ -60,16 +60,29 @@ class GroupMoves:
 
 class Kept:
     """Where kept draws go: into the array of all of them (keep), and to the watchers a block
-    at a time (from a bounded buffer when the draws are not kept)."""
+    at a time (from a bounded buffer when the draws are not kept). `compiled` (the numba
+    backend runs), with enough chains x cells for threads: a draw is copied by a compiled
+    loop, chains in parallel (`backends.numba_store`)."""
 
-    def __init__(self, chains, draws, n, dtype, keep: bool, watch, block: int):
+    def __init__(self, chains, draws, n, dtype, keep: bool, watch, block: int,
+                 compiled: bool = False):
         self.block = block
         self.all = np.empty((chains, draws, n), dtype) if keep else None
         self.buf = self.all if keep else np.empty((chains, min(draws, self.block), n), dtype)
         self.watch, self.kept, self.done = list(watch), 0, 0
+        self._store = None
+        if compiled and chains > 1:
+            from ebmlang.backends.numba_backend import PARALLEL_WORK
+            if chains * n >= PARALLEL_WORK:
+                from ebmlang.backends.numba_store import store_rows
+                self._store = store_rows
 
     def add(self, x: np.ndarray) -> None:
-        self.buf[:, self.kept if self.all is not None else self.kept - self.done] = x
+        k = self.kept if self.all is not None else self.kept - self.done
+        if self._store is not None:
+            self._store(x, self.buf, k)
+        else:
+            self.buf[:, k] = x
         self.kept += 1
         if self.kept - self.done == self.block:
             self.flush()

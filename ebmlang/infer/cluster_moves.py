@@ -19,8 +19,10 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+from numba import get_num_threads
 
 from ebmlang.backends import cluster_kernels as ck
+from ebmlang.backends.numba_backend import PARALLEL_WORK
 from ebmlang.backends.lanes import Lanes, seed_words
 from ebmlang.infer.cluster import METHODS, GroupPlan, pair_tables, plan, term_values
 from ebmlang.backends.numeric import ensure_shape
@@ -66,6 +68,7 @@ class Group:
         self.steps, self.burn_in, self.calls = 1, burn_in, 0
         self._grown = self._tried = 0
         self.kvals = np.ascontiguousarray(self.vals)
+        self.works: dict[int, tuple] = {}      # blocks of chains -> the kernel's work arrays
         if gp.method == "wolff":
             self._neighbours()
         else:
@@ -89,8 +92,8 @@ class Group:
         one = bool(np.all(self.vals == self.vals[:1]))     # one domain: compare values
         none = np.zeros(0, u)
         self.ends = (self.usid[self.lo], self.usid[self.hi]) if one else (none, none)
-        self.work = (np.empty(n, u), np.empty(n, u), np.empty(len(lo), u), np.empty((n, k)),
-                     np.empty(n, np.bool_))
+        self.shapes = (((n,), u), ((n,), u), ((len(lo),), u), ((n, k), np.float64),
+                       ((n,), np.bool_))
 
     def _neighbours(self) -> None:
         """CSR adjacency of the sites for Wolff (unsigned, as in `_bond_order`): neighbour
@@ -103,7 +106,7 @@ class Group:
         self.nb_edge = np.concatenate([np.arange(E), np.arange(E)])[order]
         self.nb_ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(u)
         self.usid = self.sid.astype(u)
-        self.work = (np.empty(n, u), np.empty(n, u))
+        self.shapes = (((n,), u), ((n + 1,), u))    # members: + 1 for `_grow`'s last write
 
     # ------------------------------------------------------------ K and the static unary terms
     def refresh(self, x: np.ndarray, theta: np.ndarray) -> None:
@@ -179,8 +182,10 @@ class Group:
         return out
 
     # ------------------------------------------------------------ the move
-    def move(self, x, theta, rng, fixed, beta) -> None:
-        """One sweep (Swendsen-Wang) or `steps` single-cluster steps (Wolff), in place."""
+    def move(self, x, theta, rng, fixed, beta, owners=None) -> None:
+        """One sweep (Swendsen-Wang) or `steps` single-cluster steps (Wolff), in place.
+        `owners`: for chain groups (rng a Lanes), each group's copy of this group, whose Wolff
+        step count its chains take and adapt (as the group run alone would)."""
         h = self.U if self.field or self.plan.dynamic else self._none
         if self.plan.dynamic:
             h = h + sum(self._unary(n, r, x, theta) for n, r in self.plan.dynamic)
@@ -189,14 +194,29 @@ class Group:
             h = h * b[:, None, None]
         pbond = self._bonds(b)
         seeds = seed_words(rng, x.shape[0])
-        h = np.ascontiguousarray(h)
+        h, chains = np.ascontiguousarray(h), x.shape[0]
+        par = chains > 1 and chains * len(self.sid) >= PARALLEL_WORK
+        work = self._work(min(chains, get_num_threads()) if par else 1)
         if self.plan.method == "swendsen_wang":
-            ck.swendsen_wang(x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond,
-                             h, fixed, *self.work)
+            (ck.pswendsen_wang if par else ck.swendsen_wang)(
+                x, seeds, self.usid, self.kvals, self.lo, self.hi, *self.ends, pbond, h, fixed,
+                *work)
             return
-        grown, _ = ck.wolff(x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond,
-                            h, fixed, self.steps, *self.work)
-        self._adapt(grown, x.shape[0])
+        owners, rows = ([self], [slice(None)]) if owners is None else (owners, rng.rows)
+        steps = np.concatenate([np.full(len(x[r]), o.steps) for o, r in zip(owners, rows)])
+        counts = np.empty((chains, 2), np.int64)     # per chain: sites grown, steps accepted
+        (ck.pwolff if par else ck.wolff)(
+            x, seeds, self.usid, self.kvals, self.nb_ptr, self.nb_site, pbond, h, fixed, steps,
+            *work, counts)
+        for o, r in zip(owners, rows):
+            o._adapt(int(counts[r, 0].sum()), len(counts[r]))
+
+    def _work(self, blocks: int) -> tuple:
+        """The kernel's work arrays for `blocks` blocks of chains, one row each, kept between
+        sweeps (a block a thread when chains x sites >= PARALLEL_WORK, as for Gibbs)."""
+        if blocks not in self.works:
+            self.works[blocks] = tuple(np.empty((blocks,) + shape, t) for shape, t in self.shapes)
+        return self.works[blocks]
 
     def _bonds(self, b: np.ndarray) -> np.ndarray:
         """ceil(p 2^53) as uint64 with p = 1 - exp(-beta K), (1 or chains, bonds) in the
@@ -244,19 +264,24 @@ class ClusterMoves:
         self.model = model
         self.groups = [Group(model, gp, burn_in) for gp in plan(model).groups]
         self._gibbs = {}
+        self.inputs = bool(len(model.state_ids(("input",))))
+        self.stateless = all(g.plan.method == "swendsen_wang" for g in self.groups)
 
     def sweep(self, x: np.ndarray, theta: np.ndarray, rng: np.random.Generator,
-              clamp: np.ndarray | None = None, beta=1.0) -> frozenset:
+              clamp: np.ndarray | None = None, beta=1.0, copies=None) -> frozenset:
         """One cluster move of every group, in place on x (chains, n_state); `clamp` (NaN where
-        free) holds cells fixed; `beta` is a number or one per chain. Returns the families moved
-        by cluster moves alone (explicit groups not frustrated): they need no Gibbs sweep."""
+        free) holds cells fixed; `beta` is a number or one per chain; `copies`: with chain
+        groups (rng a Lanes), each group's copy of these moves (its Wolff step counts). Returns
+        the families moved by cluster moves alone (explicit groups not frustrated): they need
+        no Gibbs sweep."""
         alone = set()
-        for g in self.groups:
+        for j, g in enumerate(self.groups):
             g.refresh(x, theta)
             if g.frustrated is not None:
                 continue
             fixed = NO_CLAMP if clamp is None else np.ascontiguousarray(~np.isnan(clamp[:, g.sid]))
-            g.move(x, theta, rng, fixed, beta)
+            g.move(x, theta, rng, fixed, beta, None if copies is None else
+                   [c.groups[j] for c in copies])
             if g.plan.explicit:
                 alone.update(g.families)
         return frozenset(alone)
@@ -296,17 +321,18 @@ def with_cluster_moves(model, step, burn_in: int = 0):
 
 
 def _by_groups(moves, step, parts, x, theta, lanes, clamp):
-    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs and
-    Wolff groups, one Swendsen-Wang call over every chain, each chain seeded from its group's
-    Generator (K, the unary terms and frustration are the same for every chain, and a sweep
-    keeps no state). Otherwise each group's cluster moves on its rows, from its Generator,
-    with its own copy of their state (Wolff's step counts); then one Gibbs sweep of every
-    chain, or one per group where the groups' cluster moves replaced different families (a
-    group frustrated by its inputs)."""
-    if not len(moves.model.state_ids(("input",))) and \
-            all(g.plan.method == "swendsen_wang" for g in moves.groups):
-        step(moves.gibbs_parts(parts, moves.sweep(x, theta, lanes, clamp)), x, theta, lanes,
-             clamp)
+    """`with_cluster_moves`' sweep for chain groups (`backends.lanes`). Without inputs, one
+    kernel call per cluster group over every chain, each chain seeded from its chain group's
+    Generator and making its chain group's own (adapted) count of Wolff steps, the only state
+    a sweep keeps (K, the unary terms and frustration are the same for every chain).
+    Otherwise each chain group's cluster moves on its rows, from its Generator, with its own
+    copy of their state; then one Gibbs sweep of every chain, or one per chain group where
+    their cluster moves replaced different families (a group frustrated by its inputs)."""
+    if not moves.inputs:
+        copies = None if moves.stateless else [lanes.own(moves, k, _copy_moves)
+                                               for k, _, _ in lanes]
+        alone = moves.sweep(x, theta, lanes, clamp, copies=copies)
+        step(moves.gibbs_parts(parts, alone), x, theta, lanes, clamp)
         return x
     alone = [lanes.own(moves, k, _copy_moves).sweep(x[rows], theta, r, _rows(clamp, rows))
              for k, rows, r in lanes]

@@ -269,7 +269,8 @@ def sample(model, draws=1000, chains=4, burn_in=None, thin=1, seed=None, inputs=
     step, move = with_gradient_moves(sampling, step, burn_in)
     total = burn_in + draws * thin
     n = model.checked.n_state
-    out = Kept(chains, draws, n, store_dtype(model, x), keep, watch, block_draws(chains, n))
+    out = Kept(chains, draws, n, store_dtype(model, x), keep, watch, block_draws(chains, n),
+               compiled=backend != "numpy")
     bar = progress_bar(total, progress, f"{model.name}: sampling", "sweep")
     reset_scales(model, parts)
     check_proper(model, x)
