@@ -3,7 +3,8 @@
     python bench/first_sweep.py [--before /path/to/old/checkout] [--reps 5]
 
 Each run is a fresh `python -m ebmlang ...` process, timed from its launch to the moment its
-first sweep starts (the sampler's loop, or the first positive phase of the fit), where the child
+first sweep starts (the sampler's loop, or the first positive phase of the fit, or the first
+update of the in-place binary RBM PCD), where the child
 exits. Cases: "cold" (an empty EBMLANG_CACHE: parser tables, numba's code and compiled models
 all built), "no model cache" (EBMLANG_MODEL_CACHE=off, the other caches warm: what every run
 cost before the compiled-model cache) and "warm" (every cache filled). It also reports whether
@@ -40,7 +41,8 @@ def stop(*a, **k):
         json.dump({"t": time.time(), "heavy": [m for m in %r if m in sys.modules]}, f)
     os._exit(0)
 PATCH = {"ebmlang.infer.sample": lambda m: setattr(m, "check_proper", stop),
-         "ebmlang.learn.fit": lambda m: setattr(m._Phases, "positive", stop)}
+         "ebmlang.learn.fit": lambda m: setattr(m._Phases, "positive", stop),
+         "ebmlang.backends.fused_pcd": lambda m: setattr(m.BipartitePCD, "gap", stop)}
 class Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name not in PATCH:
@@ -73,7 +75,11 @@ def run(repo: Path, command: str, mode: str, cache: str) -> tuple[float, list[st
         t = time.time()
         subprocess.run([sys.executable, "-c", CHILD, *COMMANDS[command]], cwd=repo, env=env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        got = json.loads(Path(out.name).read_text())
+        text = Path(out.name).read_text()
+        if not text:
+            sys.exit(f"{command} ({mode}) ran to its end without reaching a patched first "
+                     "sweep: the CHILD's PATCH table misses the path it took")
+        got = json.loads(text)
     if mode == "cold":
         shutil.rmtree(env["EBMLANG_CACHE"], ignore_errors=True)
     return got["t"] - t, got["heavy"]
