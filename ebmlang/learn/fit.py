@@ -22,6 +22,7 @@ from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.backends.fused_pcd import GAP_BOUND, BipartitePCD
+from ebmlang.infer.sample import ADAPT_EVERY, adapt_scales, reset_scales
 from ebmlang.infer.summed import SummedOut
 from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
@@ -226,16 +227,23 @@ class _Phases:
             self._sweeper = self._build_sweeper()
         parts, model_step, data_step = self._sweeper
         (model_step if clamp is None else data_step)(parts, x, theta, self.rng, clamp)
+        self.sweeps += clamp is None          # adaptive MH scales follow the changing model
+        if clamp is None and self.sweeps % ADAPT_EVERY == 0:
+            adapt_scales(parts)
 
     def _build_sweeper(self):
         """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
         sweep followed by the joint HMC / MALA move of the families sampled so (`fit_moves`),
-        one move (and step size) for the chains and one for the clamped data rows. A family
+        one move (and step size) for the chains and one for the clamped data rows; the
+        adaptive MH scales move toward acceptance 0.44 every ADAPT_EVERY model-phase sweeps,
+        never frozen (the params change every update, as for the HMC step). A family
         on HMC by default keeps its random-walk MH update before the move: where the gradient
         grows faster than linearly (x^4), a chain left in the tail by a jump of the params
         diverges at every leapfrog step the bulk allows, and MH brings it back."""
         from ebmlang.infer.hmc import fit_moves
         parts, step = _sweeper(self.model, self.opts.backend)
+        reset_scales(self.model, parts)       # the declared scales, whatever ran before
+        self.sweeps = 0
         (model_step, self.move), (data_step, _) = fit_moves(self.sampling, step), \
             fit_moves(self.sampling, step)
         return parts, model_step, data_step
