@@ -22,7 +22,7 @@ from ebmlang.io.data import Data, load_data
 from ebmlang.errors import UserError
 from ebmlang.backends.fused import FusedModel, Marginal
 from ebmlang.backends.fused_pcd import GAP_BOUND, BipartitePCD
-from ebmlang.infer.sample import ADAPT_EVERY, adapt_scales, reset_scales
+from ebmlang.infer.sample import adapt_scales, reset_scales
 from ebmlang.infer.summed import SummedOut
 from ebmlang.learn.gradient import expected_stats, pseudo_available, pseudo_gradient, pseudo_parts
 from ebmlang.learn.metrics import Metric
@@ -33,6 +33,7 @@ from ebmlang.backends.runtime import gibbs_step
 
 METHODS = ("pcd", "cd", "pl", "exact", "sm", "nce")
 WARM_UP = 50        # sweeps of the chains before the first update, where they run HMC / MALA
+ADAPT_AFTER = 1000  # MH proposals of a part (all its chains and variables) per scale update
 
 
 @dataclass
@@ -160,16 +161,19 @@ class _Phases:
         return self.positive(batch) - self.negative(batch)
 
     def warm_up(self) -> None:
-        """Where the chains run an HMC / MALA move: WARM_UP sweeps of them at the initial
-        params before the first update, so that the step has adapted from its first guess
-        and the chains have left their N(0, 1) start (else the first updates, with large
-        steps from stale chains, can throw the params far off)."""
+        """Where the chains run an HMC / MALA move or adapt an MH scale: WARM_UP sweeps of
+        them at the initial params before the first update, so that the step (or scale) has
+        adapted from its first guess and the chains have left their N(0, 1) start (else the
+        first updates, with large steps from stale chains, can throw the params far off)."""
         from ebmlang.infer.hmc import gradient_families
-        if self.replicas is not None or not gradient_families(self.sampling):
+        adaptive = any(m[0] == "mh" and m[2] for m in self.sampling.methods.values())
+        if self.replicas is not None or self.fused is not None or not (
+                adaptive or gradient_families(self.sampling)):
             return
         for _ in range(WARM_UP):
             self.sweep(self.chains)
-        self.move.take_tally()            # the epochs report their own moves
+        if self.move is not None:
+            self.move.take_tally()        # the epochs report their own moves
 
     def sync(self) -> None:
         if self.bipartite is not None:
@@ -227,23 +231,23 @@ class _Phases:
             self._sweeper = self._build_sweeper()
         parts, model_step, data_step = self._sweeper
         (model_step if clamp is None else data_step)(parts, x, theta, self.rng, clamp)
-        self.sweeps += clamp is None          # adaptive MH scales follow the changing model
-        if clamp is None and self.sweeps % ADAPT_EVERY == 0:
-            adapt_scales(parts)
+        if clamp is None:                     # adaptive MH scales follow the changing model
+            adapt_scales([[p for p in block if p.method == "mh" and p.proposed >= ADAPT_AFTER]
+                          for block in parts])
 
     def _build_sweeper(self):
         """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
         sweep followed by the joint HMC / MALA move of the families sampled so (`fit_moves`),
         one move (and step size) for the chains and one for the clamped data rows; the
-        adaptive MH scales move toward acceptance 0.44 every ADAPT_EVERY model-phase sweeps,
-        never frozen (the params change every update, as for the HMC step). A family
+        adaptive MH scales move toward acceptance 0.44 after every ADAPT_AFTER proposals of
+        the model phase, never frozen (the params change every update, as for the HMC step;
+        each kernel leaves the current model invariant). A family
         on HMC by default keeps its random-walk MH update before the move: where the gradient
         grows faster than linearly (x^4), a chain left in the tail by a jump of the params
         diverges at every leapfrog step the bulk allows, and MH brings it back."""
         from ebmlang.infer.hmc import fit_moves
         parts, step = _sweeper(self.model, self.opts.backend)
         reset_scales(self.model, parts)       # the declared scales, whatever ran before
-        self.sweeps = 0
         (model_step, self.move), (data_step, _) = fit_moves(self.sampling, step), \
             fit_moves(self.sampling, step)
         return parts, model_step, data_step
