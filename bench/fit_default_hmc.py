@@ -1,13 +1,13 @@
 """fit's persistent chains on a non-Gaussian real family, side by side in one run (Markdown
 on stdout): fit's default now (each sweep the family's random-walk MH update, then a joint
 HMC move of 10 leapfrog steps, as `sample` runs HMC), HMC alone (`sampler x : hmc`), and
-random-walk MH alone (`sampler x : mh`, what fit ran before; scale 1: fit adapts no MH
-scale).
+random-walk MH alone (`sampler x : mh`, what fit ran before; its scale adapted by fit since
+the MH scales adapt there too).
 
 The models are exp(-a sum_i x_i^4) for N = 1 and N = 20 independent coordinates (one shared
 a), whose maximum-likelihood a has the closed form 1 / (4 mean(x^4)) (d log Z / da =
 -E[sum x^4] = -N / (4a)). Data: 1000 exact draws at a = 1 (|x|^4 ~ Gamma(1/4, 1)), and for
-N = 1 the same draws times 10 (a = 1e-4: the scale fit's MH does not adapt to).
+N = 1 the same draws times 10 (a = 1e-4: a scale fit's MH had to adapt to).
 
 1. ESS/s: the PCD model phase (`learn.fit._Phases.negative`, 100 chains, one sweep per
    update) at a fixed a = the ML value, timed after a warm-up; bulk ESS of x[0]^4 (the
