@@ -44,23 +44,28 @@ def test_pcd_with_gradient_sampler_recovers_closed_form(method):
     assert accept > 0.4                                 # the step adapted as the fit moved
 
 
+def chain_draws(method, a, d, sweeps, burn):
+    """(the phases, x of the 100 persistent chains after `burn` of `sweeps` model-phase
+    sweeps at fixed a, (chains, draws))."""
+    model = ebmlang.compile(QUAD.format(method=method))
+    model.params["a"] = a
+    opts = FitOptions(method="pcd", chains=100, batch_size=500, seed=3)
+    phases = _Phases(model, load_data(model, {"x": d}), opts, np.random.default_rng(3))
+    batch = np.arange(len(d))
+    draws = []
+    for sweep in range(sweeps):
+        phases.negative(batch)
+        if sweep >= burn:
+            draws.append(phases.chains[:, 0].copy())
+    return phases, np.array(draws).T
+
+
 @pytest.mark.parametrize("method", ["hmc", "mala"])
 def test_persistent_chains_move_and_sample_the_model(method):
     """At fixed params (lr tiny) the chains' x^2 averages 1 / a, within 4 standard errors
     from the bulk ESS of x^2 over the chains (relative se sqrt(2 / ESS): x ~ N(0, 1/a) has
     sd(x^2) = sqrt(2) E[x^2])."""
-    model = ebmlang.compile(QUAD.format(method=method))
-    model.params["a"] = 4.0
-    d = data()
-    opts = FitOptions(method="pcd", chains=100, batch_size=500, seed=3)
-    phases = _Phases(model, load_data(model, {"x": d}), opts, np.random.default_rng(3))
-    batch = np.arange(len(d))
-    draws = []
-    for sweep in range(600):
-        phases.negative(batch)
-        if sweep >= 100:                                 # the step adapts from 0.25 first
-            draws.append(phases.chains[:, 0].copy())
-    x = np.array(draws).T                                # (chains, draws)
+    phases, x = chain_draws(method, 4.0, data(), 600, 100)  # the step adapts from 0.25 first
     assert phases.move.take_tally()["unmoved"] == 0       # every chain moved in its last 20
     moved = np.mean(x[:, 1:] != x[:, :-1])
     assert moved > 0.4                                   # not frozen
@@ -137,19 +142,9 @@ def test_fit_adapts_random_walk_scales():
     chains' x^2 averages 1 / a within 4 standard errors from the bulk ESS of x^2 (relative se
     sqrt(2 / ESS): x^2 of a Gaussian has sd sqrt(2) E[x^2]). With the scale frozen at 1 the
     same run has ESS 269 and mean x^2 115 (a random walk of step 1 across an sd of 10)."""
-    model = ebmlang.compile(QUAD.format(method="mh"))
-    model.params["a"] = 0.01
     d = np.random.default_rng(1).normal(0.0, 10.0, 500)
-    opts = FitOptions(method="pcd", chains=100, batch_size=500, seed=3)
-    phases = _Phases(model, load_data(model, {"x": d}), opts, np.random.default_rng(3))
-    batch = np.arange(len(d))
-    draws = []
-    for sweep in range(900):
-        phases.negative(batch)
-        if sweep >= 300:
-            draws.append(phases.chains[:, 0].copy())
+    phases, x = chain_draws("mh", 0.01, d, 900, 300)
     scale = phases._sweeper[0][0][0].scale
-    x = np.array(draws).T
     ess = bulk_ess(x ** 2)
     assert 8.0 < scale < 80.0
     assert ess > 1000
