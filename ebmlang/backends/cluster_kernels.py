@@ -22,7 +22,6 @@ belong to the caller (no allocation per sweep).
 
 import math
 
-import numpy as np
 from numba import njit, prange
 
 from ebmlang.backends.numba_kernels import _bits53, _draw, _seed, _uniform

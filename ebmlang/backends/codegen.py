@@ -14,8 +14,6 @@ import functools
 import hashlib
 import linecache
 
-import numpy as np
-
 from ebmlang.frontend import ast as A
 from ebmlang import __version__
 from ebmlang.middle.lower import Term

@@ -115,7 +115,7 @@ class PreactPart:
         self._ground(fam)
 
     def _ground(self, fam) -> None:
-        fcode, g_var, g_term, g_read = [], [], [], []
+        fcode, g_var, g_term = [], [], []
         start = 0
         self.starts = []
         for t, (_, func, _, weighted) in self.terms:

@@ -159,7 +159,6 @@ class CompiledXGradient(XGradient):
     def __init__(self, model, families):
         from ebmlang.backends.numba_backend import load_generated
         from ebmlang.backends.numba_energy import CompiledEnergy
-        from ebmlang.backends.numba_ground import term_params
         self.families = frozenset(families)
         self.kernels = [k for k in model.kernels if k.term.size and _targets(k.term, self.families)]
         module = load_generated(numba_source(model, [k.term for k in self.kernels], self.families))

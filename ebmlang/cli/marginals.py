@@ -17,7 +17,6 @@ from ebmlang.errors import UserError, count as counted
 
 def cmd_marginals(args) -> int:
     from ebmlang.cli.app import _claim, _load, load_params
-    from ebmlang.infer.marginals import marginals
     if args.output is not None:
         _claim(args, [(args.output, "marginals")])
     model = _load(args)

@@ -25,7 +25,6 @@ from ebmlang.backends import cluster_kernels as ck
 from ebmlang.backends.numba_backend import PARALLEL_WORK
 from ebmlang.backends.lanes import Lanes, seed_words
 from ebmlang.infer.cluster import METHODS, GroupPlan, pair_tables, plan, term_values
-from ebmlang.backends.numeric import ensure_shape
 from ebmlang.middle.lower import id_dtype
 
 NO_CLAMP = np.zeros((1, 0), np.bool_)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebmlang.backends.numeric import logsumexp, softmax
-from ebmlang.backends.runtime import PartKernel, Touch, build_part, local_logits
+from ebmlang.backends.runtime import PartKernel, Touch, local_logits
 
 
 def expected_stats(model, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
