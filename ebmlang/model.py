@@ -1,7 +1,7 @@
 """The compiled model and the driver that chains the phases: parse, check, lower, graph,
 codegen, runtime. `ebmlang.load` and `ebmlang.compile` return a `Model`.
 
-A compiled model is kept in the cache (`ebmlang.cachedir`), keyed by the model text and name,
+A compiled model is kept in the cache (`ebmlang.model_cache`), keyed by the model text and name,
 the base directory, the const overrides, preloaded sets, ebmlang's source and the library
 versions; the set files it read are checked by content when it is loaded. A warm load
 unpickles the checked model, the ground terms, the graph's blocks and the generated numpy
@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import hashlib
-import json
 import pickle
 
-from ebmlang import cachedir
+from ebmlang import model_cache
 from ebmlang.errors import Source, UserError
 from ebmlang.frontend.check import CheckedModel, check, parse_override
 from ebmlang.middle.lower import Term, lower
@@ -334,10 +333,14 @@ def compile_model(text: str, name: str = "<string>", base: str | Path | None = N
     A model compiled before from the same inputs is loaded from the cache instead."""
     source = Source(name, text)
     base = Path(base) if base is not None else Path.cwd()
-    key = _cache_key(text, name, base, consts, sets)
+    try:
+        overrides = sorted(_overrides(consts).items())
+    except UserError:
+        overrides = None                  # not cached; compiling says why
+    key = model_cache.key(text, name, base, overrides, sets)
     recipe = dict(text=text, name=name, base=str(base), sets=sets, consts=consts)
     recipe["ident"] = hashlib.sha256(pickle.dumps(recipe)).hexdigest()
-    model = _cached(key, path)
+    model = model_cache.read(key, lambda state: Model._restore(state, path))
     if model is not None:
         model.recipe = recipe
         return model
@@ -349,7 +352,7 @@ def compile_model(text: str, name: str = "<string>", base: str | Path | None = N
     except UserError as err:
         raise err.with_source(source) from None
     if key is not None:
-        _store(key, model, _set_files(program, base, sets))
+        model_cache.write(key, model._stored_state, model_cache.set_files(program, base, sets))
     model.recipe = recipe
     return model
 
@@ -357,59 +360,6 @@ def compile_model(text: str, name: str = "<string>", base: str | Path | None = N
 def _rebuild(ident, text, name, base, sets, consts) -> Model:
     """The model of a recipe (on a Ray worker)."""
     return compile_model(text, name, base, sets=sets, **consts)
-
-
-def _cache_key(text, name, base, consts, sets) -> str | None:
-    """sha256 of everything a compiled model is made from but its set files (checked by content
-    on load); None when the cache is off or an override is not a number (compiling says why)."""
-    if cachedir.model_cache_dir() is None:
-        return None
-    try:
-        overrides = sorted(_overrides(consts).items())
-    except UserError:
-        return None
-    h = hashlib.sha256(json.dumps([text, name, str(base.resolve()), repr(overrides),
-                                   cachedir.versions()]).encode())
-    for k in sorted(sets or {}):
-        arr = np.ascontiguousarray(sets[k])
-        h.update(f"\0set {k} {arr.dtype.str} {arr.shape}\0".encode() + arr.tobytes())
-    return h.hexdigest()
-
-
-def _set_files(program, base: Path, sets) -> list[Path]:
-    from ebmlang.frontend import ast as A
-    return [(base / st.path).resolve() if not Path(st.path).is_absolute() else Path(st.path)
-            for st in program.stmts if isinstance(st, A.SetStmt) and st.name not in (sets or {})]
-
-
-def _cached(key: str | None, path: Path | None) -> Model | None:
-    """The stored model of `key`, or None when there is none or it is stale or corrupt. Entries
-    are pickles, read only from a directory only this user can write (`model_cache_dir`), after
-    their sha256 matches: the same trust as the generated numba modules imported from there."""
-    directory = cachedir.model_cache_dir() if key is not None else None
-    entry = cachedir.read_entry(directory, key) if directory is not None else None
-    if entry is None:
-        return None
-    header, payload = entry
-    try:
-        if any(cachedir.file_digest(Path(p)) != digest for p, digest in header["deps"]):
-            return None
-        return Model._restore(pickle.loads(payload), path)
-    except Exception:       # a stale or damaged entry of any kind: compile again, store anew
-        return None
-
-
-def _store(key: str, model: Model, files: list[Path]) -> None:
-    """Keep the compiled model; a cache that cannot be written is no error."""
-    directory = cachedir.model_cache_dir()
-    if directory is None:
-        return
-    try:
-        deps = [[str(p), cachedir.file_digest(p)] for p in files]
-        payload = pickle.dumps(model._stored_state(), protocol=pickle.HIGHEST_PROTOCOL)
-        cachedir.write_entry(directory, key, payload, deps)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        pass
 
 
 def load(path, evidence=None, **consts) -> Model:

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ebmlang"
 
 # Lowest first. A module may import modules of its own layer or of lower ones.
 LAYERS = ["errors", "cachedir", "table", "reprs", "io", "frontend", "middle", "backends", "infer", "learn",
-          "report", "distributed", "model", "cli"]
+          "report", "distributed", "model_cache", "model", "cli"]
 
 
 def _modules() -> dict[str, Path]:
