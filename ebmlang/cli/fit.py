@@ -8,6 +8,7 @@ import numpy as np
 
 from ebmlang.errors import UserError, count as counted
 from ebmlang.cli.outputs import add_force
+from ebmlang.learn.options import METHODS
 
 
 BATCHLESS = ("exact", "sm", "nce")     # run to convergence by L-BFGS: iterations, not epochs
@@ -204,7 +205,7 @@ def _fit_parser(sub, common, count) -> None:
     p.add_argument("data", metavar="DATA.csv", help="training data: one row per example")
     p.add_argument("-o", "--output", metavar="P.json", help="params file to write "
                    "(default MODELNAME.json)")
-    p.add_argument("--method", choices=("pcd", "cd", "pl", "exact", "sm", "nce"), default="pcd",
+    p.add_argument("--method", choices=METHODS, default="pcd",
                    help="pcd: persistent contrastive divergence (default); cd: contrastive "
                    "divergence from the data; pl: pseudo-likelihood; exact: maximum likelihood "
                    "with exact expectations, by L-BFGS (small models); sm: score matching, real "

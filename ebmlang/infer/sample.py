@@ -358,11 +358,12 @@ def _reset_counts(parts) -> None:
             part.accepted = part.proposed = 0
 
 
-def adapt_scales(parts) -> None:
-    """Move each adaptive MH scale toward the target acceptance rate of the last window."""
+def adapt_scales(parts, at_least: int = 1) -> None:
+    """Move each adaptive MH scale toward the target acceptance rate of the last window, for
+    the parts with at least `at_least` proposals in it (the others keep counting)."""
     for block in parts:
         for part in block:
-            if part.method == "mh" and part.adapt and part.proposed:
+            if part.method == "mh" and part.adapt and part.proposed >= max(at_least, 1):
                 rate = part.accepted / part.proposed
                 part.scale *= float(np.exp(2.0 * (rate - TARGET_ACCEPTANCE)))
                 part.scale = min(max(part.scale, 1e-8), 1e8)

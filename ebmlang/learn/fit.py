@@ -173,8 +173,7 @@ class _Phases:
         parts, model_step, data_step = self._sweeper
         (model_step if clamp is None else data_step)(parts, x, theta, self.rng, clamp)
         if clamp is None:                     # adaptive MH scales follow the changing model
-            adapt_scales([[p for p in block if p.method == "mh" and p.proposed >= ADAPT_AFTER]
-                          for block in parts])
+            adapt_scales(parts, at_least=ADAPT_AFTER)
 
     def _build_sweeper(self):
         """(parts, model-phase sweep, data-phase sweep): the block parts of the backend, each
@@ -182,10 +181,10 @@ class _Phases:
         one move (and step size) for the chains and one for the clamped data rows; the
         adaptive MH scales move toward acceptance 0.44 after every ADAPT_AFTER proposals of
         the model phase, never frozen (the params change every update, as for the HMC step;
-        each kernel leaves the current model invariant). A family
-        on HMC by default keeps its random-walk MH update before the move: where the gradient
-        grows faster than linearly (x^4), a chain left in the tail by a jump of the params
-        diverges at every leapfrog step the bulk allows, and MH brings it back."""
+        each kernel leaves the current model invariant). A family on HMC by default keeps
+        its random-walk MH update before the move: where the gradient grows faster than
+        linearly (x^4), a chain left in the tail by a jump of the params diverges at every
+        leapfrog step the bulk allows, and MH brings it back."""
         from ebmlang.infer.hmc import fit_moves
         parts, step = _sweeper(self.model, self.opts.backend)
         reset_scales(self.model, parts)       # the declared scales, whatever ran before
