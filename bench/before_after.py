@@ -165,14 +165,8 @@ def xgrad():
     of 20,000 reals, 8 chains."""
     import ebmlang
     from ebmlang.backends.xgrad import CompiledXGradient, compiled_gradient
-    model = ebmlang.compile("""
-const N = 20000
-var x[i in 0..N-1] : real
-param a = 1.0
-param c = 0.49
-energy self[i in 0..N-1] : 0.5 * a * x[i] ^ 2
-energy chain[i in 0..N-2] : -c * x[i] * x[i + 1]
-""")
+    model = ebmlang.load(ROOT / "examples" / "gmrf.ebm", N=20000)
+    model.params["c"] = 0.49
     grad = compiled_gradient(model, {"x"})
     assert isinstance(grad, CompiledXGradient), grad.why_numpy
     rng = np.random.default_rng(0)
